@@ -1,0 +1,526 @@
+//! A real local Kubernetes control plane on loopback: etcd, kube-apiserver,
+//! kube-controller-manager, kube-scheduler, kwok (one fake node) and the harness's own storage
+//! provisioner. State lives in target/cluster/; `down` stops only the PIDs `up` recorded.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use k8s_openapi::api::core::v1::{Namespace, Node};
+use k8s_openapi::api::storage::v1::StorageClass;
+use kube::Api;
+use kube::api::PostParams;
+
+use crate::gobuild::{self, Binaries};
+use crate::kube_client;
+use crate::process::{self, Started};
+
+pub const ETCD_CLIENT_PORT: u16 = 12379;
+pub const ETCD_PEER_PORT: u16 = 12380;
+pub const APISERVER_PORT: u16 = 16443;
+pub const KCM_PORT: u16 = 20257;
+pub const SCHEDULER_PORT: u16 = 20259;
+pub const KWOK_PORT: u16 = 20247;
+pub const NODE_NAME: &str = "kwok-node-0";
+pub const STORAGE_CLASS: &str = "standard";
+/// The provisioner name the StorageClass points at; served by `xtask provisioner`.
+pub const PROVISIONER: &str = "berth.dev/local-hostpath";
+
+/// The files of one cluster, all under target/cluster/.
+pub struct Layout {
+    pub dir: PathBuf,
+    pub pki: PathBuf,
+    pub logs: PathBuf,
+    pub pids: PathBuf,
+    /// Admin kubeconfig (system:masters), for the components, kubectl and the tests' set-up.
+    pub kubeconfig: PathBuf,
+    /// A kubeconfig for user `berth`, which has only what config/rbac.yaml grants once bound.
+    pub berth_kubeconfig: PathBuf,
+}
+
+impl Layout {
+    pub fn new(root: &Path) -> Layout {
+        let dir = root.join("target").join("cluster");
+        Layout {
+            pki: dir.join("pki"),
+            logs: dir.join("logs"),
+            pids: dir.join("pids"),
+            kubeconfig: dir.join("kubeconfig"),
+            berth_kubeconfig: dir.join("berth.kubeconfig"),
+            dir,
+        }
+    }
+}
+
+/// Start order; `down` walks it backwards. The second field is a string the process's command
+/// line must contain, so a recycled PID is never signalled.
+const COMPONENTS: [(&str, &str); 6] = [
+    ("etcd", "etcd"),
+    ("kube-apiserver", "kube-apiserver"),
+    ("kube-controller-manager", "kube-controller-manager"),
+    ("kube-scheduler", "kube-scheduler"),
+    ("kwok", "kwok"),
+    ("provisioner", "provisioner"),
+];
+
+/// Brings the cluster up, or reuses a running one. Returns true when this call started it.
+pub fn up(root: &Path) -> Result<bool> {
+    let layout = Layout::new(root);
+    let bins = gobuild::ensure_binaries(root)?;
+    let running = running_components(&layout);
+    if running.len() == COMPONENTS.len() && apiserver_ready(&layout) {
+        println!("cluster already running; reusing it");
+        print_usage(&layout);
+        return Ok(false);
+    }
+    if !running.is_empty() {
+        eprintln!(
+            "found a partial cluster ({} of {} components running); restarting it",
+            running.len(),
+            COMPONENTS.len()
+        );
+        down(root)?;
+    }
+    let started_at = Instant::now();
+    for (port, component) in [
+        (ETCD_CLIENT_PORT, "etcd"),
+        (ETCD_PEER_PORT, "etcd (peer)"),
+        (APISERVER_PORT, "kube-apiserver"),
+        (KCM_PORT, "kube-controller-manager"),
+        (SCHEDULER_PORT, "kube-scheduler"),
+        (KWOK_PORT, "kwok"),
+    ] {
+        process::ensure_port_free(port, component)?;
+    }
+    let _ = fs::remove_dir_all(&layout.dir);
+    for d in [&layout.pki, &layout.logs, &layout.pids] {
+        fs::create_dir_all(d)?;
+    }
+    make_pki(&layout.pki)?;
+    write_kubeconfig(&layout, &layout.kubeconfig, "admin")?;
+    write_kubeconfig(&layout, &layout.berth_kubeconfig, "berth")?;
+    let result = start_all(&layout, &bins);
+    if let Err(err) = result {
+        // Leave nothing half-started behind; the logs stay for a look.
+        stop_recorded(&layout);
+        return Err(err.context(format!(
+            "the local control plane did not start; component logs are in {}",
+            layout.logs.display()
+        )));
+    }
+    println!(
+        "cluster up in {:.1}s",
+        started_at.elapsed().as_secs_f64()
+    );
+    print_usage(&layout);
+    Ok(true)
+}
+
+fn start_all(layout: &Layout, bins: &Binaries) -> Result<()> {
+    let pki = &layout.pki;
+    let p = |f: &str| pki.join(f).display().to_string();
+    let kubeconfig = layout.kubeconfig.display().to_string();
+    let etcd_url = format!("http://127.0.0.1:{ETCD_CLIENT_PORT}");
+    let peer_url = format!("http://127.0.0.1:{ETCD_PEER_PORT}");
+
+    let mut etcd_cmd = Command::new(&bins.etcd);
+    etcd_cmd.args([
+        "--name=local".to_string(),
+        format!("--data-dir={}", layout.dir.join("etcd").display()),
+        format!("--listen-client-urls={etcd_url}"),
+        format!("--advertise-client-urls={etcd_url}"),
+        format!("--listen-peer-urls={peer_url}"),
+        format!("--initial-advertise-peer-urls={peer_url}"),
+        format!("--initial-cluster=local={peer_url}"),
+        // Test data only: fsync costs seconds per write burst on a shared disk.
+        "--unsafe-no-fsync=true".to_string(),
+        "--log-level=warn".to_string(),
+    ]);
+    let mut etcd = process::spawn("etcd", etcd_cmd, &layout.logs, &layout.pids)?;
+    process::wait_for("etcd to be healthy", Duration::from_secs(30), &mut [&mut etcd], || {
+        http_get_ok(ETCD_CLIENT_PORT, "/health")
+    })?;
+
+    let mut apiserver_cmd = Command::new(&bins.kube_apiserver);
+    apiserver_cmd.args([
+        format!("--etcd-servers={etcd_url}"),
+        "--bind-address=127.0.0.1".to_string(),
+        "--advertise-address=127.0.0.1".to_string(),
+        format!("--secure-port={APISERVER_PORT}"),
+        format!("--tls-cert-file={}", p("apiserver.crt")),
+        format!("--tls-private-key-file={}", p("apiserver.key")),
+        format!("--client-ca-file={}", p("ca.crt")),
+        "--service-account-issuer=https://kubernetes.default.svc.cluster.local".to_string(),
+        format!("--service-account-key-file={}", p("sa.pub")),
+        format!("--service-account-signing-key-file={}", p("sa.key")),
+        "--service-cluster-ip-range=10.96.0.0/16".to_string(),
+        "--authorization-mode=RBAC".to_string(),
+        "--allow-privileged=true".to_string(),
+        // ServiceAccount: envtest parity, pods do not wait for a `default` ServiceAccount per
+        // namespace. TaintNodesByCondition: it puts a not-ready taint on every new node that only
+        // the node-lifecycle controller removes, and that controller stays off (see below).
+        "--disable-admission-plugins=ServiceAccount,TaintNodesByCondition".to_string(),
+        // A loopback endpoint for the `kubernetes` Service fails validation; nothing needs it.
+        "--endpoint-reconciler-type=none".to_string(),
+        "--profiling=false".to_string(),
+        "--v=1".to_string(),
+    ]);
+    let mut apiserver =
+        process::spawn("kube-apiserver", apiserver_cmd, &layout.logs, &layout.pids)?;
+    process::wait_for(
+        "kube-apiserver /readyz",
+        Duration::from_secs(120),
+        &mut [&mut etcd, &mut apiserver],
+        || apiserver_ready(layout),
+    )?;
+
+    let common = |port: u16| {
+        vec![
+            format!("--kubeconfig={kubeconfig}"),
+            format!("--authentication-kubeconfig={kubeconfig}"),
+            format!("--authorization-kubeconfig={kubeconfig}"),
+            "--bind-address=127.0.0.1".to_string(),
+            format!("--secure-port={port}"),
+            "--leader-elect=false".to_string(),
+            "--v=1".to_string(),
+        ]
+    };
+    let mut kcm_cmd = Command::new(&bins.kube_controller_manager);
+    kcm_cmd.args(common(KCM_PORT)).args([
+        "--use-service-account-credentials=false",
+        // Only what berth's behaviour depends on: the StatefulSet controller, the garbage
+        // collector (pods and revisions go with their StatefulSet), namespace cleanup, Service
+        // endpoints, PodDisruptionBudget status, and the PV controllers that bind and protect
+        // the volumes the harness provisioner creates. node-lifecycle stays out: it would taint
+        // and evict kwok's node whenever a heartbeat lags.
+        "--controllers=statefulset-controller,garbage-collector-controller,namespace-controller,\
+         serviceaccount-controller,endpointslice-controller,endpoints-controller,\
+         disruption-controller,persistentvolume-binder-controller,\
+         persistentvolumeclaim-protection-controller,persistentvolume-protection-controller",
+    ]);
+    let mut kcm = process::spawn("kube-controller-manager", kcm_cmd, &layout.logs, &layout.pids)?;
+
+    let mut scheduler_cmd = Command::new(&bins.kube_scheduler);
+    scheduler_cmd.args(common(SCHEDULER_PORT));
+    let mut scheduler =
+        process::spawn("kube-scheduler", scheduler_cmd, &layout.logs, &layout.pids)?;
+
+    let kwok_home = layout.dir.join("kwok-home");
+    fs::create_dir_all(&kwok_home)?;
+    let mut kwok_cmd = Command::new(&bins.kwok);
+    kwok_cmd
+        // A stray ~/.kwok/kwok.yaml could carry other stages; kwok's built-in defaults are wanted.
+        .env("HOME", &kwok_home)
+        .args([
+            format!("--kubeconfig={kubeconfig}"),
+            format!("--config={}", bins.kwok_stages.display()),
+            "--manage-all-nodes=true".to_string(),
+            "--cidr=10.244.0.1/16".to_string(),
+            "--node-ip=10.0.0.1".to_string(),
+            format!("--server-address=127.0.0.1:{KWOK_PORT}"),
+        ]);
+    let mut kwok = process::spawn("kwok", kwok_cmd, &layout.logs, &layout.pids)?;
+
+    let mut provisioner_cmd = Command::new(std::env::current_exe()?);
+    provisioner_cmd.args(["provisioner", &kubeconfig]);
+    let mut provisioner =
+        process::spawn("provisioner", provisioner_cmd, &layout.logs, &layout.pids)?;
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let client = rt.block_on(kube_client::client(&layout.kubeconfig))?;
+    rt.block_on(create_cluster_objects(client.clone()))?;
+
+    let all: &mut [&mut Started] = &mut [
+        &mut etcd,
+        &mut apiserver,
+        &mut kcm,
+        &mut scheduler,
+        &mut kwok,
+        &mut provisioner,
+    ];
+    process::wait_for(
+        "kube-controller-manager and kube-scheduler to serve",
+        Duration::from_secs(60),
+        all,
+        || port_open(KCM_PORT) && port_open(SCHEDULER_PORT) && port_open(KWOK_PORT),
+    )?;
+    process::wait_for(
+        &format!("node {NODE_NAME} to turn Ready (kwok)"),
+        Duration::from_secs(60),
+        all,
+        || rt.block_on(node_ready(client.clone())),
+    )?;
+    Ok(())
+}
+
+async fn create_cluster_objects(client: kube::Client) -> Result<()> {
+    // The bootstrap controller creates `default` asynchronously after /readyz.
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while namespaces.get_opt("default").await?.is_none() {
+        if Instant::now() > deadline {
+            bail!("namespace `default` did not appear within 30s of kube-apiserver being ready");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // Like a cloud cluster's: default class, expansion allowed, a volume made once the scheduler
+    // has picked the pod's node (WaitForFirstConsumer, as the major clouds' default classes do).
+    let sc: StorageClass = serde_json::from_value(serde_json::json!({
+        "apiVersion": "storage.k8s.io/v1",
+        "kind": "StorageClass",
+        "metadata": {
+            "name": STORAGE_CLASS,
+            "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}
+        },
+        "provisioner": PROVISIONER,
+        "allowVolumeExpansion": true,
+        "reclaimPolicy": "Retain",
+        "volumeBindingMode": "WaitForFirstConsumer"
+    }))?;
+    Api::<StorageClass>::all(client.clone())
+        .create(&PostParams::default(), &sc)
+        .await
+        .context("creating the default StorageClass")?;
+
+    // No taints: kwok's sample node has one, which would force a toleration on every app.
+    let node: Node = serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": NODE_NAME,
+            "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
+            "labels": {
+                "kubernetes.io/hostname": NODE_NAME,
+                "kubernetes.io/os": "linux",
+                "kubernetes.io/arch": "amd64",
+                "topology.kubernetes.io/zone": "local-a",
+                "type": "kwok"
+            }
+        },
+        "status": {
+            "allocatable": {"cpu": "64", "memory": "512Gi", "pods": "10000"},
+            "capacity": {"cpu": "64", "memory": "512Gi", "pods": "10000"}
+        }
+    }))?;
+    Api::<Node>::all(client)
+        .create(&PostParams::default(), &node)
+        .await
+        .context("creating the fake node")?;
+    Ok(())
+}
+
+async fn node_ready(client: kube::Client) -> bool {
+    let Ok(Some(node)) = Api::<Node>::all(client).get_opt(NODE_NAME).await else {
+        return false;
+    };
+    node.status
+        .and_then(|s| s.conditions)
+        .unwrap_or_default()
+        .iter()
+        .any(|c| c.type_ == "Ready" && c.status == "True")
+}
+
+pub fn down(root: &Path) -> Result<()> {
+    let layout = Layout::new(root);
+    if !layout.dir.exists() {
+        println!("no local cluster state in {}; nothing to stop", layout.dir.display());
+        return Ok(());
+    }
+    stop_recorded(&layout);
+    fs::remove_dir_all(&layout.dir)
+        .with_context(|| format!("removing {}", layout.dir.display()))?;
+    println!("cluster stopped and its state removed");
+    Ok(())
+}
+
+/// Stops every recorded component, last started first.
+fn stop_recorded(layout: &Layout) {
+    for (name, needle) in COMPONENTS.iter().rev() {
+        let pid_file = layout.pids.join(format!("{name}.pid"));
+        if let Some(pid) = process::live_pid(&pid_file, needle) {
+            process::stop(pid, name, needle, &pid_file);
+        }
+    }
+}
+
+fn running_components(layout: &Layout) -> Vec<&'static str> {
+    COMPONENTS
+        .iter()
+        .filter(|(name, needle)| {
+            process::live_pid(&layout.pids.join(format!("{name}.pid")), needle).is_some()
+        })
+        .map(|(name, _)| *name)
+        .collect()
+}
+
+pub fn status(root: &Path) -> Result<()> {
+    let layout = Layout::new(root);
+    let mut all_up = true;
+    for (name, needle) in COMPONENTS {
+        match process::live_pid(&layout.pids.join(format!("{name}.pid")), needle) {
+            Some(pid) => println!("{name:<24} running (pid {pid})"),
+            None => {
+                all_up = false;
+                println!("{name:<24} not running")
+            }
+        }
+    }
+    if !apiserver_ready(&layout) {
+        bail!("the local cluster is not serving; start it with `cargo xtask cluster up`");
+    }
+    let summary = kube_client::block_on(async {
+        let client = kube_client::client(&layout.kubeconfig).await?;
+        let version = client.apiserver_version().await?;
+        let ready = node_ready(client).await;
+        anyhow::Ok((version.git_version, ready))
+    })??;
+    println!(
+        "kube-apiserver {} at https://127.0.0.1:{APISERVER_PORT}; node {NODE_NAME} {}",
+        summary.0,
+        if summary.1 { "Ready" } else { "not Ready" }
+    );
+    println!("KUBECONFIG={}", layout.kubeconfig.display());
+    if !all_up {
+        bail!("some components are not running; `cargo xtask cluster down && cargo xtask cluster up` restarts the cluster");
+    }
+    Ok(())
+}
+
+fn print_usage(layout: &Layout) {
+    println!(
+        "\nThe local control plane runs on 127.0.0.1:{APISERVER_PORT} (one kwok node, default \
+         StorageClass `{STORAGE_CLASS}`).\n  export KUBECONFIG={}\n  kubectl get nodes,sc\n  \
+         cargo xtask cluster status | down\nComponent logs: {}",
+        layout.kubeconfig.display(),
+        layout.logs.display()
+    );
+}
+
+/// True once kube-apiserver answers /readyz with 200, authenticated as admin: anonymous
+/// requests get 403 until RBAC bootstrap has run.
+pub fn apiserver_ready(layout: &Layout) -> bool {
+    if !layout.kubeconfig.is_file() || !port_open(APISERVER_PORT) {
+        return false;
+    }
+    kube_client::block_on(async {
+        let client = kube_client::client(&layout.kubeconfig).await.ok()?;
+        let req = http::Request::get("/readyz").body(Vec::new()).ok()?;
+        let text = tokio::time::timeout(Duration::from_secs(5), client.request_text(req))
+            .await
+            .ok()?
+            .ok()?;
+        Some(text.trim() == "ok")
+    })
+    .ok()
+    .flatten()
+    .unwrap_or(false)
+}
+
+fn port_open(port: u16) -> bool {
+    std::net::TcpStream::connect_timeout(
+        &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        Duration::from_millis(200),
+    )
+    .is_ok()
+}
+
+/// A plain HTTP/1.0 GET on loopback (etcd's /health), without pulling in an HTTP client.
+fn http_get_ok(port: u16, path: &str) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect_timeout(
+        &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        Duration::from_millis(500),
+    ) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    if stream
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
+        .is_err()
+    {
+        return false;
+    }
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    response.starts_with("HTTP/1.0 200") || response.starts_with("HTTP/1.1 200")
+}
+
+/// One CA signs everything: the apiserver's serving cert (IP SAN 127.0.0.1, which rustls and Go
+/// require), an admin client cert in system:masters, a `berth` client cert with no groups (its
+/// rights come only from config/rbac.yaml), and the service-account signing key pair.
+fn make_pki(pki: &Path) -> Result<()> {
+    let openssl = |args: &[&str]| -> Result<()> {
+        let out = Command::new("openssl")
+            .current_dir(pki)
+            .args(args)
+            .output()
+            .context("running openssl (Debian package `openssl`) to make the cluster's certificates")?;
+        if !out.status.success() {
+            bail!(
+                "openssl {} failed: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(())
+    };
+    fs::write(
+        pki.join("server.ext"),
+        "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n\
+         extendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,\
+         DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,\
+         DNS:kubernetes.default.svc.cluster.local\n",
+    )?;
+    fs::write(
+        pki.join("client.ext"),
+        "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n\
+         extendedKeyUsage=clientAuth\n",
+    )?;
+    openssl(&[
+        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt",
+        "-days", "3650", "-subj", "/CN=berth-local-ca",
+    ])?;
+    for (name, subject, ext) in [
+        ("apiserver", "/CN=kube-apiserver", "server.ext"),
+        ("admin", "/O=system:masters/CN=kubernetes-admin", "client.ext"),
+        ("berth", "/CN=berth", "client.ext"),
+    ] {
+        let (key, csr, crt) = (format!("{name}.key"), format!("{name}.csr"), format!("{name}.crt"));
+        openssl(&[
+            "req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-out", &csr,
+            "-subj", subject,
+        ])?;
+        openssl(&[
+            "x509", "-req", "-in", &csr, "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+            "-days", "3650", "-extfile", ext, "-out", &crt,
+        ])?;
+    }
+    openssl(&["genrsa", "-out", "sa.key", "2048"])?;
+    openssl(&["rsa", "-in", "sa.key", "-pubout", "-out", "sa.pub"])?;
+    Ok(())
+}
+
+/// Writes a kubeconfig with the certificates embedded, so it works from any working directory.
+fn write_kubeconfig(layout: &Layout, path: &Path, user: &str) -> Result<()> {
+    use base64::Engine as _;
+    let b64 = |f: &str| -> Result<String> {
+        let bytes = fs::read(layout.pki.join(f))?;
+        Ok(base64::engine::general_purpose::STANDARD.encode(bytes))
+    };
+    let text = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: berth-local\n  cluster:\n    server: \
+         https://127.0.0.1:{APISERVER_PORT}\n    certificate-authority-data: {}\nusers:\n- name: \
+         {user}\n  user:\n    client-certificate-data: {}\n    client-key-data: {}\ncontexts:\n- \
+         name: berth-local\n  context:\n    cluster: berth-local\n    user: {user}\n    \
+         namespace: default\ncurrent-context: berth-local\n",
+        b64("ca.crt")?,
+        b64(&format!("{user}.crt"))?,
+        b64(&format!("{user}.key"))?,
+    );
+    fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+}

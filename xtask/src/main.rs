@@ -1,0 +1,70 @@
+//! Project automation for berth (the cargo-xtask pattern): `cargo xtask <task>`.
+//!
+//! Layout:
+//! - [`gobuild`]: builds etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok from
+//!   the wrapper Go modules in tools/, cached outside the repo keyed by version.
+//! - [`cluster`]: starts, stops and reports a real local control plane on loopback.
+//! - [`provisioner`]: the storage side of that cluster (what a cloud's CSI driver does).
+//! - [`tasks`]: `test` and `demo`, built on the two above.
+
+mod cluster;
+mod gobuild;
+mod kube_client;
+mod process;
+mod provisioner;
+mod tasks;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+const USAGE: &str = "\
+usage: cargo xtask <task>
+
+tasks:
+  cluster up       start a local control plane (etcd, kube-apiserver, kube-controller-manager,
+                   kube-scheduler, kwok, storage provisioner); reuses a running one
+  cluster down     stop what `cluster up` started and remove its state
+  cluster status   say what runs
+  build-bins       only build (or find in the cache) the control-plane binaries
+  test             the one test command: lints, unit tests, control plane, integration tests
+  demo             control plane up, then `berth watch config/apps` against it
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let result = match args.as_slice() {
+        ["cluster", "up"] => cluster::up(&workspace_root()).map(|_| ()),
+        ["cluster", "down"] => cluster::down(&workspace_root()),
+        ["cluster", "status"] => cluster::status(&workspace_root()),
+        ["build-bins"] => gobuild::ensure_binaries(&workspace_root()).map(|_| ()),
+        ["test", rest @ ..] => tasks::test(&workspace_root(), rest),
+        ["demo"] => tasks::demo(&workspace_root()),
+        // Started by `cluster up` as a background process; not meant to be run by hand.
+        ["provisioner", kubeconfig] => provisioner::run(PathBuf::from(kubeconfig)),
+        ["help" | "--help" | "-h"] | [] => {
+            print!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        _ => {
+            eprint!("unknown task: {}\n\n{USAGE}", args.join(" "));
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("xtask: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The repository root: xtask lives one level below it.
+fn workspace_root() -> PathBuf {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or(manifest)
+}

@@ -1,0 +1,95 @@
+//! `cargo xtask test` and `cargo xtask demo`: the two commands the README opens with.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+
+use crate::cluster::{self, Layout};
+use crate::process;
+
+/// The one test command: lints, unit and CLI tests, then the integration tests against the real
+/// local control plane (brought up if needed and stopped again if this run started it).
+/// Extra arguments are passed to `cargo test` as a test-name filter.
+pub fn test(root: &Path, filter: &[&str]) -> Result<()> {
+    let started = Instant::now();
+    cargo(root, &["fmt", "--all", "--check"], &[])
+        .context("formatting differs; run `cargo fmt --all`")?;
+    cargo(
+        root,
+        &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"],
+        &[],
+    )?;
+    let mut unit = vec!["test", "--workspace"];
+    unit.extend(filter);
+    cargo(root, &unit, &[]).context("unit and CLI tests failed")?;
+
+    let we_started = cluster::up(root)?;
+    let layout = Layout::new(root);
+    // Tests that need the cluster are #[ignore]d, so a plain `cargo test` never fails for lack
+    // of one; here they run against the real control plane.
+    let mut integration = vec!["test", "--workspace"];
+    integration.extend(filter);
+    integration.extend(["--", "--ignored"]);
+    let result = cargo(
+        root,
+        &integration,
+        &[
+            ("KUBECONFIG", layout.kubeconfig.as_os_str()),
+            ("BERTH_TEST_KUBECONFIG", layout.berth_kubeconfig.as_os_str()),
+        ],
+    );
+    if result.is_err() {
+        for name in ["kube-apiserver", "kube-controller-manager", "kwok", "provisioner"] {
+            let log = layout.logs.join(format!("{name}.log"));
+            eprintln!("--- last lines of {}:\n{}", log.display(), process::tail(&log, 15));
+        }
+    }
+    if we_started {
+        cluster::down(root)?;
+    }
+    result.context("integration tests against the local control plane failed")?;
+    println!(
+        "xtask test: all stages passed in {:.0}s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// The main job on a fresh machine: control plane up, then `berth watch config/apps` against it.
+pub fn demo(root: &Path) -> Result<()> {
+    cluster::up(root)?;
+    let layout = Layout::new(root);
+    cargo(root, &["build", "--package", "berth"], &[])?;
+    let berth = root.join("target").join("debug").join("berth");
+    println!(
+        "\nberth watches config/apps; edit a file there and watch it converge. Ctrl-C stops \
+         berth; the cluster keeps running (`cargo xtask cluster down` stops it).\n"
+    );
+    let status = Command::new(&berth)
+        .current_dir(root)
+        .env("KUBECONFIG", &layout.kubeconfig)
+        .args(["--config", "config/berth.toml", "watch", "config/apps"])
+        .status()
+        .with_context(|| format!("running {}", berth.display()))?;
+    if !status.success() {
+        bail!("berth watch exited with {status}");
+    }
+    Ok(())
+}
+
+fn cargo(root: &Path, args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Result<()> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    eprintln!("+ cargo {}", args.join(" "));
+    let status = Command::new(cargo)
+        .current_dir(root)
+        .args(args)
+        .envs(env.iter().copied())
+        .status()
+        .context("running cargo")?;
+    if !status.success() {
+        bail!("`cargo {}` failed ({status})", args.join(" "));
+    }
+    Ok(())
+}
