@@ -110,10 +110,7 @@ pub fn up(root: &Path) -> Result<bool> {
             layout.logs.display()
         )));
     }
-    println!(
-        "cluster up in {:.1}s",
-        started_at.elapsed().as_secs_f64()
-    );
+    println!("cluster up in {:.1}s", started_at.elapsed().as_secs_f64());
     print_usage(&layout);
     Ok(true)
 }
@@ -139,9 +136,12 @@ fn start_all(layout: &Layout, bins: &Binaries) -> Result<()> {
         "--log-level=warn".to_string(),
     ]);
     let mut etcd = process::spawn("etcd", etcd_cmd, &layout.logs, &layout.pids)?;
-    process::wait_for("etcd to be healthy", Duration::from_secs(30), &mut [&mut etcd], || {
-        http_get_ok(ETCD_CLIENT_PORT, "/health")
-    })?;
+    process::wait_for(
+        "etcd to be healthy",
+        Duration::from_secs(30),
+        &mut [&mut etcd],
+        || http_get_ok(ETCD_CLIENT_PORT, "/health"),
+    )?;
 
     let mut apiserver_cmd = Command::new(&bins.kube_apiserver);
     apiserver_cmd.args([
@@ -200,7 +200,12 @@ fn start_all(layout: &Layout, bins: &Binaries) -> Result<()> {
          disruption-controller,persistentvolume-binder-controller,\
          persistentvolumeclaim-protection-controller,persistentvolume-protection-controller",
     ]);
-    let mut kcm = process::spawn("kube-controller-manager", kcm_cmd, &layout.logs, &layout.pids)?;
+    let mut kcm = process::spawn(
+        "kube-controller-manager",
+        kcm_cmd,
+        &layout.logs,
+        &layout.pids,
+    )?;
 
     let mut scheduler_cmd = Command::new(&bins.kube_scheduler);
     scheduler_cmd.args(common(SCHEDULER_PORT));
@@ -328,7 +333,10 @@ async fn node_ready(client: kube::Client) -> bool {
 pub fn down(root: &Path) -> Result<()> {
     let layout = Layout::new(root);
     if !layout.dir.exists() {
-        println!("no local cluster state in {}; nothing to stop", layout.dir.display());
+        println!(
+            "no local cluster state in {}; nothing to stop",
+            layout.dir.display()
+        );
         return Ok(());
     }
     stop_recorded(&layout);
@@ -386,7 +394,9 @@ pub fn status(root: &Path) -> Result<()> {
     );
     println!("KUBECONFIG={}", layout.kubeconfig.display());
     if !all_up {
-        bail!("some components are not running; `cargo xtask cluster down && cargo xtask cluster up` restarts the cluster");
+        bail!(
+            "some components are not running; `cargo xtask cluster down && cargo xtask cluster up` restarts the cluster"
+        );
     }
     Ok(())
 }
@@ -459,7 +469,9 @@ fn make_pki(pki: &Path) -> Result<()> {
             .current_dir(pki)
             .args(args)
             .output()
-            .context("running openssl (Debian package `openssl`) to make the cluster's certificates")?;
+            .context(
+                "running openssl (Debian package `openssl`) to make the cluster's certificates",
+            )?;
         if !out.status.success() {
             bail!(
                 "openssl {} failed: {}",
@@ -482,22 +494,54 @@ fn make_pki(pki: &Path) -> Result<()> {
          extendedKeyUsage=clientAuth\n",
     )?;
     openssl(&[
-        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt",
-        "-days", "3650", "-subj", "/CN=berth-local-ca",
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-days",
+        "3650",
+        "-subj",
+        "/CN=berth-local-ca",
     ])?;
     for (name, subject, ext) in [
         ("apiserver", "/CN=kube-apiserver", "server.ext"),
-        ("admin", "/O=system:masters/CN=kubernetes-admin", "client.ext"),
+        (
+            "admin",
+            "/O=system:masters/CN=kubernetes-admin",
+            "client.ext",
+        ),
         ("berth", "/CN=berth", "client.ext"),
     ] {
-        let (key, csr, crt) = (format!("{name}.key"), format!("{name}.csr"), format!("{name}.crt"));
+        let (key, csr, crt) = (
+            format!("{name}.key"),
+            format!("{name}.csr"),
+            format!("{name}.crt"),
+        );
         openssl(&[
-            "req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-out", &csr,
-            "-subj", subject,
+            "req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-out", &csr, "-subj",
+            subject,
         ])?;
         openssl(&[
-            "x509", "-req", "-in", &csr, "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
-            "-days", "3650", "-extfile", ext, "-out", &crt,
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "3650",
+            "-extfile",
+            ext,
+            "-out",
+            &crt,
         ])?;
     }
     openssl(&["genrsa", "-out", "sa.key", "2048"])?;

@@ -71,7 +71,10 @@ pub fn ensure_binaries(root: &Path) -> Result<Binaries> {
     // The same -X keys upstream's hack/lib/version.sh sets; without them /version reports
     // v0.0.0-master and clients that parse the server version misbehave.
     let mut k8s_ldflags = String::from("-s -w");
-    for pkg in ["k8s.io/component-base/version", "k8s.io/client-go/pkg/version"] {
+    for pkg in [
+        "k8s.io/component-base/version",
+        "k8s.io/client-go/pkg/version",
+    ] {
         k8s_ldflags.push_str(&format!(
             " -X {pkg}.gitVersion={K8S_VERSION} -X {pkg}.gitMajor=1 -X {pkg}.gitMinor={minor} \
              -X {pkg}.gitTreeState=clean -X {pkg}.buildDate=1970-01-01T00:00:00Z"
@@ -160,7 +163,14 @@ impl GoBuild {
         let log_file = fs::File::create(&log)?;
         let status = Command::new(&go)
             .current_dir(root.join(self.module))
-            .args(["build", "-trimpath", "-ldflags", &self.ldflags, "-o", &out_arg])
+            .args([
+                "build",
+                "-trimpath",
+                "-ldflags",
+                &self.ldflags,
+                "-o",
+                &out_arg,
+            ])
             .args(&self.packages)
             .envs(go_env(&go)?)
             .stdout(log_file.try_clone()?)
@@ -261,7 +271,8 @@ fn write_kwok_stages(module: &Path, out: &Path) -> Result<()> {
         "pod/fast/pod-delete.yaml",
     ] {
         let path = stages.join(file);
-        let body = fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        let body =
+            fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
         text.push_str("---\n");
         text.push_str(&body);
         if !body.ends_with('\n') {

@@ -17,12 +17,7 @@ pub struct Started {
 
 /// Spawns `cmd` in its own process group, so it outlives `cargo xtask cluster up` and a Ctrl-C in
 /// the terminal that started it does not take the cluster down with it.
-pub fn spawn(
-    name: &'static str,
-    mut cmd: Command,
-    logs: &Path,
-    pids: &Path,
-) -> Result<Started> {
+pub fn spawn(name: &'static str, mut cmd: Command, logs: &Path, pids: &Path) -> Result<Started> {
     use std::os::unix::process::CommandExt;
     let log = logs.join(format!("{name}.log"));
     let out = fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;

@@ -53,7 +53,11 @@ pub fn run(kubeconfig: PathBuf) -> Result<()> {
     })
 }
 
-async fn handle(client: &kube::Client, volumes: &Api<PersistentVolume>, pvc: &PersistentVolumeClaim) {
+async fn handle(
+    client: &kube::Client,
+    volumes: &Api<PersistentVolume>,
+    pvc: &PersistentVolumeClaim,
+) {
     if let Err(err) = reconcile(client, volumes, pvc).await {
         eprintln!(
             "provisioner: {}/{}: {err:#}",
@@ -69,7 +73,9 @@ async fn reconcile(
     pvc: &PersistentVolumeClaim,
 ) -> Result<()> {
     let Some(spec) = &pvc.spec else { return Ok(()) };
-    if spec.storage_class_name.as_deref() != Some(STORAGE_CLASS) || pvc.metadata.deletion_timestamp.is_some() {
+    if spec.storage_class_name.as_deref() != Some(STORAGE_CLASS)
+        || pvc.metadata.deletion_timestamp.is_some()
+    {
         return Ok(());
     }
     let requested = spec
@@ -116,7 +122,11 @@ async fn reconcile(
                 }
             }))?;
             match volumes.create(&PostParams::default(), &pv).await {
-                Ok(_) => eprintln!("provisioner: created {} for {namespace}/{}", pv.name_any(), pvc.name_any()),
+                Ok(_) => eprintln!(
+                    "provisioner: created {} for {namespace}/{}",
+                    pv.name_any(),
+                    pvc.name_any()
+                ),
                 Err(kube::Error::Api(e)) if e.code == 409 => {}
                 Err(e) => return Err(e).context("creating the PV"),
             }
@@ -139,7 +149,9 @@ async fn reconcile(
                 .patch(
                     volume_name,
                     &PatchParams::default(),
-                    &Patch::Merge(serde_json::json!({"spec": {"capacity": {"storage": requested}}})),
+                    &Patch::Merge(
+                        serde_json::json!({"spec": {"capacity": {"storage": requested}}}),
+                    ),
                 )
                 .await
                 .context("raising the PV capacity")?;
@@ -158,7 +170,11 @@ async fn reconcile(
                 )
                 .await
                 .context("updating the PVC status capacity")?;
-            eprintln!("provisioner: expanded {namespace}/{} to {}", pvc.name_any(), requested.0);
+            eprintln!(
+                "provisioner: expanded {namespace}/{} to {}",
+                pvc.name_any(),
+                requested.0
+            );
         }
         _ => {}
     }
@@ -169,7 +185,9 @@ async fn reconcile(
 /// only ever means "no expansion".
 fn bytes(quantity: &str) -> u128 {
     let q = quantity.trim();
-    let split = q.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(q.len());
+    let split = q
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(q.len());
     let (number, suffix) = q.split_at(split);
     let multiplier: u128 = match suffix {
         "" => 1,

@@ -18,7 +18,14 @@ pub fn test(root: &Path, filter: &[&str]) -> Result<()> {
         .context("formatting differs; run `cargo fmt --all`")?;
     cargo(
         root,
-        &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"],
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
         &[],
     )?;
     let mut unit = vec!["test", "--workspace"];
@@ -41,9 +48,18 @@ pub fn test(root: &Path, filter: &[&str]) -> Result<()> {
         ],
     );
     if result.is_err() {
-        for name in ["kube-apiserver", "kube-controller-manager", "kwok", "provisioner"] {
+        for name in [
+            "kube-apiserver",
+            "kube-controller-manager",
+            "kwok",
+            "provisioner",
+        ] {
             let log = layout.logs.join(format!("{name}.log"));
-            eprintln!("--- last lines of {}:\n{}", log.display(), process::tail(&log, 15));
+            eprintln!(
+                "--- last lines of {}:\n{}",
+                log.display(),
+                process::tail(&log, 15)
+            );
         }
     }
     if we_started {

@@ -1,0 +1,529 @@
+//! Carrying out a plan: apply (headless Service first), recreate without an outage, and the
+//! ordered removal protocol. One failing app never stops the others.
+
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
+use kube::ResourceExt;
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, Preconditions};
+use serde_json::{Value, json};
+
+use super::inventory::LiveApp;
+use super::planner::{Planned, Work};
+use super::{Cluster, ClusterError, FIELD_MANAGER, Kind, REMOVING_ANNOTATION};
+
+/// Where progress of long steps goes (a terminal, a log).
+pub trait Progress: Sync {
+    fn step(&self, app: &str, message: &str);
+}
+
+/// Progress lines on stderr, for the CLI.
+pub struct StderrProgress;
+
+impl Progress for StderrProgress {
+    fn step(&self, app: &str, message: &str) {
+        eprintln!("{app}: {message}");
+    }
+}
+
+/// What a run did.
+#[derive(Debug, Default, Clone)]
+pub struct Report {
+    /// Apps whose work completed, with the action done.
+    pub done: Vec<(String, &'static str)>,
+    /// Apps whose work failed, with the error chain.
+    pub failed: Vec<(String, String)>,
+    /// PVCs kept by removals, `namespace/name`.
+    pub retained_pvcs: Vec<String>,
+}
+
+/// How long one app's wait for pods may take before the run gives up (it resumes next run).
+pub const WAIT_TIMEOUT: Duration = Duration::from_secs(600);
+const POLL: Duration = Duration::from_millis(500);
+
+impl Cluster {
+    /// Executes every app's work in plan order; removals last, so a run that is stopped midway
+    /// has converged the apps that stay first.
+    pub async fn execute(&self, planned: &Planned, progress: &dyn Progress) -> Report {
+        let mut report = Report::default();
+        let mut order: Vec<_> = planned.work.iter().collect();
+        order.sort_by_key(|(_, w)| matches!(w, Work::Remove { .. }));
+        for ((ns, name), work) in order {
+            let key = format!("{ns}/{name}");
+            let result = match work {
+                Work::Apply {
+                    objects,
+                    delete,
+                    cancel_removal,
+                } => self
+                    .apply_app(ns, name, objects, delete, *cancel_removal)
+                    .await
+                    .map(|_| "applied"),
+                Work::Recreate {
+                    objects,
+                    delete,
+                    live_statefulset,
+                    expand,
+                    restart_pods,
+                } => self
+                    .recreate_app(
+                        &key,
+                        ns,
+                        objects,
+                        delete,
+                        live_statefulset,
+                        expand,
+                        *restart_pods,
+                        progress,
+                    )
+                    .await
+                    .map(|_| "recreated"),
+                Work::Remove { live } => match self.remove_app(&key, live, progress).await {
+                    Ok(pvcs) => {
+                        report
+                            .retained_pvcs
+                            .extend(pvcs.into_iter().map(|p| format!("{ns}/{p}")));
+                        Ok("removed")
+                    }
+                    Err(e) => Err(e),
+                },
+            };
+            match result {
+                Ok(what) => report.done.push((key, what)),
+                Err(err) => report.failed.push((key, error_chain(&err))),
+            }
+        }
+        report
+    }
+
+    async fn apply_app(
+        &self,
+        ns: &str,
+        name: &str,
+        objects: &[(Kind, Value)],
+        delete: &[(Kind, DynamicObject)],
+        cancel_removal: bool,
+    ) -> Result<(), ClusterError> {
+        if cancel_removal {
+            // The mark was set by a merge patch, which server-side apply does not undo.
+            Kind::StatefulSet
+                .api(&self.client, ns)
+                .patch(
+                    name,
+                    &PatchParams::default(),
+                    &Patch::Merge(
+                        json!({"metadata": {"annotations": {REMOVING_ANNOTATION: null}}}),
+                    ),
+                )
+                .await
+                .map_err(|source| ClusterError::Step {
+                    operation: "cancelling the removal",
+                    namespace: ns.to_string(),
+                    name: name.to_string(),
+                    source,
+                })?;
+        }
+        // Rendered order: the headless Service exists before the StatefulSet that names it.
+        for (kind, object) in objects {
+            self.apply_object(*kind, ns, object).await?;
+        }
+        for (kind, object) in delete {
+            self.delete_owned(*kind, object, DeleteParams::background())
+                .await?;
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn apply_object(
+        &self,
+        kind: Kind,
+        ns: &str,
+        object: &Value,
+    ) -> Result<(), ClusterError> {
+        let name = object
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        // force: berth takes back fields it owns from whoever changed them (drift); fields that
+        // only others set are untouched, as berth's objects never name them.
+        let params = PatchParams::apply(FIELD_MANAGER).force();
+        kind.api(&self.client, ns)
+            .patch(name, &params, &Patch::Apply(object))
+            .await
+            .map_err(|source| ClusterError::Apply {
+                kind,
+                namespace: ns.to_string(),
+                name: name.to_string(),
+                source,
+            })?;
+        Ok(())
+    }
+
+    /// Deletes an object only if it still is the one seen (same uid) and still berth's.
+    async fn delete_owned(
+        &self,
+        kind: Kind,
+        object: &DynamicObject,
+        params: DeleteParams,
+    ) -> Result<(), ClusterError> {
+        let ns = object.namespace().unwrap_or_default();
+        let name = object.name_any();
+        let err = |source| ClusterError::Delete {
+            kind,
+            namespace: ns.clone(),
+            name: name.clone(),
+            source,
+        };
+        let Some(current) = self.get(kind, &ns, &name).await? else {
+            return Ok(());
+        };
+        if !self.owns(&current) || current.uid() != object.uid() {
+            return Ok(());
+        }
+        let params = DeleteParams {
+            preconditions: Some(Preconditions {
+                uid: current.uid(),
+                resource_version: None,
+            }),
+            ..params
+        };
+        match kind.api(&self.client, &ns).delete(&name, &params).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+            Err(e) => Err(err(e)),
+        }
+    }
+
+    /// The ordered removal: mark and scale to zero, wait until no pod is left, then delete the
+    /// StatefulSet, the access Service, the PodDisruptionBudget and the headless Service.
+    /// PVCs are never touched; their names are returned. Resumable from any step.
+    async fn remove_app(
+        &self,
+        key: &str,
+        live: &LiveApp,
+        progress: &dyn Progress,
+    ) -> Result<Vec<String>, ClusterError> {
+        let ns = &live.namespace;
+        let step = |operation: &'static str| {
+            let ns = ns.clone();
+            let name = live.name.clone();
+            move |source| ClusterError::Step {
+                operation,
+                namespace: ns,
+                name,
+                source,
+            }
+        };
+        if let Some(sts) = live.statefulset() {
+            let name = sts.name_any();
+            let replicas = sts
+                .data
+                .pointer("/spec/replicas")
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
+            let marked = sts.annotations().get(REMOVING_ANNOTATION).cloned();
+            if marked.is_none() || replicas != 0 {
+                let before = marked.unwrap_or_else(|| replicas.to_string());
+                // Mark and scale in one write, with the uid as a precondition so a StatefulSet
+                // recreated meanwhile under the same name is never touched.
+                Kind::StatefulSet
+                    .api(&self.client, ns)
+                    .patch(
+                        &name,
+                        &PatchParams::default(),
+                        &Patch::Merge(json!({
+                            "metadata": {"uid": sts.uid(), "annotations": {REMOVING_ANNOTATION: before}},
+                            "spec": {"replicas": 0}
+                        })),
+                    )
+                    .await
+                    .map_err(step("marking the StatefulSet for removal and scaling it to 0"))?;
+                progress.step(key, &format!("marked for removal, scaled {before} → 0"));
+            } else {
+                progress.step(key, "resuming the removal (already scaled to 0)");
+            }
+            let selector = selector_of(sts);
+            self.wait_for_no_pods(key, ns, &name, &selector, progress)
+                .await?;
+            self.delete_owned(Kind::StatefulSet, sts, DeleteParams::background())
+                .await?;
+            progress.step(key, "StatefulSet deleted");
+        }
+        // Then the access Service and PDB, the headless Service last: pods kept their DNS names
+        // until the very end.
+        let mut rest: Vec<&(Kind, DynamicObject)> = live
+            .objects
+            .iter()
+            .filter(|(k, _)| *k != Kind::StatefulSet)
+            .collect();
+        rest.sort_by_key(|(kind, obj)| {
+            let headless =
+                obj.data.pointer("/spec/clusterIP").and_then(Value::as_str) == Some("None");
+            (headless, *kind == Kind::Service)
+        });
+        for (kind, object) in rest {
+            self.delete_owned(*kind, object, DeleteParams::background())
+                .await?;
+            progress.step(key, &format!("{kind} {} deleted", object.name_any()));
+        }
+        let pvcs = self.retained_pvcs(live).await?;
+        if !pvcs.is_empty() {
+            progress.step(key, &format!("volumes kept: {}", pvcs.join(", ")));
+        }
+        Ok(pvcs)
+    }
+
+    async fn wait_for_no_pods(
+        &self,
+        key: &str,
+        ns: &str,
+        name: &str,
+        selector: &str,
+        progress: &dyn Progress,
+    ) -> Result<(), ClusterError> {
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), ns);
+        let started = Instant::now();
+        let mut last_count = usize::MAX;
+        loop {
+            let left = pods
+                .list(&ListParams::default().labels(selector))
+                .await
+                .map_err(|source| ClusterError::Step {
+                    operation: "listing the app's pods",
+                    namespace: ns.to_string(),
+                    name: name.to_string(),
+                    source,
+                })?
+                .items
+                .len();
+            if left == 0 {
+                return Ok(());
+            }
+            if left != last_count {
+                progress.step(key, &format!("waiting for {left} pod(s) to stop"));
+                last_count = left;
+            }
+            if started.elapsed() > WAIT_TIMEOUT {
+                return Err(ClusterError::Timeout {
+                    what: format!("waiting for the pods of {key} to stop"),
+                    seconds: WAIT_TIMEOUT.as_secs(),
+                });
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// PVC names of an app, found by its pod selector (the StatefulSet controller gives its PVCs
+    /// the selector's labels).
+    pub(crate) async fn retained_pvcs(&self, live: &LiveApp) -> Result<Vec<String>, ClusterError> {
+        let selector = match live.statefulset() {
+            Some(sts) => selector_of(sts),
+            None => crate::render::selector_labels(&live.name, &self.instance)
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(","),
+        };
+        let claims: Api<PersistentVolumeClaim> =
+            Api::namespaced(self.client.clone(), &live.namespace);
+        let mut names: Vec<String> = claims
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .map_err(|source| ClusterError::Step {
+                operation: "listing the app's PVCs",
+                namespace: live.namespace.clone(),
+                name: live.name.clone(),
+                source,
+            })?
+            .items
+            .iter()
+            .map(|c| c.name_any())
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    /// Recreate without an outage: delete the StatefulSet orphaning its pods, apply it anew
+    /// (the pods and PVCs are adopted), expand grown PVCs, and where the change needs new pods,
+    /// restart them one at a time, each Ready before the next goes.
+    #[allow(clippy::too_many_arguments)]
+    async fn recreate_app(
+        &self,
+        key: &str,
+        ns: &str,
+        objects: &[(Kind, Value)],
+        delete: &[(Kind, DynamicObject)],
+        live_sts: &DynamicObject,
+        expand: &[(String, String)],
+        restart_pods: bool,
+        progress: &dyn Progress,
+    ) -> Result<(), ClusterError> {
+        let name = live_sts.name_any();
+        self.delete_owned(Kind::StatefulSet, live_sts, DeleteParams::orphan())
+            .await?;
+        progress.step(
+            key,
+            "StatefulSet deleted with its pods orphaned (they keep running)",
+        );
+        let started = Instant::now();
+        while self.get(Kind::StatefulSet, ns, &name).await?.is_some() {
+            if started.elapsed() > WAIT_TIMEOUT {
+                return Err(ClusterError::Timeout {
+                    what: format!("waiting for StatefulSet {ns}/{name} to be deleted"),
+                    seconds: WAIT_TIMEOUT.as_secs(),
+                });
+            }
+            tokio::time::sleep(POLL).await;
+        }
+        self.apply_app(ns, &name, objects, delete, false).await?;
+        progress.step(key, "StatefulSet created anew; it adopts the running pods");
+        let selector = selector_of(live_sts);
+        let claims: Api<PersistentVolumeClaim> = Api::namespaced(self.client.clone(), ns);
+        for (volume, size) in expand {
+            let prefix = format!("{volume}-{name}-");
+            let list = claims
+                .list(&ListParams::default().labels(&selector))
+                .await
+                .map_err(|source| ClusterError::Step {
+                    operation: "listing PVCs to expand",
+                    namespace: ns.to_string(),
+                    name: name.clone(),
+                    source,
+                })?;
+            for pvc in list
+                .items
+                .iter()
+                .filter(|c| c.name_any().starts_with(&prefix))
+            {
+                claims
+                    .patch(
+                        &pvc.name_any(),
+                        &PatchParams::default(),
+                        &Patch::Merge(
+                            json!({"spec": {"resources": {"requests": {"storage": size}}}}),
+                        ),
+                    )
+                    .await
+                    .map_err(|source| ClusterError::Step {
+                        operation: "expanding a PVC",
+                        namespace: ns.to_string(),
+                        name: pvc.name_any(),
+                        source,
+                    })?;
+                progress.step(key, &format!("PVC {} expanded to {size}", pvc.name_any()));
+            }
+        }
+        if restart_pods {
+            self.restart_pods_one_by_one(key, ns, &name, progress)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn restart_pods_one_by_one(
+        &self,
+        key: &str,
+        ns: &str,
+        name: &str,
+        progress: &dyn Progress,
+    ) -> Result<(), ClusterError> {
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), ns);
+        let sts = self
+            .get(Kind::StatefulSet, ns, name)
+            .await?
+            .ok_or_else(|| ClusterError::Cancelled {
+                what: format!("restarting the pods of {key}: the StatefulSet is gone"),
+            })?;
+        let replicas = sts
+            .data
+            .pointer("/spec/replicas")
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
+        let step_err = |operation: &'static str, pod: &str| {
+            let (ns, pod) = (ns.to_string(), pod.to_string());
+            move |source| ClusterError::Step {
+                operation,
+                namespace: ns,
+                name: pod,
+                source,
+            }
+        };
+        // Highest ordinal first, as a rolling update goes.
+        for ordinal in (0..replicas).rev() {
+            let pod_name = format!("{name}-{ordinal}");
+            self.wait_pod_ready(key, &pods, &pod_name, None).await?;
+            let Some(old) = pods
+                .get_opt(&pod_name)
+                .await
+                .map_err(step_err("reading a pod", &pod_name))?
+            else {
+                continue;
+            };
+            pods.delete(&pod_name, &DeleteParams::default())
+                .await
+                .map_err(step_err("restarting a pod", &pod_name))?;
+            progress.step(key, &format!("restarting {pod_name}"));
+            self.wait_pod_ready(key, &pods, &pod_name, old.uid())
+                .await?;
+            progress.step(key, &format!("{pod_name} is Ready again"));
+        }
+        Ok(())
+    }
+
+    /// Waits until the pod exists, is not the one with `old_uid`, and is Ready.
+    async fn wait_pod_ready(
+        &self,
+        key: &str,
+        pods: &Api<Pod>,
+        pod_name: &str,
+        old_uid: Option<String>,
+    ) -> Result<(), ClusterError> {
+        let started = Instant::now();
+        loop {
+            if let Ok(Some(pod)) = pods.get_opt(pod_name).await {
+                let fresh = old_uid.is_none() || pod.uid() != old_uid;
+                let ready = pod
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.conditions.as_ref())
+                    .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+                if fresh && ready && pod.metadata.deletion_timestamp.is_none() {
+                    return Ok(());
+                }
+            }
+            if started.elapsed() > WAIT_TIMEOUT {
+                return Err(ClusterError::Timeout {
+                    what: format!("waiting for pod {pod_name} of {key} to be Ready"),
+                    seconds: WAIT_TIMEOUT.as_secs(),
+                });
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+}
+
+/// `k=v,k=v` from a StatefulSet's `spec.selector.matchLabels`.
+fn selector_of(sts: &DynamicObject) -> String {
+    sts.data
+        .pointer("/spec/selector/matchLabels")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default()
+}
+
+/// An error and its causes on one line: `applying StatefulSet db/x: admission webhook …`.
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

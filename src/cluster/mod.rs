@@ -1,0 +1,138 @@
+//! The only code that holds a `kube::Client`: inventory of what berth owns, plans (server-side
+//! dry-run compared with live objects), and converging (apply, recreate, ordered removal).
+//!
+//! Every write goes through server-side apply under the field manager [`FIELD_MANAGER`], or a
+//! patch/delete of an object whose ownership labels were checked first.
+
+mod execute;
+mod inventory;
+mod kinds;
+mod planner;
+
+use std::path::Path;
+
+use kube::config::{KubeConfigOptions, Kubeconfig};
+
+pub use execute::{Progress, Report, StderrProgress, error_chain};
+pub use inventory::{Inventory, LiveApp};
+pub use kinds::Kind;
+pub use planner::{PlanOptions, Planned};
+
+/// berth's server-side apply field manager.
+pub const FIELD_MANAGER: &str = "berth";
+/// Set on a StatefulSet while berth removes its app; a run that finds it resumes the removal.
+/// The value is the replica count before the removal started.
+pub const REMOVING_ANNOTATION: &str = "berth.dev/removing";
+
+/// Operational errors; each names the operation that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("cannot load the kubeconfig")]
+    Kubeconfig(#[source] kube::config::KubeconfigError),
+    #[error("cannot build a client from the kubeconfig")]
+    Client(#[source] kube::Error),
+    #[error("listing the objects berth owns")]
+    Inventory(#[source] kube::Error),
+    #[error("reading {kind} {namespace}/{name}")]
+    Get {
+        kind: Kind,
+        namespace: String,
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("dry-run apply of {kind} {namespace}/{name}")]
+    DryRun {
+        kind: Kind,
+        namespace: String,
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("applying {kind} {namespace}/{name}")]
+    Apply {
+        kind: Kind,
+        namespace: String,
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("deleting {kind} {namespace}/{name}")]
+    Delete {
+        kind: Kind,
+        namespace: String,
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("{operation} for {namespace}/{name}")]
+    Step {
+        operation: &'static str,
+        namespace: String,
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("timed out after {seconds}s {what}; run again to continue from where it stopped")]
+    Timeout { what: String, seconds: u64 },
+    #[error("stopped before {what}; run again to continue")]
+    Cancelled { what: String },
+}
+
+/// A connection to the cluster, for one berth instance.
+#[derive(Clone)]
+pub struct Cluster {
+    client: kube::Client,
+    /// This berth instance: only objects labelled with it are berth's to change.
+    instance: String,
+}
+
+impl Cluster {
+    /// Connects as kubectl would: KUBECONFIG or ~/.kube/config (or in-cluster), with an optional
+    /// context override.
+    pub async fn connect(context: Option<&str>, instance: &str) -> Result<Cluster, ClusterError> {
+        // rustls needs a process-wide crypto provider; ring is the only one built in.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let options = KubeConfigOptions {
+            context: context.map(str::to_string),
+            ..KubeConfigOptions::default()
+        };
+        let config = match Kubeconfig::read() {
+            Ok(kubeconfig) => kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+                .await
+                .map_err(ClusterError::Kubeconfig)?,
+            // No kubeconfig at all: inside a pod, use its service account.
+            Err(err) => kube::Config::incluster().map_err(|_| ClusterError::Kubeconfig(err))?,
+        };
+        let client = kube::Client::try_from(config).map_err(ClusterError::Client)?;
+        Ok(Cluster::new(client, instance))
+    }
+
+    pub fn new(client: kube::Client, instance: &str) -> Cluster {
+        Cluster {
+            client,
+            instance: instance.to_string(),
+        }
+    }
+
+    pub fn client(&self) -> &kube::Client {
+        &self.client
+    }
+
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+}
+
+/// The config repo's commit when `dir` is inside a git checkout.
+pub fn head_commit(dir: &Path) -> Option<String> {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["rev-parse", "--verify", "--quiet", "HEAD"])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    let commit = String::from_utf8(out.stdout).ok()?.trim().to_string();
+    (out.status.success() && !commit.is_empty()).then_some(commit)
+}

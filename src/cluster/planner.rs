@@ -1,0 +1,516 @@
+//! Plans per app: render, check ownership and immutable fields, then compare a server-side
+//! dry-run apply with the live objects. Removals come from the inventory: owned apps whose spec
+//! is gone, unless their spec is merely broken.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use kube::ResourceExt;
+use kube::api::{DynamicObject, Patch, PatchParams};
+use serde_json::Value;
+
+use super::inventory::{Inventory, LiveApp};
+use super::{Cluster, ClusterError, FIELD_MANAGER, Kind, REMOVING_ANNOTATION};
+use crate::plan::{
+    Action, AppPlan, ObjectChange, ObjectRef, Plan, immutable_changes, normalize, summarize,
+};
+use crate::render::{RenderContext, render_app};
+use crate::spec::{App, Loaded};
+
+/// What the operator allowed for this run (flags and config).
+#[derive(Debug, Clone, Default)]
+pub struct PlanOptions {
+    /// Recreate StatefulSets whose immutable fields change (per app also `allow_recreate = true`).
+    pub allow_recreate: bool,
+    /// Go past `max_removals`.
+    pub allow_removals: bool,
+    /// Treat an empty spec directory as "remove every app".
+    pub allow_empty: bool,
+    /// The most removals one run may do without `allow_removals`.
+    pub max_removals: usize,
+    /// The config repo's commit, recorded on written objects.
+    pub commit: Option<String>,
+}
+
+/// A plan and the work behind it.
+#[derive(Debug, Clone, Default)]
+pub struct Planned {
+    pub plan: Plan,
+    pub(crate) work: BTreeMap<(String, String), Work>,
+}
+
+/// What executing an app's plan does.
+#[derive(Debug, Clone)]
+pub(crate) enum Work {
+    /// Server-side apply these objects (only the changed ones), then delete stale owned objects.
+    Apply {
+        objects: Vec<(Kind, Value)>,
+        delete: Vec<(Kind, DynamicObject)>,
+        /// The StatefulSet carries the removal mark: the spec is back, so drop the mark.
+        cancel_removal: bool,
+    },
+    /// Delete the StatefulSet orphaning its pods, create it anew, expand PVCs, maybe restart pods.
+    Recreate {
+        objects: Vec<(Kind, Value)>,
+        delete: Vec<(Kind, DynamicObject)>,
+        live_statefulset: Box<DynamicObject>,
+        expand: Vec<(String, String)>,
+        restart_pods: bool,
+    },
+    /// The ordered removal protocol.
+    Remove { live: LiveApp },
+}
+
+/// Kind of a rendered object, from its `kind` field.
+fn kind_of(value: &Value) -> Option<Kind> {
+    value
+        .get("kind")
+        .and_then(Value::as_str)
+        .and_then(Kind::from_name)
+}
+
+fn name_of(value: &Value) -> String {
+    value
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn to_json(object: &DynamicObject) -> Value {
+    serde_json::to_value(object).unwrap_or(Value::Null)
+}
+
+/// A live object as JSON with its apiVersion and kind, which list responses leave out of items.
+fn live_json(kind: Kind, object: &DynamicObject) -> Value {
+    let mut value = to_json(object);
+    if let Some(map) = value.as_object_mut() {
+        let resource = kind.resource();
+        map.insert("apiVersion".into(), Value::String(resource.api_version));
+        map.insert("kind".into(), Value::String(resource.kind));
+    }
+    value
+}
+
+impl Cluster {
+    pub async fn plan(
+        &self,
+        loaded: &Loaded,
+        options: &PlanOptions,
+    ) -> Result<Planned, ClusterError> {
+        let inventory = self.inventory().await?;
+        self.plan_with(loaded, &inventory, options).await
+    }
+
+    pub async fn plan_with(
+        &self,
+        loaded: &Loaded,
+        inventory: &Inventory,
+        options: &PlanOptions,
+    ) -> Result<Planned, ClusterError> {
+        let mut planned = Planned::default();
+        for app in &loaded.apps {
+            let key = (app.namespace.clone(), app.name.clone());
+            let (app_plan, work) = match self.plan_app(app, inventory.apps.get(&key), options).await
+            {
+                Ok(planned) => planned,
+                Err(ClusterError::DryRun {
+                    source: kube::Error::Api(e),
+                    ..
+                }) if e.code == 404 => (
+                    AppPlan {
+                        namespace: app.namespace.clone(),
+                        name: app.name.clone(),
+                        action: Action::Blocked {
+                            reason: format!(
+                                "namespace {} does not exist; berth does not create namespaces \
+                                 (create it, or set `namespace` in {})",
+                                app.namespace,
+                                app.source_path.display()
+                            ),
+                            destructive: false,
+                        },
+                        summary: Vec::new(),
+                        changes: Vec::new(),
+                        retained_pvcs: Vec::new(),
+                    },
+                    None,
+                ),
+                Err(e) => return Err(e),
+            };
+            planned.plan.apps.push(app_plan);
+            if let Some(work) = work {
+                planned.work.insert(key, work);
+            }
+        }
+
+        let desired: BTreeSet<(String, String)> = loaded
+            .apps
+            .iter()
+            .map(|a| (a.namespace.clone(), a.name.clone()))
+            .collect();
+        let mut removals = Vec::new();
+        for (key, live) in &inventory.apps {
+            if desired.contains(key) {
+                continue;
+            }
+            let broken = loaded.broken.iter().find(|b| {
+                b.name == live.name && b.namespace.as_deref().is_none_or(|ns| ns == live.namespace)
+            });
+            let mut app_plan = AppPlan {
+                namespace: live.namespace.clone(),
+                name: live.name.clone(),
+                action: Action::Remove,
+                summary: Vec::new(),
+                changes: Vec::new(),
+                retained_pvcs: Vec::new(),
+            };
+            if let Some(broken) = broken {
+                app_plan.action = Action::Blocked {
+                    reason: format!(
+                        "its spec {} has errors; the live app is left as it is until the file \
+                         is fixed",
+                        broken.path.display()
+                    ),
+                    destructive: false,
+                };
+            } else {
+                app_plan.summary = removal_summary(live);
+                app_plan.retained_pvcs = self.retained_pvcs(live).await?;
+                for (kind, object) in &live.objects {
+                    app_plan.changes.push(ObjectChange::new(
+                        ObjectRef {
+                            kind: kind.to_string(),
+                            namespace: live.namespace.clone(),
+                            name: object.name_any(),
+                        },
+                        Some(normalize(&live_json(*kind, object))),
+                        None,
+                    ));
+                }
+                removals.push(key.clone());
+                planned
+                    .work
+                    .insert(key.clone(), Work::Remove { live: live.clone() });
+            }
+            planned.plan.apps.push(app_plan);
+        }
+
+        // A bad checkout must not stop a fleet: an empty directory, or more removals than the
+        // limit, holds every removal back until an operator confirms.
+        let hold = if loaded.files == 0 && !removals.is_empty() && !options.allow_empty {
+            Some(format!(
+                "the spec directory has no specs, which would remove all {} app(s); if that is \
+                 really wanted, run again with --allow-empty",
+                removals.len()
+            ))
+        } else if removals.len() > options.max_removals && !options.allow_removals {
+            Some(format!(
+                "{} removals at once exceed the limit of {} (safety.max_removals); if they are \
+                 really wanted, run again with --allow-removals",
+                removals.len(),
+                options.max_removals
+            ))
+        } else {
+            None
+        };
+        if let Some(reason) = hold {
+            for app_plan in planned.plan.apps.iter_mut() {
+                if removals.contains(&(app_plan.namespace.clone(), app_plan.name.clone())) {
+                    app_plan.action = Action::Blocked {
+                        reason: format!("removal held back: {reason}"),
+                        destructive: true,
+                    };
+                    planned
+                        .work
+                        .remove(&(app_plan.namespace.clone(), app_plan.name.clone()));
+                }
+            }
+            planned.plan.refusals.push(reason);
+        }
+        planned
+            .plan
+            .apps
+            .sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+        Ok(planned)
+    }
+
+    async fn plan_app(
+        &self,
+        app: &App,
+        owned: Option<&LiveApp>,
+        options: &PlanOptions,
+    ) -> Result<(AppPlan, Option<Work>), ClusterError> {
+        let ns = app.namespace.clone();
+        let ctx = RenderContext::new(&self.instance, app).with_commit(options.commit.clone());
+        let rendered = render_app(app, &ctx);
+        let desired: Vec<(Kind, Value)> = rendered
+            .to_values()
+            .into_iter()
+            .filter_map(|v| kind_of(&v).map(|k| (k, v)))
+            .collect();
+        let mut app_plan = AppPlan {
+            namespace: ns.clone(),
+            name: app.name.clone(),
+            action: Action::Unchanged,
+            summary: Vec::new(),
+            changes: Vec::new(),
+            retained_pvcs: Vec::new(),
+        };
+        let blocked = |mut p: AppPlan, reason: String, destructive: bool| {
+            p.action = Action::Blocked {
+                reason,
+                destructive,
+            };
+            (p, None)
+        };
+
+        // The live object of each desired one: from the inventory when berth owns it, else a
+        // direct read, which also finds same-name objects that are not berth's.
+        let mut live: Vec<Option<DynamicObject>> = Vec::new();
+        for (kind, want) in &desired {
+            let name = name_of(want);
+            let found = owned
+                .and_then(|o| {
+                    o.objects
+                        .iter()
+                        .find(|(k, obj)| k == kind && obj.name_any() == name)
+                })
+                .map(|(_, obj)| obj.clone());
+            let found = match found {
+                Some(obj) => Some(obj),
+                None => self.get(*kind, &ns, &name).await?,
+            };
+            if let Some(obj) = &found
+                && !self.owns(obj)
+                && !app.adopt
+            {
+                return Ok(blocked(
+                    app_plan,
+                    format!(
+                        "{kind} {ns}/{name} exists and is not managed by this berth instance \
+                         ({}); berth leaves it alone. Set `adopt = true` in {} to take it over, \
+                         or give the app another name",
+                        self.instance,
+                        app.source_path.display()
+                    ),
+                    false,
+                ));
+            }
+            live.push(found);
+        }
+        let delete: Vec<(Kind, DynamicObject)> = owned
+            .map(|o| {
+                o.objects
+                    .iter()
+                    .filter(|(k, obj)| {
+                        !desired
+                            .iter()
+                            .any(|(dk, dv)| dk == k && name_of(dv) == obj.name_any())
+                    })
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+
+        let live_sts = desired
+            .iter()
+            .zip(&live)
+            .find(|((k, _), _)| *k == Kind::StatefulSet)
+            .and_then(|(_, l)| l.clone());
+        let cancel_removal = live_sts
+            .as_ref()
+            .is_some_and(|s| s.annotations().contains_key(REMOVING_ANNOTATION));
+
+        // Immutable StatefulSet fields: decided before anything is sent.
+        let mut recreate = None;
+        if let (Some(live_sts), Some((_, want_sts))) = (
+            &live_sts,
+            desired.iter().find(|(k, _)| *k == Kind::StatefulSet),
+        ) {
+            let changes = immutable_changes(&to_json(live_sts), want_sts);
+            if let Some(impossible) = changes.iter().find(|c| !c.recreate_helps) {
+                return Ok(blocked(app_plan, impossible.reason.clone(), true));
+            }
+            if !changes.is_empty() {
+                let reasons: Vec<String> = changes.iter().map(|c| c.reason.clone()).collect();
+                if !(app.allow_recreate || options.allow_recreate) {
+                    return Ok(blocked(
+                        app_plan,
+                        format!(
+                            "needs recreate: {}. berth can recreate the StatefulSet without an \
+                             outage (pods and volumes are kept); allow it with \
+                             `allow_recreate = true` in {} or --allow-recreate",
+                            reasons.join("; "),
+                            app.source_path.display()
+                        ),
+                        true,
+                    ));
+                }
+                let restart_pods = changes.iter().any(|c| c.reason.starts_with("headless:"));
+                recreate = Some((
+                    reasons,
+                    changes
+                        .into_iter()
+                        .filter_map(|c| c.expand)
+                        .collect::<Vec<_>>(),
+                    restart_pods,
+                    live_sts.clone(),
+                ));
+            }
+        }
+
+        let mut changed_objects = Vec::new();
+        for ((kind, want), live_obj) in desired.iter().zip(&live) {
+            let name = name_of(want);
+            let before = live_obj.as_ref().map(|o| normalize(&live_json(*kind, o)));
+            // A recreated StatefulSet cannot be dry-run as an update (the server refuses the
+            // immutable change), so its rendered form stands in for the server's.
+            let after = if recreate.is_some() && *kind == Kind::StatefulSet {
+                normalize(want)
+            } else {
+                normalize(&self.dry_run(*kind, &ns, &name, want).await?)
+            };
+            let change = ObjectChange::new(
+                ObjectRef {
+                    kind: kind.to_string(),
+                    namespace: ns.clone(),
+                    name: name.clone(),
+                },
+                before.clone(),
+                Some(after.clone()),
+            );
+            if change.changed() || (cancel_removal && *kind == Kind::StatefulSet) {
+                if before.is_some() {
+                    app_plan.summary.extend(summarize(
+                        &kind.to_string(),
+                        before.as_ref(),
+                        Some(&after),
+                    ));
+                }
+                changed_objects.push((*kind, want.clone()));
+            }
+            if change.changed() {
+                app_plan.changes.push(change);
+            }
+        }
+        for (kind, object) in &delete {
+            app_plan.summary.push(format!(
+                "{kind}/{} is no longer in the spec: deleted",
+                object.name_any()
+            ));
+            app_plan.changes.push(ObjectChange::new(
+                ObjectRef {
+                    kind: kind.to_string(),
+                    namespace: ns.clone(),
+                    name: object.name_any(),
+                },
+                Some(normalize(&live_json(*kind, object))),
+                None,
+            ));
+        }
+        if cancel_removal {
+            app_plan
+                .summary
+                .insert(0, "removal cancelled: the spec is back".to_string());
+        }
+
+        let work = if let Some((reasons, expand, restart_pods, live_statefulset)) = recreate {
+            app_plan.action = Action::Recreate { reasons };
+            Some(Work::Recreate {
+                objects: changed_objects,
+                delete,
+                live_statefulset: Box::new(live_statefulset),
+                expand,
+                restart_pods,
+            })
+        } else if changed_objects.is_empty() && delete.is_empty() {
+            app_plan.action = Action::Unchanged;
+            None
+        } else {
+            app_plan.action = if live_sts.is_none() {
+                Action::Create
+            } else {
+                Action::Update
+            };
+            if live_sts.is_none() {
+                app_plan.summary.insert(
+                    0,
+                    format!(
+                        "new app: {} replica(s), {}",
+                        app.replicas,
+                        app.containers
+                            .iter()
+                            .map(|c| c.image.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                );
+            }
+            Some(Work::Apply {
+                objects: changed_objects,
+                delete,
+                cancel_removal,
+            })
+        };
+        Ok((app_plan, work))
+    }
+
+    pub(crate) async fn get(
+        &self,
+        kind: Kind,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<DynamicObject>, ClusterError> {
+        kind.api(&self.client, namespace)
+            .get_opt(name)
+            .await
+            .map_err(|source| ClusterError::Get {
+                kind,
+                namespace: namespace.to_string(),
+                name: name.to_string(),
+                source,
+            })
+    }
+
+    /// The object as the server would store it after berth's apply, without storing it.
+    async fn dry_run(
+        &self,
+        kind: Kind,
+        namespace: &str,
+        name: &str,
+        want: &Value,
+    ) -> Result<Value, ClusterError> {
+        let params = PatchParams::apply(FIELD_MANAGER).force().dry_run();
+        kind.api(&self.client, namespace)
+            .patch(name, &params, &Patch::Apply(want))
+            .await
+            .map(|o| to_json(&o))
+            .map_err(|source| ClusterError::DryRun {
+                kind,
+                namespace: namespace.to_string(),
+                name: name.to_string(),
+                source,
+            })
+    }
+}
+
+fn removal_summary(live: &LiveApp) -> Vec<String> {
+    let replicas = live
+        .statefulset()
+        .and_then(|s| s.data.pointer("/spec/replicas").and_then(Value::as_i64));
+    let mut lines = Vec::new();
+    if let Some(r) = replicas {
+        lines.push(format!(
+            "spec removed: scale {r} → 0, wait for the pods to stop, then delete"
+        ));
+    } else {
+        lines.push("spec removed: delete what is left of the app".to_string());
+    }
+    if live
+        .statefulset()
+        .is_some_and(|s| s.annotations().contains_key(REMOVING_ANNOTATION))
+    {
+        lines.push("(resuming a removal that was interrupted)".to_string());
+    }
+    lines
+}

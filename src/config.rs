@@ -1,0 +1,528 @@
+//! The daemon config (config/berth.toml): which berth instance this is, defaults for specs, the
+//! cluster profile, safety limits, and the daemon's own settings. Raw TOML → validated [`Config`],
+//! unknown keys rejected with the same diagnostics as specs. [`Config::default()`] is what berth
+//! uses when no file is given.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+use crate::spec::Diagnostic;
+use crate::spec::names;
+
+/// Validated daemon config.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Config {
+    /// Name of this berth instance. It goes into the `berth.dev/instance` ownership label and the
+    /// `app.kubernetes.io/instance` selector label, so two config repos (two instances) never
+    /// touch each other's objects. Part of every selector: changing it means recreating apps.
+    pub instance: String,
+    pub profile: Profile,
+    /// The spec directory for `berth watch` when none is given on the command line
+    /// (relative paths are resolved against the config file's directory).
+    pub dir: Option<PathBuf>,
+    /// Kubeconfig context (default: the current context).
+    pub context: Option<String>,
+    /// Full resync interval of the daemon, on top of file events and watches.
+    pub resync: Duration,
+    /// What the daemon does when a managed object is edited by hand.
+    pub drift: DriftMode,
+    /// Address of /healthz, /readyz and /metrics.
+    pub admin_addr: SocketAddr,
+    pub defaults: Defaults,
+    pub safety: Safety,
+    pub leader_election: LeaderElection,
+}
+
+/// Defaults applied to every spec that does not set the field itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Defaults {
+    pub namespace: String,
+    /// Image pull secrets (the seed's platform uses "default-secret"; empty unless configured).
+    pub pull_secrets: Vec<String>,
+    /// Labels added to every object and pod (a spec's own labels win on conflict).
+    pub labels: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Safety {
+    /// Most apps removed in one run without an explicit confirmation: a bad checkout that
+    /// deletes files must not stop a fleet.
+    pub max_removals: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LeaderElection {
+    pub enabled: bool,
+    /// Namespace of the Lease object.
+    pub namespace: String,
+    pub lease_name: String,
+    pub lease_duration: Duration,
+    /// Identity of this replica; default: the host name.
+    pub identity: Option<String>,
+}
+
+/// The kind of cluster: some managed clusters reject fields (autopilot clusters reject affinity).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Profile {
+    #[default]
+    Standard,
+    Autopilot,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum DriftMode {
+    /// Re-apply the spec when a managed object drifts.
+    #[default]
+    Correct,
+    /// Only report drift (log and metric).
+    Report,
+}
+
+pub const DEFAULT_INSTANCE: &str = "default";
+pub const DEFAULT_NAMESPACE: &str = "default";
+pub const DEFAULT_MAX_REMOVALS: usize = 2;
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            instance: DEFAULT_INSTANCE.to_string(),
+            profile: Profile::Standard,
+            dir: None,
+            context: None,
+            resync: Duration::from_secs(300),
+            drift: DriftMode::Correct,
+            admin_addr: SocketAddr::from(([127, 0, 0, 1], 9464)),
+            defaults: Defaults {
+                namespace: DEFAULT_NAMESPACE.to_string(),
+                pull_secrets: Vec::new(),
+                labels: BTreeMap::new(),
+            },
+            safety: Safety {
+                max_removals: DEFAULT_MAX_REMOVALS,
+            },
+            leader_election: LeaderElection {
+                enabled: false,
+                namespace: DEFAULT_NAMESPACE.to_string(),
+                lease_name: "berth".to_string(),
+                lease_duration: Duration::from_secs(15),
+                identity: None,
+            },
+        }
+    }
+}
+
+type S<T> = Spanned<T>;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    instance: Option<S<String>>,
+    profile: Option<S<Profile>>,
+    dir: Option<S<String>>,
+    context: Option<S<String>>,
+    resync: Option<S<String>>,
+    drift: Option<S<DriftMode>>,
+    admin_addr: Option<S<String>>,
+    defaults: Option<RawDefaults>,
+    safety: Option<RawSafety>,
+    leader_election: Option<RawLeaderElection>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDefaults {
+    namespace: Option<S<String>>,
+    pull_secrets: Option<Vec<S<String>>>,
+    labels: Option<BTreeMap<S<String>, S<String>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSafety {
+    max_removals: Option<S<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLeaderElection {
+    enabled: Option<bool>,
+    namespace: Option<S<String>>,
+    lease_name: Option<S<String>>,
+    lease_duration: Option<S<String>>,
+    identity: Option<S<String>>,
+}
+
+impl Config {
+    /// Read and validate a config file. All problems are returned at once.
+    pub fn load(path: &Path) -> Result<Config, Vec<Diagnostic>> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            vec![Diagnostic::error(
+                path,
+                "config-read",
+                format!("cannot read the config file: {e}"),
+            )]
+        })?;
+        Config::parse(path, &text)
+    }
+
+    /// Validate config text; `path` is used in diagnostics and to resolve a relative `dir`.
+    pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<Diagnostic>> {
+        let raw: RawConfig = toml::from_str(text)
+            .map_err(|e| vec![crate::spec::parse::to_diagnostic(path, text, &e)])?;
+        let mut diags = Vec::new();
+        let mut cfg = Config::default();
+        let err = |span: std::ops::Range<usize>,
+                   rule: &'static str,
+                   msg: String,
+                   label: String,
+                   help: &str| {
+            Diagnostic::error(path, rule, msg)
+                .at(text, span)
+                .label(label)
+                .help(help.to_string())
+        };
+
+        if let Some(i) = raw.instance {
+            match check_instance(i.get_ref()) {
+                Ok(()) => cfg.instance = i.get_ref().clone(),
+                Err(e) => diags.push(err(
+                    i.span(),
+                    "instance",
+                    format!("invalid instance name `{}`", i.get_ref()),
+                    e,
+                    "use 1 to 63 lowercase letters, digits and '-'",
+                )),
+            }
+        }
+        if let Some(p) = raw.profile {
+            cfg.profile = *p.get_ref();
+        }
+        if let Some(d) = raw.dir {
+            let dir = PathBuf::from(d.get_ref());
+            // Relative to the config file, so a checked-in config works from any working directory.
+            cfg.dir = Some(match path.parent() {
+                Some(parent) if dir.is_relative() => parent.join(dir),
+                _ => dir,
+            });
+        }
+        cfg.context = raw
+            .context
+            .map(|c| c.into_inner())
+            .filter(|c| !c.is_empty());
+        if let Some(r) = raw.resync {
+            match humantime::parse_duration(r.get_ref()) {
+                Ok(d) if d >= Duration::from_secs(1) => cfg.resync = d,
+                Ok(_) => diags.push(err(
+                    r.span(),
+                    "duration",
+                    "`resync` must be at least 1s".into(),
+                    "too short".into(),
+                    "e.g. resync = \"5m\"",
+                )),
+                Err(e) => diags.push(err(
+                    r.span(),
+                    "duration",
+                    "`resync` is not a duration".into(),
+                    e.to_string(),
+                    "e.g. resync = \"5m\"",
+                )),
+            }
+        }
+        if let Some(d) = raw.drift {
+            cfg.drift = *d.get_ref();
+        }
+        if let Some(a) = raw.admin_addr {
+            match a.get_ref().parse::<SocketAddr>() {
+                Ok(addr) => cfg.admin_addr = addr,
+                Err(e) => diags.push(err(
+                    a.span(),
+                    "admin-addr",
+                    "`admin_addr` is not an address with a port".into(),
+                    e.to_string(),
+                    "e.g. admin_addr = \"127.0.0.1:9464\" or \"[::]:9464\"",
+                )),
+            }
+        }
+        if let Some(d) = raw.defaults {
+            if let Some(ns) = d.namespace {
+                let errs = names::dns1123_label(ns.get_ref());
+                if errs.is_empty() {
+                    cfg.defaults.namespace = ns.get_ref().clone();
+                } else {
+                    diags.push(err(
+                        ns.span(),
+                        "namespace",
+                        format!("invalid namespace `{}`", ns.get_ref()),
+                        errs.join("; "),
+                        "use 1 to 63 lowercase letters, digits and '-'",
+                    ));
+                }
+            }
+            if let Some(ps) = d.pull_secrets {
+                for s in &ps {
+                    let errs = names::dns1123_subdomain(s.get_ref());
+                    if !errs.is_empty() {
+                        diags.push(err(
+                            s.span(),
+                            "pull-secret",
+                            format!("invalid pull secret name `{}`", s.get_ref()),
+                            errs.join("; "),
+                            "name a Secret of type kubernetes.io/dockerconfigjson",
+                        ));
+                    }
+                }
+                cfg.defaults.pull_secrets = ps.into_iter().map(|s| s.into_inner()).collect();
+            }
+            for (k, v) in d.labels.into_iter().flatten() {
+                let mut errs = names::qualified_name(k.get_ref());
+                errs.extend(names::label_value(v.get_ref()));
+                if crate::spec::validate::RESERVED_LABEL_KEYS.contains(&k.get_ref().as_str())
+                    || k.get_ref()
+                        .starts_with(crate::spec::validate::RESERVED_PREFIX)
+                {
+                    errs.push("this label is set by berth itself".into());
+                }
+                if errs.is_empty() {
+                    cfg.defaults.labels.insert(k.into_inner(), v.into_inner());
+                } else {
+                    diags.push(err(
+                        k.span(),
+                        "label",
+                        format!("invalid default label `{}`", k.get_ref()),
+                        errs.join("; "),
+                        "label keys and values follow Kubernetes label syntax",
+                    ));
+                }
+            }
+        }
+        if let Some(s) = raw.safety
+            && let Some(m) = s.max_removals
+        {
+            match usize::try_from(*m.get_ref()) {
+                Ok(v) => cfg.safety.max_removals = v,
+                Err(_) => diags.push(err(
+                    m.span(),
+                    "safety",
+                    "`max_removals` must be 0 or more".into(),
+                    "negative".into(),
+                    "0 makes every removal need confirmation",
+                )),
+            }
+        }
+        if let Some(le) = raw.leader_election {
+            let l = &mut cfg.leader_election;
+            l.enabled = le.enabled.unwrap_or(false);
+            if let Some(ns) = le.namespace {
+                let errs = names::dns1123_label(ns.get_ref());
+                if errs.is_empty() {
+                    l.namespace = ns.into_inner();
+                } else {
+                    diags.push(err(
+                        ns.span(),
+                        "namespace",
+                        format!("invalid namespace `{}`", ns.get_ref()),
+                        errs.join("; "),
+                        "use 1 to 63 lowercase letters, digits and '-'",
+                    ));
+                }
+            }
+            if let Some(n) = le.lease_name {
+                let errs = names::dns1123_subdomain(n.get_ref());
+                if errs.is_empty() {
+                    l.lease_name = n.into_inner();
+                } else {
+                    diags.push(err(
+                        n.span(),
+                        "lease-name",
+                        format!("invalid Lease name `{}`", n.get_ref()),
+                        errs.join("; "),
+                        "use lowercase letters, digits, '-' and '.'",
+                    ));
+                }
+            }
+            if let Some(d) = le.lease_duration {
+                match humantime::parse_duration(d.get_ref()) {
+                    Ok(v) if v >= Duration::from_secs(2) => l.lease_duration = v,
+                    Ok(_) => diags.push(err(
+                        d.span(),
+                        "duration",
+                        "`lease_duration` must be at least 2s".into(),
+                        "too short".into(),
+                        "e.g. lease_duration = \"15s\"",
+                    )),
+                    Err(e) => diags.push(err(
+                        d.span(),
+                        "duration",
+                        "`lease_duration` is not a duration".into(),
+                        e.to_string(),
+                        "e.g. lease_duration = \"15s\"",
+                    )),
+                }
+            }
+            l.identity = le
+                .identity
+                .map(|i| i.into_inner())
+                .filter(|i| !i.is_empty());
+        }
+        if diags.is_empty() {
+            Ok(cfg)
+        } else {
+            Err(diags)
+        }
+    }
+
+    /// Command-line override of `defaults.namespace`.
+    pub fn override_namespace(&mut self, namespace: &str) -> Result<(), String> {
+        let errs = names::dns1123_label(namespace);
+        if !errs.is_empty() {
+            return Err(format!(
+                "invalid namespace `{namespace}`: {}",
+                errs.join("; ")
+            ));
+        }
+        self.defaults.namespace = namespace.to_string();
+        Ok(())
+    }
+
+    /// Command-line override of `instance`.
+    pub fn override_instance(&mut self, instance: &str) -> Result<(), String> {
+        check_instance(instance).map_err(|e| format!("invalid instance name `{instance}`: {e}"))?;
+        self.instance = instance.to_string();
+        Ok(())
+    }
+}
+
+/// The instance name is a label value in selectors and ownership labels; a DNS label keeps it
+/// usable in object names too should that ever be needed.
+fn check_instance(s: &str) -> Result<(), String> {
+    let errs = names::dns1123_label(s);
+    if errs.is_empty() {
+        Ok(())
+    } else {
+        Err(errs.join("; "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, Vec<Diagnostic>> {
+        Config::parse(Path::new("/etc/berth/berth.toml"), text)
+    }
+
+    #[test]
+    fn default_needs_no_file() {
+        let c = Config::default();
+        assert_eq!(c.instance, "default");
+        assert_eq!(c.defaults.namespace, "default");
+        assert!(c.defaults.pull_secrets.is_empty());
+        assert_eq!(c.safety.max_removals, 2);
+        assert_eq!(c.profile, Profile::Standard);
+        assert_eq!(parse("").ok(), Some(Config::default()));
+    }
+
+    #[test]
+    fn example_config_parses() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/berth.toml");
+        let c = Config::load(&path).unwrap_or_else(|d| panic!("{d:?}"));
+        assert_eq!(c.defaults.pull_secrets, vec!["default-secret".to_string()]);
+        assert_eq!(c.safety.max_removals, 2);
+        assert_eq!(
+            c.dir,
+            Some(path.parent().map(|p| p.join("apps")).unwrap_or_default())
+        );
+    }
+
+    #[test]
+    fn all_fields() {
+        let c = parse(
+            r#"
+instance = "blue"
+profile = "autopilot"
+dir = "apps"
+context = "prod"
+resync = "10m"
+drift = "report"
+admin_addr = "0.0.0.0:9000"
+[defaults]
+namespace = "db"
+pull_secrets = ["default-secret"]
+labels = { team = "dba" }
+[safety]
+max_removals = 5
+[leader_election]
+enabled = true
+namespace = "berth"
+lease_name = "berth-blue"
+lease_duration = "20s"
+identity = "bastion-1"
+"#,
+        )
+        .unwrap_or_else(|d| panic!("{d:?}"));
+        assert_eq!(c.instance, "blue");
+        assert_eq!(c.profile, Profile::Autopilot);
+        assert_eq!(c.dir, Some(PathBuf::from("/etc/berth/apps")));
+        assert_eq!(c.context.as_deref(), Some("prod"));
+        assert_eq!(c.resync, Duration::from_secs(600));
+        assert_eq!(c.drift, DriftMode::Report);
+        assert_eq!(
+            c.defaults.labels.get("team").map(String::as_str),
+            Some("dba")
+        );
+        assert_eq!(c.safety.max_removals, 5);
+        assert!(c.leader_election.enabled);
+        assert_eq!(c.leader_election.lease_duration, Duration::from_secs(20));
+    }
+
+    #[test]
+    fn unknown_key_suggests() {
+        let d = parse("instanse = \"x\"\n").err().unwrap_or_default();
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].rule, "unknown-key");
+        assert_eq!(d[0].help.as_deref(), Some("did you mean `instance`?"));
+        let d = parse("[safety]\nmax_removal = 1\n")
+            .err()
+            .unwrap_or_default();
+        assert_eq!(d[0].help.as_deref(), Some("did you mean `max_removals`?"));
+    }
+
+    #[test]
+    fn bad_values_are_all_reported() {
+        let d = parse(
+            "instance = \"Blue\"\nresync = \"soon\"\nadmin_addr = \"localhost\"\n[defaults]\nnamespace = \"-x\"\nlabels = { \"berth.dev/x\" = \"y\" }\n[safety]\nmax_removals = -1\n",
+        )
+        .err()
+        .unwrap_or_default();
+        let rules: Vec<&str> = d.iter().map(|d| d.rule).collect();
+        assert_eq!(
+            rules,
+            [
+                "instance",
+                "duration",
+                "admin-addr",
+                "namespace",
+                "label",
+                "safety"
+            ]
+        );
+    }
+
+    #[test]
+    fn overrides_are_checked() {
+        let mut c = Config::default();
+        assert!(c.override_namespace("db").is_ok());
+        assert_eq!(c.defaults.namespace, "db");
+        assert!(c.override_namespace("Bad").is_err());
+        assert!(c.override_instance("green").is_ok());
+        assert!(c.override_instance("").is_err());
+        assert_eq!(c.instance, "green");
+    }
+}

@@ -1,0 +1,16 @@
+//! berth keeps a Kubernetes cluster in step with a directory of compact TOML app specs.
+//!
+//! Layout (dependencies point one way: cli → cluster → render → spec):
+//! - [`cli`]: the command line, one function per subcommand, exit codes decided in one place.
+//! - [`config`]: the daemon config (instance name, defaults, profile, safety limits), raw → validated.
+//! - [`spec`]: the TOML app spec: raw serde types with spans, validation into [`spec::App`].
+//! - [`render`]: `App` → StatefulSet, headless Service, access Service; ownership labels live there.
+//! - [`cluster`]: the only code that holds a `kube::Client`.
+
+pub mod cli;
+pub mod cluster;
+pub mod config;
+pub mod converge;
+pub mod plan;
+pub mod render;
+pub mod spec;

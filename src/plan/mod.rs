@@ -1,0 +1,240 @@
+//! Plans: what converging one app would do, decided from the desired objects, the server's
+//! dry-run of them and the live objects. Pure: no client, no I/O.
+//!
+//! - [`normalize`] strips what the server adds that is not a change (status, managedFields, …)
+//!   and the known StatefulSet quirks, so a converged cluster shows no diff at all.
+//! - [`mask`] hides literal env values whose names look secret, in every output.
+//! - [`summarize`] turns an object diff into spec-level lines (`replicas 2 → 3`).
+//! - [`immutable_changes`] finds StatefulSet changes the API server would refuse in place.
+
+mod diff;
+mod normalize;
+mod summary;
+
+use std::fmt;
+
+use serde::Serialize;
+
+pub use diff::{ColorChoice, unified_diff};
+pub use normalize::{mask, normalize};
+pub use summary::{immutable_changes, summarize};
+
+/// What converging an app would do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "action", rename_all = "kebab-case")]
+pub enum Action {
+    /// The app's objects do not exist yet.
+    Create,
+    /// Some objects differ; applying them is an in-place update.
+    Update,
+    /// Live objects match the spec: nothing is sent.
+    Unchanged,
+    /// The spec file is gone: scale to zero, wait for the pods, delete. PVCs stay.
+    Remove,
+    /// An immutable StatefulSet field changes and the operator allowed a recreate.
+    Recreate { reasons: Vec<String> },
+    /// Nothing will be done for this app until the reason is dealt with. `destructive` when
+    /// what is held back is a removal or a recreate (so `berth diff` still exits 3).
+    Blocked { reason: String, destructive: bool },
+}
+
+impl Action {
+    /// Removals and recreates are destructive: `berth diff` exits 3 for them.
+    pub fn is_destructive(&self) -> bool {
+        matches!(
+            self,
+            Action::Remove
+                | Action::Recreate { .. }
+                | Action::Blocked {
+                    destructive: true,
+                    ..
+                }
+        )
+    }
+
+    pub fn is_change(&self) -> bool {
+        !matches!(self, Action::Unchanged | Action::Blocked { .. })
+    }
+
+    pub fn word(&self) -> &'static str {
+        match self {
+            Action::Create => "create",
+            Action::Update => "update",
+            Action::Unchanged => "unchanged",
+            Action::Remove => "remove",
+            Action::Recreate { .. } => "recreate",
+            Action::Blocked { .. } => "blocked",
+        }
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Action::Blocked { reason, .. } => write!(f, "blocked: {reason}"),
+            Action::Recreate { reasons } => write!(f, "recreate: {}", reasons.join("; ")),
+            other => f.write_str(other.word()),
+        }
+    }
+}
+
+/// The identity of one Kubernetes object berth manages.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct ObjectRef {
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+}
+
+impl fmt::Display for ObjectRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.kind, self.name)
+    }
+}
+
+/// One object's part in a plan: its masked, normalized YAML before and after.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ObjectChange {
+    pub object: ObjectRef,
+    /// Live object (normalized), None when it does not exist.
+    #[serde(skip)]
+    pub before: Option<serde_json::Value>,
+    /// Desired object as the server would store it (normalized); None when it goes.
+    #[serde(skip)]
+    pub after: Option<serde_json::Value>,
+    /// Unified diff of the two (masked), plain text; empty when they are equal.
+    pub diff: String,
+}
+
+impl ObjectChange {
+    /// Builds the change from normalized objects; the diff text is masked, but a change hidden
+    /// by masking still counts and says so.
+    pub fn new(
+        object: ObjectRef,
+        before: Option<serde_json::Value>,
+        after: Option<serde_json::Value>,
+    ) -> ObjectChange {
+        let text = |v: &Option<serde_json::Value>| {
+            v.as_ref()
+                .map(|v| crate::render::to_yaml(&mask(v)))
+                .unwrap_or_default()
+        };
+        let label = object.to_string();
+        let diff = if before == after {
+            String::new()
+        } else {
+            let diff = unified_diff(&text(&before), &text(&after), &label);
+            if diff.is_empty() {
+                format!("--- {label}\n+++ {label}\n  (a masked secret value changed)\n")
+            } else {
+                diff
+            }
+        };
+        ObjectChange {
+            object,
+            before,
+            after,
+            diff,
+        }
+    }
+
+    pub fn changed(&self) -> bool {
+        !self.diff.is_empty()
+    }
+}
+
+/// The plan for one app.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AppPlan {
+    pub namespace: String,
+    pub name: String,
+    #[serde(flatten)]
+    pub action: Action,
+    /// Spec-level lines, e.g. `replicas 2 → 3`.
+    pub summary: Vec<String>,
+    /// Objects that change (unchanged ones are left out).
+    pub changes: Vec<ObjectChange>,
+    /// PersistentVolumeClaims that stay after a removal (berth never deletes volumes).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub retained_pvcs: Vec<String>,
+}
+
+impl AppPlan {
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
+    }
+}
+
+/// The plan for a whole spec directory.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Plan {
+    pub apps: Vec<AppPlan>,
+    /// Why the plan as a whole is held back (too many removals, empty directory…).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub refusals: Vec<String>,
+}
+
+impl Plan {
+    pub fn has_changes(&self) -> bool {
+        self.apps.iter().any(|a| a.action.is_change())
+    }
+
+    pub fn has_destructive(&self) -> bool {
+        self.apps.iter().any(|a| a.action.is_destructive())
+    }
+
+    pub fn blocked(&self) -> impl Iterator<Item = &AppPlan> {
+        self.apps
+            .iter()
+            .filter(|a| matches!(a.action, Action::Blocked { .. }))
+    }
+
+    pub fn removals(&self) -> usize {
+        self.apps
+            .iter()
+            .filter(|a| a.action == Action::Remove)
+            .count()
+    }
+
+    /// The human-readable plan: one summary block per app that is not unchanged, then the
+    /// object diffs.
+    pub fn render_text(&self, color: ColorChoice) -> String {
+        let mut out = String::new();
+        let mut unchanged = 0;
+        for app in &self.apps {
+            if app.action == Action::Unchanged {
+                unchanged += 1;
+                continue;
+            }
+            out.push_str(&format!("{}: {}\n", app.key(), app.action));
+            for line in &app.summary {
+                out.push_str(&format!("  {line}\n"));
+            }
+            if !app.retained_pvcs.is_empty() {
+                out.push_str(&format!(
+                    "  volumes kept: {}\n",
+                    app.retained_pvcs.join(", ")
+                ));
+            }
+        }
+        if unchanged > 0 {
+            out.push_str(&format!("{unchanged} app(s) unchanged\n"));
+        }
+        for refusal in &self.refusals {
+            out.push_str(&format!("refused: {refusal}\n"));
+        }
+        let diffs: Vec<&ObjectChange> = self
+            .apps
+            .iter()
+            .flat_map(|a| a.changes.iter())
+            .filter(|c| c.changed())
+            .collect();
+        if !diffs.is_empty() {
+            out.push('\n');
+            for change in diffs {
+                out.push_str(&diff::paint(&change.diff, color));
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,184 @@
+//! Normalisation: what the API server adds to an object that is not a change berth made or
+//! should undo, removed so a live object and a dry-run result compare equal when in sync.
+
+use serde_json::{Map, Value};
+
+use crate::render::COMMIT_ANNOTATION;
+
+/// Metadata the server owns.
+const SERVER_METADATA: [&str; 8] = [
+    "managedFields",
+    "resourceVersion",
+    "uid",
+    "creationTimestamp",
+    "generation",
+    "selfLink",
+    "deletionGracePeriodSeconds",
+    "ownerReferences",
+];
+
+/// Returns the object without server noise: status, server-owned metadata, kubectl's
+/// last-applied annotation, the commit annotation (a new commit alone is not a change to an app),
+/// and the volumeClaimTemplate quirks (the server adds apiVersion, kind and an empty status to
+/// each template).
+pub fn normalize(object: &Value) -> Value {
+    let mut obj = object.clone();
+    let Some(map) = obj.as_object_mut() else {
+        return obj;
+    };
+    map.remove("status");
+    if let Some(meta) = map.get_mut("metadata").and_then(Value::as_object_mut) {
+        for key in SERVER_METADATA {
+            meta.remove(key);
+        }
+        strip_annotations(meta);
+    }
+    if let Some(templates) = map
+        .get_mut("spec")
+        .and_then(|s| s.get_mut("volumeClaimTemplates"))
+        .and_then(Value::as_array_mut)
+    {
+        for t in templates.iter_mut().filter_map(Value::as_object_mut) {
+            t.remove("apiVersion");
+            t.remove("kind");
+            t.remove("status");
+            if let Some(meta) = t.get_mut("metadata").and_then(Value::as_object_mut) {
+                meta.remove("creationTimestamp");
+            }
+        }
+    }
+    // The pod template's creationTimestamp: null from older clients.
+    if let Some(meta) = map
+        .get_mut("spec")
+        .and_then(|s| s.get_mut("template"))
+        .and_then(|t| t.get_mut("metadata"))
+        .and_then(Value::as_object_mut)
+    {
+        meta.remove("creationTimestamp");
+    }
+    obj
+}
+
+fn strip_annotations(meta: &mut Map<String, Value>) {
+    let Some(annotations) = meta.get_mut("annotations").and_then(Value::as_object_mut) else {
+        return;
+    };
+    annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
+    annotations.remove("deployment.kubernetes.io/revision");
+    annotations.remove(COMMIT_ANNOTATION);
+    if annotations.is_empty() {
+        meta.remove("annotations");
+    }
+}
+
+/// Names of env variables whose literal values are never shown.
+const SECRET_WORDS: [&str; 7] = [
+    "PASSWORD",
+    "PASSWD",
+    "TOKEN",
+    "SECRET",
+    "KEY",
+    "CREDENTIAL",
+    "PRIVATE",
+];
+
+pub const MASK: &str = "***";
+
+/// True for env names like `MYSQL_ROOT_PASSWORD`, `API_TOKEN`, `aws_secret_access_key`.
+pub fn looks_secret(name: &str) -> bool {
+    let upper = name.to_ascii_uppercase();
+    SECRET_WORDS.iter().any(|w| upper.contains(w))
+}
+
+/// Replaces literal env values with secret-looking names in every container and init container
+/// of a StatefulSet (other kinds are returned unchanged).
+pub fn mask(object: &Value) -> Value {
+    let mut obj = object.clone();
+    let Some(pod) = obj
+        .get_mut("spec")
+        .and_then(|s| s.get_mut("template"))
+        .and_then(|t| t.get_mut("spec"))
+    else {
+        return obj;
+    };
+    for list in ["containers", "initContainers"] {
+        let Some(containers) = pod.get_mut(list).and_then(Value::as_array_mut) else {
+            continue;
+        };
+        for env in containers
+            .iter_mut()
+            .filter_map(|c| c.get_mut("env"))
+            .filter_map(Value::as_array_mut)
+        {
+            for var in env.iter_mut().filter_map(Value::as_object_mut) {
+                let secret = var
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .is_some_and(looks_secret);
+                if secret && var.contains_key("value") {
+                    var.insert("value".into(), Value::String(MASK.into()));
+                }
+            }
+        }
+    }
+    obj
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn server_noise_and_template_quirks_are_removed() {
+        let live = json!({
+            "apiVersion": "apps/v1", "kind": "StatefulSet",
+            "metadata": {"name": "db", "uid": "u", "resourceVersion": "7", "generation": 3,
+                "creationTimestamp": "2026-01-01T00:00:00Z", "managedFields": [{}],
+                "annotations": {"berth.dev/commit": "abc", "berth.dev/source": "db.toml"}},
+            "spec": {"replicas": 1, "volumeClaimTemplates": [{"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                "metadata": {"name": "data", "creationTimestamp": null}, "spec": {}, "status": {"phase": "Pending"}}]},
+            "status": {"replicas": 1}
+        });
+        let want = json!({
+            "apiVersion": "apps/v1", "kind": "StatefulSet",
+            "metadata": {"name": "db", "annotations": {"berth.dev/source": "db.toml"}},
+            "spec": {"replicas": 1, "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {}}]}
+        });
+        assert_eq!(normalize(&live), want);
+    }
+
+    #[test]
+    fn only_the_commit_annotation_means_no_annotations() {
+        let obj = json!({"metadata": {"name": "x", "annotations": {"berth.dev/commit": "abc"}}});
+        assert_eq!(normalize(&obj), json!({"metadata": {"name": "x"}}));
+    }
+
+    #[test]
+    fn secret_looking_literals_are_masked_and_refs_kept() {
+        let sts = json!({"spec": {"template": {"spec": {
+            "containers": [{"name": "db", "env": [
+                {"name": "MYSQL_ROOT_PASSWORD", "value": "hunter2"},
+                {"name": "api_token", "value": "t"},
+                {"name": "MYSQL_DATABASE", "value": "app"},
+                {"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}
+            ]}],
+            "initContainers": [{"name": "init", "env": [{"name": "SECRET_KEY", "value": "k"}]}]
+        }}}});
+        let masked = mask(&sts);
+        let env = &masked["spec"]["template"]["spec"]["containers"][0]["env"];
+        assert_eq!(env[0]["value"], MASK);
+        assert_eq!(env[1]["value"], MASK);
+        assert_eq!(env[2]["value"], "app");
+        assert!(env[3].get("value").is_none());
+        assert_eq!(
+            masked["spec"]["template"]["spec"]["initContainers"][0]["env"][0]["value"],
+            MASK
+        );
+        assert!(
+            !serde_json::to_string(&masked)
+                .unwrap_or_default()
+                .contains("hunter2")
+        );
+    }
+}

@@ -1,0 +1,674 @@
+//! App → Kubernetes objects: headless Service, StatefulSet, optional access Service, optional
+//! PodDisruptionBudget. Ownership labels and annotations live here and nowhere else.
+//!
+//! Objects are sent with server-side apply, where every field present is a field berth claims.
+//! So every object is built complete and explicit: no required field left at its default
+//! (`selector: {}`, `port: 0`), nothing volatile in immutable fields or in the pod template.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{
+    RollingUpdateStatefulSetStrategy, StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy,
+    StatefulSetSpec, StatefulSetUpdateStrategy,
+};
+use k8s_openapi::api::core::v1::{
+    Affinity, ConfigMapKeySelector, ConfigMapVolumeSource, Container as K8sContainer,
+    ContainerPort, EmptyDirVolumeSource, EnvVar as K8sEnvVar, EnvVarSource, ExecAction,
+    HTTPGetAction, HostPathVolumeSource, Lifecycle, LifecycleHandler, LocalObjectReference,
+    ObjectFieldSelector, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodAffinityTerm,
+    PodAntiAffinity, PodDNSConfig, PodDNSConfigOption, PodSecurityContext, PodSpec,
+    PodTemplateSpec, Probe as K8sProbe, ResourceRequirements, SecretKeySelector,
+    SecretVolumeSource, SecurityContext, Service, ServicePort as K8sServicePort, ServiceSpec,
+    TCPSocketAction, Volume as K8sVolume, VolumeMount, VolumeResourceRequirements,
+};
+use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity as K8sQuantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use crate::spec::{
+    App, Container, DisruptionBudget, EnvValue, IntOrPercent, PodManagement, PortRef, Probe,
+    ProbeAction, UpdateStrategy, VolumeKind,
+};
+
+/// `app.kubernetes.io/managed-by=berth` on every object berth writes.
+pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+pub const MANAGED_BY_VALUE: &str = "berth";
+/// Names the berth instance that owns an object, so two config repos never fight.
+pub const INSTANCE_LABEL: &str = "berth.dev/instance";
+/// Selector label: the app name.
+pub const NAME_LABEL: &str = "app.kubernetes.io/name";
+/// Selector label: the berth instance (the same value as [`INSTANCE_LABEL`]).
+pub const APP_INSTANCE_LABEL: &str = "app.kubernetes.io/instance";
+/// The ownership labels: an object is berth's (this instance's) when both match.
+pub const OWNER_LABELS: [&str; 2] = [MANAGED_BY_LABEL, INSTANCE_LABEL];
+/// The spec file an object came from, relative to the spec directory.
+pub const SOURCE_ANNOTATION: &str = "berth.dev/source";
+/// The config repo's commit, when the spec directory is a git checkout.
+pub const COMMIT_ANNOTATION: &str = "berth.dev/commit";
+
+/// What rendering needs besides the app.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderContext {
+    /// This berth instance (config `instance`).
+    pub instance: String,
+    /// The spec file relative to the spec directory, with '/' separators.
+    pub source: String,
+    /// The config repo's commit, when known.
+    pub commit: Option<String>,
+}
+
+impl RenderContext {
+    /// The context for `app` under `instance`, without a commit.
+    pub fn new(instance: &str, app: &App) -> RenderContext {
+        RenderContext {
+            instance: instance.to_string(),
+            source: source_value(&app.source_path),
+            commit: None,
+        }
+    }
+
+    pub fn with_commit(mut self, commit: Option<String>) -> RenderContext {
+        self.commit = commit;
+        self
+    }
+}
+
+/// The value of [`SOURCE_ANNOTATION`] for a spec path relative to the spec directory: '/'
+/// separators on every platform. Use it to match a [`crate::spec::BrokenSpec`] to live objects.
+pub fn source_value(relative: &std::path::Path) -> String {
+    relative
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// The objects of one app.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rendered {
+    pub headless: Service,
+    pub statefulset: StatefulSet,
+    pub service: Option<Service>,
+    pub pdb: Option<PodDisruptionBudget>,
+}
+
+impl Rendered {
+    /// The objects as JSON, in apply order: headless Service, StatefulSet, access Service, PDB.
+    pub fn to_values(&self) -> Vec<serde_json::Value> {
+        let mut out = vec![to_value(&self.headless), to_value(&self.statefulset)];
+        if let Some(s) = &self.service {
+            out.push(to_value(s));
+        }
+        if let Some(p) = &self.pdb {
+            out.push(to_value(p));
+        }
+        out
+    }
+}
+
+fn to_value<T: serde::Serialize>(obj: &T) -> serde_json::Value {
+    // k8s-openapi types serialize infallibly (no maps with non-string keys).
+    serde_json::to_value(obj).unwrap_or(serde_json::Value::Null)
+}
+
+/// The labels that select an app's pods. Immutable in a StatefulSet: nothing volatile may ever
+/// go in here (not a commit, not a spec hash, not user labels).
+pub fn selector_labels(app: &str, instance: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (NAME_LABEL.to_string(), app.to_string()),
+        (APP_INSTANCE_LABEL.to_string(), instance.to_string()),
+    ])
+}
+
+/// The ownership labels of an instance.
+pub fn owner_labels(instance: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (MANAGED_BY_LABEL.to_string(), MANAGED_BY_VALUE.to_string()),
+        (INSTANCE_LABEL.to_string(), instance.to_string()),
+    ])
+}
+
+/// A label selector string for everything an instance owns (for list and watch calls).
+pub fn owner_selector(instance: &str) -> String {
+    format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE},{INSTANCE_LABEL}={instance}")
+}
+
+/// Labels of every object and of the pods: user labels, then selector and ownership labels
+/// (validation forbids user labels with those keys, so nothing is overwritten).
+fn object_labels(app: &App, ctx: &RenderContext) -> BTreeMap<String, String> {
+    let mut labels = app.labels.clone();
+    labels.extend(selector_labels(&app.name, &ctx.instance));
+    labels.extend(owner_labels(&ctx.instance));
+    labels
+}
+
+/// Annotations of the top-level objects. Never used in the pod template: a new commit must not
+/// roll the pods.
+fn object_annotations(ctx: &RenderContext) -> BTreeMap<String, String> {
+    let mut a = BTreeMap::from([(SOURCE_ANNOTATION.to_string(), ctx.source.clone())]);
+    if let Some(commit) = &ctx.commit {
+        a.insert(COMMIT_ANNOTATION.to_string(), commit.clone());
+    }
+    a
+}
+
+fn meta(
+    name: &str,
+    app: &App,
+    ctx: &RenderContext,
+    extra_annotations: &BTreeMap<String, String>,
+) -> ObjectMeta {
+    let mut annotations = extra_annotations.clone();
+    annotations.extend(object_annotations(ctx));
+    ObjectMeta {
+        name: Some(name.to_string()),
+        namespace: Some(app.namespace.clone()),
+        labels: Some(object_labels(app, ctx)),
+        annotations: Some(annotations),
+        ..ObjectMeta::default()
+    }
+}
+
+fn non_empty<T>(v: Vec<T>) -> Option<Vec<T>> {
+    (!v.is_empty()).then_some(v)
+}
+
+fn non_empty_map(m: BTreeMap<String, String>) -> Option<BTreeMap<String, String>> {
+    (!m.is_empty()).then_some(m)
+}
+
+fn int_or_string(v: &IntOrPercent) -> IntOrString {
+    match v {
+        IntOrPercent::Int(i) => IntOrString::Int(*i),
+        IntOrPercent::Percent(p) => IntOrString::String(p.clone()),
+    }
+}
+
+fn port_ref(p: &PortRef) -> IntOrString {
+    match p {
+        PortRef::Number(n) => IntOrString::Int(i32::from(*n)),
+        PortRef::Name(s) => IntOrString::String(s.clone()),
+    }
+}
+
+/// Render one app.
+pub fn render_app(app: &App, ctx: &RenderContext) -> Rendered {
+    let selector = selector_labels(&app.name, &ctx.instance);
+    Rendered {
+        headless: headless_service(app, ctx, &selector),
+        statefulset: statefulset(app, ctx, &selector),
+        service: app
+            .service
+            .as_ref()
+            .map(|s| access_service(app, s, ctx, &selector)),
+        pdb: app
+            .disruption_budget
+            .as_ref()
+            .map(|b| pdb(app, b, ctx, &selector)),
+    }
+}
+
+fn headless_service(
+    app: &App,
+    ctx: &RenderContext,
+    selector: &BTreeMap<String, String>,
+) -> Service {
+    let ports: Vec<K8sServicePort> = app
+        .container_ports()
+        .map(|p| K8sServicePort {
+            name: Some(p.name.clone()),
+            port: i32::from(p.number),
+            target_port: Some(IntOrString::Int(i32::from(p.number))),
+            protocol: Some(p.protocol.as_str().to_string()),
+            ..K8sServicePort::default()
+        })
+        .collect();
+    Service {
+        metadata: meta(&app.headless, app, ctx, &BTreeMap::new()),
+        spec: Some(ServiceSpec {
+            type_: Some("ClusterIP".to_string()),
+            cluster_ip: Some("None".to_string()),
+            // Peers must find each other before they are Ready (cluster bootstrap).
+            publish_not_ready_addresses: Some(true),
+            selector: Some(selector.clone()),
+            ports: non_empty(ports),
+            ..ServiceSpec::default()
+        }),
+        status: None,
+    }
+}
+
+fn access_service(
+    app: &App,
+    svc: &crate::spec::AccessService,
+    ctx: &RenderContext,
+    selector: &BTreeMap<String, String>,
+) -> Service {
+    let ports = svc
+        .ports
+        .iter()
+        .map(|p| K8sServicePort {
+            name: Some(p.name.clone()),
+            port: i32::from(p.port),
+            target_port: Some(port_ref(&p.target)),
+            node_port: p.node_port.map(i32::from),
+            protocol: Some(p.protocol.as_str().to_string()),
+            ..K8sServicePort::default()
+        })
+        .collect();
+    Service {
+        metadata: meta(&svc.name, app, ctx, &svc.annotations),
+        spec: Some(ServiceSpec {
+            type_: Some(svc.kind.as_str().to_string()),
+            selector: Some(selector.clone()),
+            ports: Some(ports),
+            ..ServiceSpec::default()
+        }),
+        status: None,
+    }
+}
+
+fn pdb(
+    app: &App,
+    b: &DisruptionBudget,
+    ctx: &RenderContext,
+    selector: &BTreeMap<String, String>,
+) -> PodDisruptionBudget {
+    let (max_unavailable, min_available) = match b {
+        DisruptionBudget::MaxUnavailable(v) => (Some(int_or_string(v)), None),
+        DisruptionBudget::MinAvailable(v) => (None, Some(int_or_string(v))),
+    };
+    PodDisruptionBudget {
+        metadata: meta(&app.name, app, ctx, &BTreeMap::new()),
+        spec: Some(PodDisruptionBudgetSpec {
+            max_unavailable,
+            min_available,
+            selector: Some(LabelSelector {
+                match_labels: Some(selector.clone()),
+                match_expressions: None,
+            }),
+            ..PodDisruptionBudgetSpec::default()
+        }),
+        status: None,
+    }
+}
+
+fn statefulset(app: &App, ctx: &RenderContext, selector: &BTreeMap<String, String>) -> StatefulSet {
+    let update_strategy = match &app.update {
+        UpdateStrategy::Rolling {
+            partition,
+            max_unavailable,
+        } => StatefulSetUpdateStrategy {
+            type_: Some("RollingUpdate".to_string()),
+            rolling_update: (partition.is_some() || max_unavailable.is_some()).then(|| {
+                RollingUpdateStatefulSetStrategy {
+                    partition: *partition,
+                    max_unavailable: max_unavailable.as_ref().map(int_or_string),
+                }
+            }),
+        },
+        UpdateStrategy::OnDelete => StatefulSetUpdateStrategy {
+            type_: Some("OnDelete".to_string()),
+            rolling_update: None,
+        },
+    };
+    let claims: Vec<PersistentVolumeClaim> = app
+        .volumes
+        .iter()
+        .filter_map(|v| match &v.kind {
+            VolumeKind::Claim {
+                size,
+                class,
+                access,
+            } => Some(PersistentVolumeClaim {
+                // Immutable: only the name and the (never changing) selector labels, so PVCs
+                // can be found by app; no user labels, no commit.
+                metadata: ObjectMeta {
+                    name: Some(v.name.clone()),
+                    labels: Some(selector.clone()),
+                    ..ObjectMeta::default()
+                },
+                spec: Some(PersistentVolumeClaimSpec {
+                    access_modes: Some(access.iter().map(|a| a.as_str().to_string()).collect()),
+                    resources: Some(VolumeResourceRequirements {
+                        requests: Some(BTreeMap::from([(
+                            "storage".to_string(),
+                            K8sQuantity(size.text.clone()),
+                        )])),
+                        limits: None,
+                    }),
+                    storage_class_name: class.clone(),
+                    ..PersistentVolumeClaimSpec::default()
+                }),
+                status: None,
+            }),
+            _ => None,
+        })
+        .collect();
+
+    let mut pod_labels = app.labels.clone();
+    pod_labels.extend(selector.clone());
+    pod_labels.extend(owner_labels(&ctx.instance));
+
+    StatefulSet {
+        metadata: meta(&app.name, app, ctx, &BTreeMap::new()),
+        spec: Some(StatefulSetSpec {
+            replicas: Some(app.replicas),
+            selector: LabelSelector {
+                match_labels: Some(selector.clone()),
+                match_expressions: None,
+            },
+            service_name: Some(app.headless.clone()),
+            pod_management_policy: Some(
+                match app.pod_management {
+                    PodManagement::Ordered => "OrderedReady",
+                    PodManagement::Parallel => "Parallel",
+                }
+                .to_string(),
+            ),
+            update_strategy: Some(update_strategy),
+            // Volumes survive scale-down and removal, whatever the cluster's default.
+            persistent_volume_claim_retention_policy: Some(
+                StatefulSetPersistentVolumeClaimRetentionPolicy {
+                    when_deleted: Some("Retain".to_string()),
+                    when_scaled: Some("Retain".to_string()),
+                },
+            ),
+            volume_claim_templates: non_empty(claims),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(pod_labels),
+                    annotations: non_empty_map(app.annotations.clone()),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(pod_spec(app, selector)),
+            },
+            ..StatefulSetSpec::default()
+        }),
+        status: None,
+    }
+}
+
+fn pod_spec(app: &App, selector: &BTreeMap<String, String>) -> PodSpec {
+    let volumes: Vec<K8sVolume> = app
+        .volumes
+        .iter()
+        .filter_map(|v| {
+            let mut vol = K8sVolume {
+                name: v.name.clone(),
+                ..K8sVolume::default()
+            };
+            match &v.kind {
+                VolumeKind::Claim { .. } => return None,
+                VolumeKind::EmptyDir { medium, size_limit } => {
+                    vol.empty_dir = Some(EmptyDirVolumeSource {
+                        medium: medium.clone(),
+                        size_limit: size_limit.as_ref().map(|q| K8sQuantity(q.text.clone())),
+                    });
+                }
+                VolumeKind::ConfigMap(name) => {
+                    vol.config_map = Some(ConfigMapVolumeSource {
+                        name: name.clone(),
+                        ..ConfigMapVolumeSource::default()
+                    });
+                }
+                VolumeKind::Secret(name) => {
+                    vol.secret = Some(SecretVolumeSource {
+                        secret_name: Some(name.clone()),
+                        ..SecretVolumeSource::default()
+                    });
+                }
+                VolumeKind::HostPath(path) => {
+                    vol.host_path = Some(HostPathVolumeSource {
+                        path: path.clone(),
+                        type_: None,
+                    });
+                }
+            }
+            Some(vol)
+        })
+        .collect();
+
+    let security_context =
+        (app.run_as_user.is_some() || app.fs_group.is_some()).then(|| PodSecurityContext {
+            run_as_user: app.run_as_user,
+            fs_group: app.fs_group,
+            ..PodSecurityContext::default()
+        });
+
+    let affinity = app.spread.map(|s| Affinity {
+        pod_anti_affinity: Some(PodAntiAffinity {
+            required_during_scheduling_ignored_during_execution: Some(vec![PodAffinityTerm {
+                label_selector: Some(LabelSelector {
+                    match_labels: Some(selector.clone()),
+                    match_expressions: None,
+                }),
+                topology_key: s.topology_key().to_string(),
+                ..PodAffinityTerm::default()
+            }]),
+            preferred_during_scheduling_ignored_during_execution: None,
+        }),
+        ..Affinity::default()
+    });
+
+    let (dns_policy, dns_config) = match &app.dns {
+        None => (None, None),
+        Some(d) => {
+            let config = PodDNSConfig {
+                nameservers: non_empty(d.nameservers.clone()),
+                searches: non_empty(d.searches.clone()),
+                options: non_empty(
+                    d.options
+                        .iter()
+                        .map(|(k, v)| PodDNSConfigOption {
+                            name: Some(k.clone()),
+                            value: v.clone(),
+                        })
+                        .collect(),
+                ),
+            };
+            let empty = config.nameservers.is_none()
+                && config.searches.is_none()
+                && config.options.is_none();
+            (
+                d.policy.map(|p| p.as_str().to_string()),
+                (!empty).then_some(config),
+            )
+        }
+    };
+
+    PodSpec {
+        init_containers: non_empty(app.init_containers.iter().map(container).collect()),
+        containers: app.containers.iter().map(container).collect(),
+        volumes: non_empty(volumes),
+        image_pull_secrets: non_empty(
+            app.pull_secrets
+                .iter()
+                .map(|s| LocalObjectReference { name: s.clone() })
+                .collect(),
+        ),
+        security_context,
+        dns_policy,
+        dns_config,
+        node_selector: non_empty_map(app.node_selector.clone()),
+        affinity,
+        termination_grace_period_seconds: app.termination_grace_seconds,
+        service_account_name: app.service_account.clone(),
+        ..PodSpec::default()
+    }
+}
+
+fn container(c: &Container) -> K8sContainer {
+    let mut requests = BTreeMap::new();
+    let mut limits = BTreeMap::new();
+    for (name, res) in [("cpu", &c.cpu), ("memory", &c.memory)] {
+        if let Some(r) = res {
+            if let Some(q) = &r.request {
+                requests.insert(name.to_string(), K8sQuantity(q.text.clone()));
+            }
+            if let Some(q) = &r.limit {
+                limits.insert(name.to_string(), K8sQuantity(q.text.clone()));
+            }
+        }
+    }
+    let resources = (!requests.is_empty() || !limits.is_empty()).then(|| ResourceRequirements {
+        requests: (!requests.is_empty()).then_some(requests),
+        limits: (!limits.is_empty()).then_some(limits),
+        ..ResourceRequirements::default()
+    });
+    let exec = |cmd: &Vec<String>| LifecycleHandler {
+        exec: Some(ExecAction {
+            command: Some(cmd.clone()),
+        }),
+        ..LifecycleHandler::default()
+    };
+    let lifecycle = (c.post_start.is_some() || c.pre_stop.is_some()).then(|| Lifecycle {
+        post_start: c.post_start.as_ref().map(exec),
+        pre_stop: c.pre_stop.as_ref().map(exec),
+        ..Lifecycle::default()
+    });
+    K8sContainer {
+        name: c.name.clone(),
+        image: Some(c.image.clone()),
+        image_pull_policy: c.pull.map(|p| p.as_str().to_string()),
+        command: non_empty(c.command.clone()),
+        args: non_empty(c.args.clone()),
+        ports: non_empty(
+            c.ports
+                .iter()
+                .map(|p| ContainerPort {
+                    name: Some(p.name.clone()),
+                    container_port: i32::from(p.number),
+                    // Explicit: containerPort+protocol is the list-map key under server-side apply.
+                    protocol: Some(p.protocol.as_str().to_string()),
+                    ..ContainerPort::default()
+                })
+                .collect(),
+        ),
+        env: non_empty(c.env.iter().map(env_var).collect()),
+        resources,
+        lifecycle,
+        liveness_probe: c.liveness.as_ref().map(probe),
+        readiness_probe: c.readiness.as_ref().map(probe),
+        startup_probe: c.startup.as_ref().map(probe),
+        security_context: c.run_as_user.map(|u| SecurityContext {
+            run_as_user: Some(u),
+            ..SecurityContext::default()
+        }),
+        volume_mounts: non_empty(
+            c.mounts
+                .iter()
+                .map(|m| VolumeMount {
+                    name: m.volume.clone(),
+                    mount_path: m.path.clone(),
+                    sub_path: m.sub_path.clone(),
+                    read_only: m.read_only.then_some(true),
+                    ..VolumeMount::default()
+                })
+                .collect(),
+        ),
+        ..K8sContainer::default()
+    }
+}
+
+fn env_var(e: &crate::spec::EnvVar) -> K8sEnvVar {
+    let (value, value_from) = match &e.value {
+        EnvValue::Literal(v) => (Some(v.clone()), None),
+        EnvValue::Secret { name, key } => (
+            None,
+            Some(EnvVarSource {
+                secret_key_ref: Some(SecretKeySelector {
+                    name: name.clone(),
+                    key: key.clone(),
+                    optional: None,
+                }),
+                ..EnvVarSource::default()
+            }),
+        ),
+        EnvValue::ConfigMap { name, key } => (
+            None,
+            Some(EnvVarSource {
+                config_map_key_ref: Some(ConfigMapKeySelector {
+                    name: name.clone(),
+                    key: key.clone(),
+                    optional: None,
+                }),
+                ..EnvVarSource::default()
+            }),
+        ),
+        EnvValue::Field(path) => (
+            None,
+            Some(EnvVarSource {
+                field_ref: Some(ObjectFieldSelector {
+                    field_path: path.clone(),
+                    api_version: None,
+                }),
+                ..EnvVarSource::default()
+            }),
+        ),
+    };
+    K8sEnvVar {
+        name: e.name.clone(),
+        value,
+        value_from,
+    }
+}
+
+fn probe(p: &Probe) -> K8sProbe {
+    let mut out = K8sProbe {
+        initial_delay_seconds: p.delay_seconds,
+        period_seconds: p.period_seconds,
+        timeout_seconds: p.timeout_seconds,
+        failure_threshold: p.failures,
+        success_threshold: p.success,
+        ..K8sProbe::default()
+    };
+    match &p.action {
+        ProbeAction::Exec(cmd) => {
+            out.exec = Some(ExecAction {
+                command: Some(cmd.clone()),
+            });
+        }
+        ProbeAction::Tcp(port) => {
+            out.tcp_socket = Some(TCPSocketAction {
+                port: port_ref(port),
+                host: None,
+            });
+        }
+        ProbeAction::Http { path, port, scheme } => {
+            out.http_get = Some(HTTPGetAction {
+                path: Some(path.clone()),
+                port: port_ref(port),
+                scheme: scheme.clone(),
+                ..HTTPGetAction::default()
+            });
+        }
+    }
+    out
+}
+
+/// Multi-document YAML for `kubectl apply -f -`: per app the headless Service, the StatefulSet,
+/// the access Service and the PodDisruptionBudget, each with apiVersion and kind.
+pub fn render_yaml(rendered: &[Rendered]) -> String {
+    let mut out = String::new();
+    for r in rendered {
+        for value in r.to_values() {
+            out.push_str("---\n");
+            out.push_str(&to_yaml(&value));
+        }
+    }
+    out
+}
+
+/// One object as a YAML document body (no `---`).
+pub fn to_yaml(value: &serde_json::Value) -> String {
+    let mut text = serde_saphyr::to_string(value).unwrap_or_default();
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests;

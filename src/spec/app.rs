@@ -1,0 +1,342 @@
+//! The validated app: what a spec means once every rule has passed. Plain data with public fields,
+//! so the renderer can build objects from it and the planner can compare two of them field by
+//! field (`spec_summary`). Nothing here can be nonsense: [`super::validate`] is the only way in.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::quantity::Quantity;
+
+/// One stateful app: a StatefulSet, its headless Service, an optional access Service and an
+/// optional PodDisruptionBudget.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct App {
+    /// StatefulSet name: the file stem unless the spec sets `name`.
+    pub name: String,
+    pub namespace: String,
+    /// The spec file, relative to the spec directory (goes into the `berth.dev/source` annotation).
+    pub source_path: PathBuf,
+    pub replicas: i32,
+    pub pod_management: PodManagement,
+    pub update: UpdateStrategy,
+    /// Added to every object and to the pods (config defaults merged under the spec's own).
+    pub labels: BTreeMap<String, String>,
+    /// Pod annotations.
+    pub annotations: BTreeMap<String, String>,
+    pub pull_secrets: Vec<String>,
+    pub run_as_user: Option<i64>,
+    pub fs_group: Option<i64>,
+    pub dns: Option<Dns>,
+    /// Name of the headless Service (the StatefulSet's serviceName).
+    pub headless: String,
+    pub termination_grace_seconds: Option<i64>,
+    pub service_account: Option<String>,
+    pub node_selector: BTreeMap<String, String>,
+    pub spread: Option<Spread>,
+    pub disruption_budget: Option<DisruptionBudget>,
+    /// The operator allows berth to recreate the StatefulSet when an immutable field changes.
+    pub allow_recreate: bool,
+    /// The operator allows berth to take over existing objects of the same name it does not own.
+    pub adopt: bool,
+    pub init_containers: Vec<Container>,
+    pub containers: Vec<Container>,
+    /// In spec order; claim templates and pod volumes together (see [`VolumeKind`]).
+    pub volumes: Vec<Volume>,
+    pub service: Option<AccessService>,
+}
+
+impl App {
+    /// Ports of the app containers (not init containers), in spec order.
+    pub fn container_ports(&self) -> impl Iterator<Item = &Port> {
+        self.containers.iter().flat_map(|c| c.ports.iter())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PodManagement {
+    /// OrderedReady: one pod at a time, each Ready before the next.
+    Ordered,
+    /// Parallel: all pods at once.
+    Parallel,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "strategy", rename_all = "kebab-case")]
+pub enum UpdateStrategy {
+    Rolling {
+        partition: Option<i32>,
+        max_unavailable: Option<IntOrPercent>,
+    },
+    OnDelete,
+}
+
+/// An integer or a percentage such as "25%" (maxUnavailable, minAvailable).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum IntOrPercent {
+    Int(i32),
+    Percent(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Dns {
+    pub policy: Option<DnsPolicy>,
+    pub nameservers: Vec<String>,
+    pub searches: Vec<String>,
+    /// name → value; `None` for options without a value (e.g. `use-vc`).
+    pub options: BTreeMap<String, Option<String>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DnsPolicy {
+    ClusterFirst,
+    ClusterFirstWithHostNet,
+    Default,
+    None,
+}
+
+impl DnsPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DnsPolicy::ClusterFirst => "ClusterFirst",
+            DnsPolicy::ClusterFirstWithHostNet => "ClusterFirstWithHostNet",
+            DnsPolicy::Default => "Default",
+            DnsPolicy::None => "None",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Spread {
+    /// At most one pod per node.
+    Hostname,
+    /// At most one pod per zone.
+    Zone,
+}
+
+impl Spread {
+    pub fn topology_key(self) -> &'static str {
+        match self {
+            Spread::Hostname => "kubernetes.io/hostname",
+            Spread::Zone => "topology.kubernetes.io/zone",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DisruptionBudget {
+    MaxUnavailable(IntOrPercent),
+    MinAvailable(IntOrPercent),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Container {
+    pub name: String,
+    pub image: String,
+    pub pull: Option<PullPolicy>,
+    pub cpu: Option<Resource>,
+    pub memory: Option<Resource>,
+    pub ports: Vec<Port>,
+    pub env: Vec<EnvVar>,
+    pub command: Vec<String>,
+    pub args: Vec<String>,
+    pub post_start: Option<Vec<String>>,
+    pub pre_stop: Option<Vec<String>>,
+    pub liveness: Option<Probe>,
+    pub readiness: Option<Probe>,
+    pub startup: Option<Probe>,
+    pub run_as_user: Option<i64>,
+    pub mounts: Vec<Mount>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PullPolicy {
+    Always,
+    IfNotPresent,
+    Never,
+}
+
+impl PullPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PullPolicy::Always => "Always",
+            PullPolicy::IfNotPresent => "IfNotPresent",
+            PullPolicy::Never => "Never",
+        }
+    }
+}
+
+/// Request and limit of one resource; the shorthand `cpu = "250m"` sets both.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Resource {
+    pub request: Option<Quantity>,
+    pub limit: Option<Quantity>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Port {
+    pub name: String,
+    pub number: u16,
+    pub protocol: Protocol,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    Tcp,
+    Udp,
+    Sctp,
+}
+
+impl Protocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "TCP",
+            Protocol::Udp => "UDP",
+            Protocol::Sctp => "SCTP",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EnvVar {
+    pub name: String,
+    pub value: EnvValue,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EnvValue {
+    Literal(String),
+    Secret {
+        name: String,
+        key: String,
+    },
+    ConfigMap {
+        name: String,
+        key: String,
+    },
+    /// A downward-API field path such as `metadata.name` or `status.podIP`.
+    Field(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Probe {
+    pub action: ProbeAction,
+    pub delay_seconds: Option<i32>,
+    pub period_seconds: Option<i32>,
+    pub timeout_seconds: Option<i32>,
+    pub failures: Option<i32>,
+    pub success: Option<i32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProbeAction {
+    Exec(Vec<String>),
+    Tcp(PortRef),
+    Http {
+        path: String,
+        port: PortRef,
+        scheme: Option<String>,
+    },
+}
+
+/// A port given by number or by the name of a container port.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum PortRef {
+    Number(u16),
+    Name(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Mount {
+    pub volume: String,
+    pub path: String,
+    pub sub_path: Option<String>,
+    pub read_only: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Volume {
+    pub name: String,
+    pub kind: VolumeKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VolumeKind {
+    /// A volumeClaimTemplate: one PVC per pod, kept when pods or the app go away.
+    Claim {
+        size: Quantity,
+        class: Option<String>,
+        access: Vec<AccessMode>,
+    },
+    EmptyDir {
+        medium: Option<String>,
+        size_limit: Option<Quantity>,
+    },
+    ConfigMap(String),
+    Secret(String),
+    HostPath(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AccessMode {
+    ReadWriteOnce,
+    ReadOnlyMany,
+    ReadWriteMany,
+    ReadWriteOncePod,
+}
+
+impl AccessMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccessMode::ReadWriteOnce => "ReadWriteOnce",
+            AccessMode::ReadOnlyMany => "ReadOnlyMany",
+            AccessMode::ReadWriteMany => "ReadWriteMany",
+            AccessMode::ReadWriteOncePod => "ReadWriteOncePod",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AccessService {
+    pub name: String,
+    pub kind: ServiceType,
+    pub ports: Vec<ServicePort>,
+    pub annotations: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ServiceType {
+    ClusterIP,
+    NodePort,
+    LoadBalancer,
+}
+
+impl ServiceType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServiceType::ClusterIP => "ClusterIP",
+            ServiceType::NodePort => "NodePort",
+            ServiceType::LoadBalancer => "LoadBalancer",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ServicePort {
+    pub name: String,
+    pub port: u16,
+    pub target: PortRef,
+    pub node_port: Option<u16>,
+    pub protocol: Protocol,
+}

@@ -1,0 +1,548 @@
+//! Raw serde types of the spec: exactly what the TOML says, with the span of every value a rule
+//! can reject. They may hold nonsense (a negative replica count, a port name of 40 characters);
+//! [`super::validate`] turns them into an [`super::App`] or into diagnostics.
+//!
+//! No `flatten` and no `untagged`: both erase spans and replace serde's "expected one of" list with
+//! a vague message. Fields that take "a string or a table" have explicit visitors instead.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::Deserialize;
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use toml::Spanned;
+
+use super::app::{AccessMode, DnsPolicy, PodManagement, PullPolicy, ServiceType, Spread};
+
+pub type S<T> = Spanned<T>;
+/// A table of string → string (labels, annotations, node selector), sorted by key.
+pub type StrMap = BTreeMap<S<String>, S<String>>;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawApp {
+    pub name: Option<S<String>>,
+    pub namespace: Option<S<String>>,
+    pub replicas: Option<S<i64>>,
+    pub pod_management: Option<S<PodManagement>>,
+    pub update: Option<S<RawUpdate>>,
+    pub labels: Option<StrMap>,
+    pub annotations: Option<StrMap>,
+    pub pull_secrets: Option<S<Vec<S<String>>>>,
+    pub run_as_user: Option<S<i64>>,
+    pub fs_group: Option<S<i64>>,
+    pub dns: Option<S<RawDns>>,
+    pub headless: Option<S<String>>,
+    pub termination_grace: Option<S<String>>,
+    pub service_account: Option<S<String>>,
+    pub node_selector: Option<StrMap>,
+    pub spread: Option<S<Spread>>,
+    pub disruption_budget: Option<S<RawDisruptionBudget>>,
+    pub allow_recreate: Option<S<bool>>,
+    pub adopt: Option<S<bool>>,
+    pub init_containers: Option<S<Entries<RawContainer>>>,
+    pub containers: Option<S<Entries<RawContainer>>>,
+    pub volumes: Option<S<Entries<S<RawVolume>>>>,
+    pub service: Option<S<RawService>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawContainer {
+    pub image: Option<S<String>>,
+    pub pull: Option<S<PullPolicy>>,
+    pub cpu: Option<S<RawResource>>,
+    pub memory: Option<S<RawResource>>,
+    pub ports: Option<Entries<S<RawPort>>>,
+    pub env: Option<Entries<S<RawEnv>>>,
+    pub command: Option<S<Vec<String>>>,
+    pub args: Option<S<Vec<String>>>,
+    pub post_start: Option<S<Vec<String>>>,
+    pub pre_stop: Option<S<Vec<String>>>,
+    pub liveness: Option<S<RawProbe>>,
+    pub readiness: Option<S<RawProbe>>,
+    pub startup: Option<S<RawProbe>>,
+    pub run_as_user: Option<S<i64>>,
+    pub mounts: Option<Entries<S<RawMount>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawVolume {
+    pub size: Option<S<String>>,
+    pub class: Option<S<String>>,
+    pub access: Option<S<OneOrMany<AccessMode>>>,
+    pub empty_dir: Option<S<RawEmptyDir>>,
+    pub config_map: Option<S<String>>,
+    pub secret: Option<S<String>>,
+    pub host_path: Option<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawService {
+    pub name: Option<S<String>>,
+    #[serde(rename = "type")]
+    pub kind: Option<S<ServiceType>>,
+    pub ports: Option<S<Entries<S<RawServicePort>>>>,
+    pub annotations: Option<StrMap>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDns {
+    pub policy: Option<S<DnsPolicy>>,
+    pub nameservers: Option<Vec<S<String>>>,
+    pub searches: Option<Vec<S<String>>>,
+    pub options: Option<Entries<S<Scalar>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDisruptionBudget {
+    pub max_unavailable: Option<S<IntOrStr>>,
+    pub min_available: Option<S<IntOrStr>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProbe {
+    pub exec: Option<S<Vec<String>>>,
+    pub tcp: Option<S<IntOrStr>>,
+    pub http: Option<S<RawHttpGet>>,
+    pub delay: Option<S<String>>,
+    pub period: Option<S<String>>,
+    pub timeout: Option<S<String>>,
+    pub failures: Option<S<i64>>,
+    pub success: Option<S<i64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHttpGet {
+    pub path: Option<S<String>>,
+    pub port: Option<S<IntOrStr>>,
+    pub scheme: Option<S<HttpScheme>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum HttpScheme {
+    #[serde(rename = "HTTP", alias = "http")]
+    Http,
+    #[serde(rename = "HTTPS", alias = "https")]
+    Https,
+}
+
+/// `update = "rolling"` / `"on-delete"`, or a table with `strategy`, `partition`, `max_unavailable`.
+#[derive(Debug, Default)]
+pub struct RawUpdate {
+    pub strategy: Option<S<UpdateKind>>,
+    pub partition: Option<S<i64>>,
+    pub max_unavailable: Option<S<IntOrStr>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UpdateKind {
+    Rolling,
+    OnDelete,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUpdateTable {
+    strategy: Option<S<UpdateKind>>,
+    partition: Option<S<i64>>,
+    max_unavailable: Option<S<IntOrStr>>,
+}
+
+impl<'de> Deserialize<'de> for RawUpdate {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawUpdate;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("\"rolling\", \"on-delete\" or a table { strategy = \"rolling\", partition = 0, max_unavailable = 1 }")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawUpdate, E> {
+                let kind = UpdateKind::deserialize(de::value::StrDeserializer::<E>::new(v))?;
+                // The outer Spanned carries the position of the string form.
+                Ok(RawUpdate {
+                    strategy: Some(Spanned::new(0..0, kind)),
+                    ..RawUpdate::default()
+                })
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawUpdate, A::Error> {
+                let t = RawUpdateTable::deserialize(MapAccessDeserializer::new(map))?;
+                Ok(RawUpdate {
+                    strategy: t.strategy,
+                    partition: t.partition,
+                    max_unavailable: t.max_unavailable,
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// `cpu = "250m"` (request = limit) or `cpu = { request = "...", limit = "..." }`.
+#[derive(Debug)]
+pub enum RawResource {
+    Both(String),
+    Split {
+        request: Option<S<String>>,
+        limit: Option<S<String>>,
+    },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawResourceTable {
+    request: Option<S<String>>,
+    limit: Option<S<String>>,
+}
+
+impl<'de> Deserialize<'de> for RawResource {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawResource;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a quantity such as \"250m\" or \"1Gi\", or a table { request = \"...\", limit = \"...\" }")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawResource, E> {
+                Ok(RawResource::Both(v.to_string()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<RawResource, E> {
+                // `cpu = 2` is a natural way to write two cores.
+                Ok(RawResource::Both(v.to_string()))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawResource, A::Error> {
+                let t = RawResourceTable::deserialize(MapAccessDeserializer::new(map))?;
+                Ok(RawResource::Split {
+                    request: t.request,
+                    limit: t.limit,
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// `http = 80` or `xport = "33060/tcp"`.
+#[derive(Debug)]
+pub enum RawPort {
+    Number(i64),
+    Text(String),
+}
+
+impl<'de> Deserialize<'de> for RawPort {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawPort;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a port number such as 80, or \"number/protocol\" such as \"53/udp\"")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<RawPort, E> {
+                Ok(RawPort::Number(v))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawPort, E> {
+                Ok(RawPort::Text(v.to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// An integer or a string: a port by number or name, a count or a percentage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IntOrStr {
+    Int(i64),
+    Str(String),
+}
+
+impl<'de> Deserialize<'de> for IntOrStr {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = IntOrStr;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an integer or a string")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<IntOrStr, E> {
+                Ok(IntOrStr::Int(v))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<IntOrStr, E> {
+                Ok(IntOrStr::Str(v.to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A string, integer, float or boolean, kept as text (env literals, DNS option values).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scalar(pub String);
+
+impl<'de> Deserialize<'de> for Scalar {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Scalar;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string, number or boolean")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// An env value: a literal, or a reference `{ secret = "s", key = "k" }`,
+/// `{ config_map = "c", key = "k" }`, `{ field = "metadata.name" }`.
+#[derive(Debug)]
+pub enum RawEnv {
+    Literal(String),
+    Ref(RawEnvRef),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEnvRef {
+    pub secret: Option<S<String>>,
+    pub config_map: Option<S<String>>,
+    pub key: Option<S<String>>,
+    pub field: Option<S<String>>,
+}
+
+impl<'de> Deserialize<'de> for RawEnv {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawEnv;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a literal value, or a table { secret = \"name\", key = \"key\" }, { config_map = \"name\", key = \"key\" } or { field = \"metadata.name\" }")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawEnv, E> {
+                Ok(RawEnv::Literal(v.to_string()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<RawEnv, E> {
+                Ok(RawEnv::Literal(v.to_string()))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<RawEnv, E> {
+                Ok(RawEnv::Literal(v.to_string()))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<RawEnv, E> {
+                Ok(RawEnv::Literal(v.to_string()))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawEnv, A::Error> {
+                RawEnvRef::deserialize(MapAccessDeserializer::new(map)).map(RawEnv::Ref)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// `data = "/var/lib/mysql"` or `data = { path = "...", sub_path = "...", read_only = true }`.
+#[derive(Debug)]
+pub struct RawMount {
+    pub path: Option<S<String>>,
+    pub sub_path: Option<S<String>>,
+    pub read_only: Option<S<bool>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMountTable {
+    path: Option<S<String>>,
+    sub_path: Option<S<String>>,
+    read_only: Option<S<bool>>,
+}
+
+impl<'de> Deserialize<'de> for RawMount {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawMount;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a mount path such as \"/var/lib/mysql\", or a table { path = \"...\", sub_path = \"...\", read_only = true }")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawMount, E> {
+                Ok(RawMount {
+                    // The outer Spanned carries the position; the validator uses that.
+                    path: Some(Spanned::new(0..0, v.to_string())),
+                    sub_path: None,
+                    read_only: None,
+                })
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawMount, A::Error> {
+                let t = RawMountTable::deserialize(MapAccessDeserializer::new(map))?;
+                Ok(RawMount {
+                    path: t.path,
+                    sub_path: t.sub_path,
+                    read_only: t.read_only,
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// `empty_dir = true` or `empty_dir = { medium = "Memory", size_limit = "64Mi" }`.
+#[derive(Debug)]
+pub enum RawEmptyDir {
+    Flag(bool),
+    Table {
+        medium: Option<S<String>>,
+        size_limit: Option<S<String>>,
+    },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEmptyDirTable {
+    medium: Option<S<String>>,
+    size_limit: Option<S<String>>,
+}
+
+impl<'de> Deserialize<'de> for RawEmptyDir {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawEmptyDir;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("true, or a table { medium = \"Memory\", size_limit = \"64Mi\" }")
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<RawEmptyDir, E> {
+                Ok(RawEmptyDir::Flag(v))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawEmptyDir, A::Error> {
+                let t = RawEmptyDirTable::deserialize(MapAccessDeserializer::new(map))?;
+                Ok(RawEmptyDir::Table {
+                    medium: t.medium,
+                    size_limit: t.size_limit,
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// `mysql = 3306` (service port 3306 → the container port named `mysql`) or
+/// `mysql = { port = 3306, target = 3306, node_port = 30306 }`.
+#[derive(Debug)]
+pub enum RawServicePort {
+    Number(i64),
+    Table {
+        port: Option<S<i64>>,
+        target: Option<S<IntOrStr>>,
+        node_port: Option<S<i64>>,
+    },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServicePortTable {
+    port: Option<S<i64>>,
+    target: Option<S<IntOrStr>>,
+    node_port: Option<S<i64>>,
+}
+
+impl<'de> Deserialize<'de> for RawServicePort {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawServicePort;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str(
+                    "a port number, or a table { port = 3306, target = 3306, node_port = 30306 }",
+                )
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<RawServicePort, E> {
+                Ok(RawServicePort::Number(v))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawServicePort, A::Error> {
+                let t = RawServicePortTable::deserialize(MapAccessDeserializer::new(map))?;
+                Ok(RawServicePort::Table {
+                    port: t.port,
+                    target: t.target,
+                    node_port: t.node_port,
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// One value or an array of them (`access = "ReadWriteOnce"` or `["ReadWriteOnce", ...]`).
+#[derive(Debug)]
+pub struct OneOrMany<T>(pub Vec<T>);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for OneOrMany<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+            type Value = OneOrMany<T>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string or an array of strings")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<OneOrMany<T>, E> {
+                T::deserialize(de::value::StrDeserializer::<E>::new(v)).map(|t| OneOrMany(vec![t]))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<OneOrMany<T>, A::Error> {
+                let mut out = Vec::new();
+                while let Some(t) = seq.next_element()? {
+                    out.push(t);
+                }
+                Ok(OneOrMany(out))
+            }
+        }
+        d.deserialize_any(V(PhantomData))
+    }
+}
+
+/// A TOML table read in document order, keys with their spans. Order matters for containers
+/// (the first is kubectl's default) and keeps rendered output in the order the author wrote.
+#[derive(Debug)]
+pub struct Entries<T>(pub Vec<(S<String>, T)>);
+
+impl<T> Default for Entries<T> {
+    fn default() -> Self {
+        Entries(Vec::new())
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Entries<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+            type Value = Entries<T>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a table")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Entries<T>, A::Error> {
+                let mut out = Vec::new();
+                while let Some(k) = map.next_key::<S<String>>()? {
+                    let v = map.next_value::<T>()?;
+                    out.push((k, v));
+                }
+                Ok(Entries(out))
+            }
+        }
+        d.deserialize_map(V(PhantomData))
+    }
+}

@@ -1,0 +1,313 @@
+//! CLI tests: run the built `berth` binary on fixture directories and check exit codes and output.
+//! No cluster needed: validate, render and schema are pure.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn berth(args: &[&str]) -> Output {
+    berth_env(args, &[])
+}
+
+fn berth_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_berth"));
+    cmd.args(args)
+        .current_dir(root())
+        .env_remove("BERTH_CONFIG")
+        .env_remove("NO_COLOR");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output()
+        .unwrap_or_else(|e| panic!("running berth: {e}"))
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn code(o: &Output) -> i32 {
+    o.status.code().unwrap_or(-1)
+}
+
+fn tempdir() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn validate_examples_exit_0() {
+    let o = berth(&["validate", "config/apps"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("3 specs checked: 3 valid, 0 invalid (0 errors, 0 warnings)"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn validate_warnings_only_exit_0() {
+    let o = berth(&["validate", "tests/fixtures/valid"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("warning[image-tag]"), "{err}");
+    assert!(err.contains("0 invalid (0 errors, 1 warning)"), "{err}");
+}
+
+#[test]
+fn validate_invalid_exit_2_with_positions_and_fixes() {
+    let o = berth(&["validate", "tests/fixtures/invalid"]);
+    assert_eq!(code(&o), 2);
+    let err = stderr(&o);
+    assert!(
+        err.contains("error[unknown-key]: unknown key `replica`"),
+        "{err}"
+    );
+    assert!(
+        err.contains("--> tests/fixtures/invalid/unknown-key.toml:1:1"),
+        "{err}"
+    );
+    assert!(err.contains("= help: did you mean `replicas`?"), "{err}");
+    assert!(err.contains("kubernetes issue 64023"), "{err}");
+    assert!(
+        !err.contains('\x1b'),
+        "no colour when stderr is not a terminal"
+    );
+    assert!(stdout(&o).is_empty());
+    // Every bad fixture but the autopilot one (valid under the default profile) is reported.
+    assert!(err.contains("invalid ("), "{err}");
+    let last = err.lines().last().unwrap_or_default();
+    assert!(last.contains("specs checked: 1 valid"), "{last}");
+}
+
+#[test]
+fn validate_missing_dir_exit_2_empty_dir_warns() {
+    let o = berth(&["validate", "no/such/dir"]);
+    assert_eq!(code(&o), 2);
+    assert!(
+        stderr(&o).contains("spec directory no/such/dir does not exist"),
+        "{}",
+        stderr(&o)
+    );
+    let tmp = tempdir();
+    let dir = tmp.path().to_string_lossy().into_owned();
+    let o = berth(&["validate", &dir]);
+    assert_eq!(code(&o), 0);
+    assert!(stderr(&o).contains("no spec files"), "{}", stderr(&o));
+}
+
+#[test]
+fn validate_duplicate_apps_across_files() {
+    let tmp = tempdir();
+    let spec = "[containers.app]\nimage = \"busybox:1.36\"\n";
+    std::fs::write(tmp.path().join("a.toml"), format!("name = \"b\"\n{spec}"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(tmp.path().join("b.toml"), spec).unwrap_or_else(|e| panic!("{e}"));
+    let o = berth(&["validate", &tmp.path().to_string_lossy()]);
+    assert_eq!(code(&o), 2);
+    assert_eq!(
+        stderr(&o)
+            .matches("error[duplicate-app]: app `default/b`")
+            .count(),
+        2,
+        "{}",
+        stderr(&o)
+    );
+}
+
+/// Split multi-document YAML and parse each document.
+fn docs(yaml: &str) -> Vec<serde_json::Value> {
+    yaml.split("---\n")
+        .filter(|d| !d.trim().is_empty())
+        .map(|d| serde_saphyr::from_str(d).unwrap_or_else(|e| panic!("{e}\n{d}")))
+        .collect()
+}
+
+#[test]
+fn render_prints_yaml_for_kubectl() {
+    let o = berth(&["render", "config/apps"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.starts_with("---\napiVersion: v1\nkind: Service\n"),
+        "{out}"
+    );
+    let docs = docs(&out);
+    let kinds: Vec<String> = docs
+        .iter()
+        .map(|d| {
+            format!(
+                "{}/{}",
+                d["kind"].as_str().unwrap_or_default(),
+                d["metadata"]["name"].as_str().unwrap_or_default()
+            )
+        })
+        .collect();
+    // Sorted by namespace then name; per app: headless Service, StatefulSet, Service, PDB.
+    assert_eq!(
+        kinds,
+        [
+            "Service/mysql-headless",
+            "StatefulSet/mysql",
+            "Service/mysql-read",
+            "PodDisruptionBudget/mysql",
+            "Service/nginx-headless",
+            "StatefulSet/nginx",
+            "Service/zookeeper-headless",
+            "StatefulSet/zookeeper",
+            "Service/zookeeper",
+            "PodDisruptionBudget/zookeeper",
+        ]
+    );
+    for d in &docs {
+        assert_eq!(
+            d["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+            "berth"
+        );
+        assert_eq!(d["metadata"]["labels"]["berth.dev/instance"], "default");
+        assert!(d["metadata"]["annotations"]["berth.dev/source"].is_string());
+    }
+    let nginx = &docs[5];
+    assert_eq!(nginx["metadata"]["namespace"], "default");
+    assert!(
+        nginx["spec"]["template"]["spec"]["imagePullSecrets"].is_null(),
+        "no config: no default pull secret"
+    );
+}
+
+#[test]
+fn render_uses_config_and_overrides() {
+    let o = berth(&["--config", "config/berth.toml", "render", "config/apps"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let d = docs(&stdout(&o));
+    assert_eq!(
+        d[5]["spec"]["template"]["spec"]["imagePullSecrets"][0]["name"],
+        "default-secret"
+    );
+
+    let o = berth_env(
+        &[
+            "render",
+            "--namespace",
+            "web",
+            "--instance",
+            "blue",
+            "config/apps",
+        ],
+        &[("BERTH_CONFIG", "config/berth.toml")],
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let d = docs(&stdout(&o));
+    let nginx = d
+        .iter()
+        .find(|d| d["kind"] == "StatefulSet" && d["metadata"]["name"] == "nginx")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(nginx["metadata"]["namespace"], "web");
+    assert_eq!(nginx["metadata"]["labels"]["berth.dev/instance"], "blue");
+    assert_eq!(
+        nginx["spec"]["selector"]["matchLabels"]["app.kubernetes.io/instance"],
+        "blue"
+    );
+    assert_eq!(
+        nginx["spec"]["template"]["spec"]["imagePullSecrets"][0]["name"],
+        "default-secret"
+    );
+    // A spec's own namespace wins over the override of the default.
+    let mysql = d
+        .iter()
+        .find(|d| d["kind"] == "StatefulSet" && d["metadata"]["name"] == "mysql")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(mysql["metadata"]["namespace"], "db");
+}
+
+#[test]
+fn render_refuses_invalid_specs() {
+    let tmp = tempdir();
+    std::fs::copy(
+        root().join("config/apps/nginx.toml"),
+        tmp.path().join("nginx.toml"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(tmp.path().join("bad.toml"), "replica = 2\n").unwrap_or_else(|e| panic!("{e}"));
+    let o = berth(&["render", &tmp.path().to_string_lossy()]);
+    assert_eq!(code(&o), 2);
+    assert!(
+        stdout(&o).is_empty(),
+        "a partial render must not reach kubectl"
+    );
+    assert!(
+        stderr(&o).contains("did you mean `replicas`?"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(stderr(&o).contains("not rendering"), "{}", stderr(&o));
+}
+
+#[test]
+fn bad_config_and_overrides_exit_2() {
+    let tmp = tempdir();
+    let cfg = tmp.path().join("berth.toml");
+    std::fs::write(&cfg, "instanse = \"x\"\n").unwrap_or_else(|e| panic!("{e}"));
+    let o = berth(&[
+        "--config",
+        &cfg.to_string_lossy(),
+        "validate",
+        "config/apps",
+    ]);
+    assert_eq!(code(&o), 2);
+    assert!(
+        stderr(&o).contains("did you mean `instance`?"),
+        "{}",
+        stderr(&o)
+    );
+    let o = berth(&["--namespace", "Not_Valid", "validate", "config/apps"]);
+    assert_eq!(code(&o), 2);
+    assert!(
+        stderr(&o).contains("invalid namespace `Not_Valid`"),
+        "{}",
+        stderr(&o)
+    );
+    let o = berth(&["--config", "no/such/berth.toml", "validate", "config/apps"]);
+    assert_eq!(code(&o), 2);
+}
+
+#[test]
+fn autopilot_profile_from_config() {
+    let tmp = tempdir();
+    let cfg = tmp.path().join("berth.toml");
+    std::fs::write(&cfg, "profile = \"autopilot\"\n").unwrap_or_else(|e| panic!("{e}"));
+    let o = berth(&[
+        "--config",
+        &cfg.to_string_lossy(),
+        "validate",
+        "tests/fixtures/valid",
+    ]);
+    assert_eq!(code(&o), 2);
+    assert!(
+        stderr(&o).contains("error[profile-forbids]"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn schema_matches_the_checked_in_file() {
+    let o = berth(&["schema"]);
+    assert_eq!(code(&o), 0);
+    let on_disk =
+        std::fs::read_to_string(root().join("config/berth.schema.json")).unwrap_or_default();
+    assert_eq!(stdout(&o), on_disk);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(v["$schema"], "http://json-schema.org/draft-07/schema#");
+    assert_eq!(v["additionalProperties"], false);
+    assert!(Path::new(&root().join("config/apps/nginx.toml")).exists());
+}
