@@ -296,7 +296,9 @@ impl Cluster {
                 })?
                 .items
                 .len();
-            if left == 0 {
+            // Pods gone is not enough: the controller must also have seen it (status 0 for the
+            // current generation), or deleting now races its last status write.
+            if left == 0 && self.statefulset_settled_at_zero(ns, name).await? {
                 return Ok(());
             }
             if left != last_count {
@@ -311,6 +313,30 @@ impl Cluster {
             }
             tokio::time::sleep(POLL).await;
         }
+    }
+
+    /// True when the StatefulSet is gone, or its controller reports 0 replicas for the current
+    /// generation.
+    async fn statefulset_settled_at_zero(
+        &self,
+        ns: &str,
+        name: &str,
+    ) -> Result<bool, ClusterError> {
+        let Some(sts) = self.get(Kind::StatefulSet, ns, name).await? else {
+            return Ok(true);
+        };
+        let generation = sts.metadata.generation.unwrap_or(0);
+        let observed = sts
+            .data
+            .pointer("/status/observedGeneration")
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
+        let replicas = sts
+            .data
+            .pointer("/status/replicas")
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
+        Ok(observed >= generation && replicas == 0)
     }
 
     /// PVC names of an app, found by its pod selector (the StatefulSet controller gives its PVCs

@@ -84,3 +84,113 @@ where
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// Applies config/rbac.yaml as admin (idempotent), so the `berth` user of
+/// BERTH_TEST_KUBECONFIG has exactly the rights the shipped role grants.
+pub async fn ensure_rbac(client: &kube::Client) {
+    use kube::api::{ApiResource, DynamicObject, Patch, PatchParams};
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/rbac.yaml"))
+        .expect("config/rbac.yaml");
+    let docs: Vec<serde_json::Value> =
+        serde_saphyr::from_multiple(&text).expect("rbac.yaml parses");
+    for doc in docs {
+        let kind = doc["kind"].as_str().expect("kind").to_string();
+        let name = doc["metadata"]["name"].as_str().expect("name").to_string();
+        let resource = ApiResource {
+            group: "rbac.authorization.k8s.io".into(),
+            version: "v1".into(),
+            api_version: "rbac.authorization.k8s.io/v1".into(),
+            kind: kind.clone(),
+            plural: format!("{}s", kind.to_lowercase()),
+        };
+        let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
+        api.patch(
+            &name,
+            &PatchParams::apply("berth-tests").force(),
+            &Patch::Apply(&doc),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("applying {kind} {name}: {e}"));
+    }
+}
+
+/// The kubeconfig berth runs with in tests: the `berth` user, bound only to config/rbac.yaml.
+pub fn berth_kubeconfig() -> std::ffi::OsString {
+    std::env::var_os("BERTH_TEST_KUBECONFIG")
+        .or_else(|| std::env::var_os("KUBECONFIG"))
+        .expect("BERTH_TEST_KUBECONFIG or KUBECONFIG (run with `cargo xtask test`)")
+}
+
+/// What one run of the berth binary did.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn expect_code(&self, code: i32) -> &Run {
+        assert_eq!(
+            self.code, code,
+            "berth exited {} (wanted {code})\n--- stdout\n{}\n--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        );
+        self
+    }
+}
+
+/// Runs the berth binary as the restricted `berth` user, with the test namespace as the berth
+/// instance (so parallel tests never see each other's apps as removals).
+pub async fn berth(ns: &TestNamespace, args: &[&str]) -> Run {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_berth"));
+    cmd.env("KUBECONFIG", berth_kubeconfig())
+        .env("NO_COLOR", "1")
+        .env_remove("BERTH_CONFIG")
+        .args(["--instance", &ns.name, "--namespace", &ns.name])
+        .args(args)
+        .stdin(std::process::Stdio::null());
+    let out = cmd.output().await.expect("run berth");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// A spec directory for one test.
+pub struct Specs {
+    pub dir: tempfile::TempDir,
+}
+
+impl Specs {
+    pub fn new() -> Specs {
+        Specs {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    pub fn path(&self) -> &str {
+        self.dir.path().to_str().expect("utf-8 temp path")
+    }
+
+    pub fn write(&self, file: &str, body: &str) {
+        // Atomic, as an editor or git would leave it.
+        let tmp = self.dir.path().join(format!(".{file}.tmp"));
+        std::fs::write(&tmp, body).expect("write spec");
+        std::fs::rename(&tmp, self.dir.path().join(file)).expect("rename spec");
+    }
+
+    pub fn remove(&self, file: &str) {
+        std::fs::remove_file(self.dir.path().join(file)).expect("remove spec");
+    }
+}
+
+/// A small app: `replicas` pods of one container with a port and one volume.
+pub fn simple_app(replicas: u32, size: &str) -> String {
+    format!(
+        "replicas = {replicas}\n\n[containers.web]\nimage = \"nginx:1.27\"\ncpu = \"100m\"\n\
+         memory = \"64Mi\"\nports = {{ http = 80 }}\nmounts = {{ data = \"/data\" }}\n\n\
+         [volumes.data]\nsize = \"{size}\"\n"
+    )
+}
