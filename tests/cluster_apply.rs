@@ -658,3 +658,38 @@ async fn an_empty_directory_or_too_many_removals_are_refused_until_confirmed() {
     assert_eq!(pvc_uids(&ns).await.len(), 4, "volumes stay");
     ns.cleanup().await;
 }
+
+/// Copies every spec of `from` into `specs`, dropping `namespace` lines so the apps land in the
+/// test's own namespace.
+fn copy_specs_into(from: &str, specs: &Specs) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(from);
+    for entry in std::fs::read_dir(&dir).expect("read fixture dir") {
+        let path = entry.expect("entry").path();
+        if path.extension().and_then(|e| e.to_str()) != Some("toml") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).expect("read spec");
+        let body: String = text
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("namespace"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        specs.write(path.file_name().and_then(|n| n.to_str()).expect("name"), &body);
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane: run with `cargo xtask test`"]
+async fn every_fixture_and_example_shape_converges_to_a_clean_diff() {
+    // Sequential on purpose: the two sets use distinct but fixed NodePorts.
+    for (prefix, from) in [("fixtures", "tests/fixtures/valid"), ("examples", "config/apps")] {
+        let (ns, specs) = setup(prefix).await;
+        copy_specs_into(from, &specs);
+        let run = berth(&ns, &["apply", "--yes", specs.path()]).await;
+        run.expect_code(0);
+        let diff = berth(&ns, &["diff", specs.path()]).await;
+        diff.expect_code(0);
+        assert!(diff.stdout.contains("app(s) unchanged"), "{}", diff.stdout);
+        ns.cleanup().await;
+    }
+}

@@ -28,9 +28,10 @@ pub fn test(root: &Path, filter: &[&str]) -> Result<()> {
         ],
         &[],
     )?;
+    let mut counts = TestCounts::default();
     let mut unit = vec!["test", "--workspace"];
     unit.extend(filter);
-    cargo(root, &unit, &[]).context("unit and CLI tests failed")?;
+    cargo_test(root, &unit, &[], &mut counts).context("unit and CLI tests failed")?;
 
     let we_started = cluster::up(root)?;
     let layout = Layout::new(root);
@@ -39,13 +40,14 @@ pub fn test(root: &Path, filter: &[&str]) -> Result<()> {
     let mut integration = vec!["test", "--workspace"];
     integration.extend(filter);
     integration.extend(["--", "--ignored"]);
-    let result = cargo(
+    let result = cargo_test(
         root,
         &integration,
         &[
             ("KUBECONFIG", layout.kubeconfig.as_os_str()),
             ("BERTH_TEST_KUBECONFIG", layout.berth_kubeconfig.as_os_str()),
         ],
+        &mut counts,
     );
     if result.is_err() {
         for name in [
@@ -70,7 +72,83 @@ pub fn test(root: &Path, filter: &[&str]) -> Result<()> {
         "xtask test: all stages passed in {:.0}s",
         started.elapsed().as_secs_f64()
     );
+    // One closing line for both stages: the unit stage's cluster tests are ignored there and
+    // run in the second stage, so they count once, as passed.
+    println!("summary: {} passed, {} failed", counts.passed, counts.failed);
     Ok(())
+}
+
+/// Totals over every `test result:` line cargo test printed.
+#[derive(Debug, Default)]
+struct TestCounts {
+    passed: u64,
+    failed: u64,
+}
+
+impl TestCounts {
+    /// Reads `test result: ok. 8 passed; 0 failed; 1 ignored; …`.
+    fn add_line(&mut self, line: &str) {
+        let Some(rest) = line.trim().strip_prefix("test result: ") else {
+            return;
+        };
+        for part in rest.split(';') {
+            let words: Vec<&str> = part.split_whitespace().collect();
+            if let [.., number, what] = words.as_slice()
+                && let Ok(n) = number.parse::<u64>()
+            {
+                match *what {
+                    "passed" => self.passed += n,
+                    "failed" => self.failed += n,
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+/// `cargo test`, its output passed through while the result lines are counted.
+fn cargo_test(
+    root: &Path,
+    args: &[&str],
+    env: &[(&str, &std::ffi::OsStr)],
+    counts: &mut TestCounts,
+) -> Result<()> {
+    use std::io::{BufRead, BufReader};
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    eprintln!("+ cargo {}", args.join(" "));
+    let mut child = Command::new(cargo)
+        .current_dir(root)
+        .args(args)
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .context("running cargo")?;
+    if let Some(out) = child.stdout.take() {
+        for line in BufReader::new(out).lines() {
+            let line = line?;
+            counts.add_line(&line);
+            println!("{line}");
+        }
+    }
+    let status = child.wait()?;
+    if !status.success() {
+        bail!("`cargo {}` failed ({status})", args.join(" "));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TestCounts;
+
+    #[test]
+    fn result_lines_are_summed() {
+        let mut c = TestCounts::default();
+        c.add_line("test result: ok. 8 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; finished in 1.0s");
+        c.add_line("test result: FAILED. 2 passed; 3 failed; 0 ignored; 0 measured; 0 filtered out");
+        c.add_line("running 3 tests");
+        assert_eq!((c.passed, c.failed), (10, 3));
+    }
 }
 
 /// The main job on a fresh machine: control plane up, then `berth watch config/apps` against it.
