@@ -11,7 +11,8 @@ use serde_json::Value;
 use super::inventory::{Inventory, LiveApp};
 use super::{Cluster, ClusterError, FIELD_MANAGER, Kind, REMOVING_ANNOTATION};
 use crate::plan::{
-    Action, AppPlan, ObjectChange, ObjectRef, Plan, immutable_changes, normalize, summarize,
+    Action, AppPlan, FINGERPRINT_ANNOTATION, ObjectChange, ObjectRef, Plan, contained_in,
+    fingerprint, immutable_changes, normalize, summarize,
 };
 use crate::render::{RenderContext, render_app};
 use crate::spec::{App, Loaded};
@@ -246,7 +247,7 @@ impl Cluster {
         let desired: Vec<(Kind, Value)> = rendered
             .to_values()
             .into_iter()
-            .filter_map(|v| kind_of(&v).map(|k| (k, v)))
+            .filter_map(|v| kind_of(&v).map(|k| (k, stamp_fingerprint(v))))
             .collect();
         let mut app_plan = AppPlan {
             namespace: ns.clone(),
@@ -362,6 +363,16 @@ impl Cluster {
         let mut changed_objects = Vec::new();
         for ((kind, want), live_obj) in desired.iter().zip(&live) {
             let name = name_of(want);
+            let is_recreated = recreate.is_some() && *kind == Kind::StatefulSet;
+            if !is_recreated && !(cancel_removal && *kind == Kind::StatefulSet) {
+                if let Some(l) = live_obj
+                    && in_sync(&live_json(*kind, l), want)
+                {
+                    // Same fingerprint and every field in place: applying would change nothing,
+                    // so no dry-run is needed to prove it (no request at all for this object).
+                    continue;
+                }
+            }
             let before = live_obj.as_ref().map(|o| normalize(&live_json(*kind, o)));
             // A recreated StatefulSet cannot be dry-run as an update (the server refuses the
             // immutable change), so its rendered form stands in for the server's.
@@ -492,6 +503,31 @@ impl Cluster {
                 source,
             })
     }
+}
+
+/// Records the object's fingerprint on it, so a later plan can tell "unchanged" without asking.
+fn stamp_fingerprint(mut value: Value) -> Value {
+    let print = fingerprint(&value);
+    if let Some(meta) = value.get_mut("metadata").and_then(Value::as_object_mut) {
+        let annotations = meta
+            .entry("annotations")
+            .or_insert_with(|| Value::Object(Default::default()));
+        if let Some(map) = annotations.as_object_mut() {
+            map.insert(FINGERPRINT_ANNOTATION.to_string(), Value::String(print));
+        }
+    }
+    value
+}
+
+/// True when the live object was last applied from exactly this desired object (same
+/// fingerprint) and still holds every field of it (nobody changed a field berth sets).
+fn in_sync(live: &Value, want: &Value) -> bool {
+    let print = |v: &Value| {
+        v.pointer("/metadata/annotations")
+            .and_then(|a| a.get(FINGERPRINT_ANNOTATION))
+            .cloned()
+    };
+    print(live).is_some() && print(live) == print(want) && contained_in(want, live)
 }
 
 fn removal_summary(live: &LiveApp) -> Vec<String> {

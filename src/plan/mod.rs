@@ -16,7 +16,7 @@ use std::fmt;
 use serde::Serialize;
 
 pub use diff::{ColorChoice, unified_diff};
-pub use normalize::{mask, normalize};
+pub use normalize::{FINGERPRINT_ANNOTATION, contained_in, fingerprint, mask, normalize};
 pub use summary::{immutable_changes, summarize};
 
 /// What converging an app would do.

@@ -66,6 +66,7 @@ fn strip_annotations(meta: &mut Map<String, Value>) {
     annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
     annotations.remove("deployment.kubernetes.io/revision");
     annotations.remove(COMMIT_ANNOTATION);
+    annotations.remove(FINGERPRINT_ANNOTATION);
     if annotations.is_empty() {
         meta.remove("annotations");
     }
@@ -180,5 +181,100 @@ mod tests {
                 .unwrap_or_default()
                 .contains("hunter2")
         );
+    }
+}
+
+/// True when every field of `desired` is in `live` with the same value: then the live object
+/// already carries everything berth would apply. Lists must match in length and item by item.
+/// The commit annotation is left out (a new commit alone is not a change).
+pub fn contained_in(desired: &Value, live: &Value) -> bool {
+    fn walk(d: &Value, l: &Value, path: &mut Vec<String>) -> bool {
+        match (d, l) {
+            (Value::Object(dm), Value::Object(lm)) => dm.iter().all(|(k, dv)| {
+                if path.len() == 2
+                    && path[0] == "metadata"
+                    && path[1] == "annotations"
+                    && k == COMMIT_ANNOTATION
+                {
+                    return true;
+                }
+                let Some(lv) = lm.get(k) else {
+                    return false;
+                };
+                path.push(k.clone());
+                let ok = walk(dv, lv, path);
+                path.pop();
+                ok
+            }),
+            (Value::Array(da), Value::Array(la)) => {
+                da.len() == la.len() && da.iter().zip(la).all(|(dv, lv)| walk(dv, lv, path))
+            }
+            (a, b) => a == b,
+        }
+    }
+    walk(desired, live, &mut Vec::new())
+}
+
+/// FNV-1a over the object's JSON (commit annotation left out): a stable fingerprint of what
+/// berth applied, recorded on the object so an unchanged spec needs no dry-run to prove it.
+pub fn fingerprint(desired: &Value) -> String {
+    let mut value = desired.clone();
+    if let Some(annotations) = value
+        .pointer_mut("/metadata/annotations")
+        .and_then(Value::as_object_mut)
+    {
+        annotations.remove(COMMIT_ANNOTATION);
+        annotations.remove(FINGERPRINT_ANNOTATION);
+    }
+    let text = serde_json::to_string(&value).unwrap_or_default();
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in text.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{hash:016x}")
+}
+
+/// The annotation holding [`fingerprint`] of the last applied object.
+pub const FINGERPRINT_ANNOTATION: &str = "berth.dev/applied";
+
+#[cfg(test)]
+mod containment_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn live_with_server_defaults_contains_the_desired_object() {
+        let desired = json!({"metadata": {"name": "a", "annotations": {"berth.dev/commit": "new"}},
+            "spec": {"replicas": 2, "ports": [{"port": 80}]}});
+        let live = json!({"metadata": {"name": "a", "uid": "u", "annotations": {"berth.dev/commit": "old"}},
+            "spec": {"replicas": 2, "ports": [{"port": 80, "protocol": "TCP"}], "sessionAffinity": "None"}});
+        assert!(contained_in(&desired, &live));
+    }
+
+    #[test]
+    fn a_changed_value_or_list_length_is_not_contained() {
+        let desired = json!({"spec": {"replicas": 3, "ports": [{"port": 80}]}});
+        assert!(!contained_in(
+            &desired,
+            &json!({"spec": {"replicas": 2, "ports": [{"port": 80}]}})
+        ));
+        assert!(!contained_in(
+            &desired,
+            &json!({"spec": {"replicas": 3, "ports": [{"port": 80}, {"port": 81}]}})
+        ));
+        assert!(!contained_in(
+            &desired,
+            &json!({"spec": {"ports": [{"port": 80}]}})
+        ));
+    }
+
+    #[test]
+    fn fingerprints_ignore_the_commit_and_see_everything_else() {
+        let a = json!({"metadata": {"annotations": {"berth.dev/commit": "1"}}, "spec": {"replicas": 1}});
+        let b = json!({"metadata": {"annotations": {"berth.dev/commit": "2"}}, "spec": {"replicas": 1}});
+        let c = json!({"metadata": {"annotations": {"berth.dev/commit": "2"}}, "spec": {"replicas": 2}});
+        assert_eq!(fingerprint(&a), fingerprint(&b));
+        assert_ne!(fingerprint(&b), fingerprint(&c));
     }
 }
