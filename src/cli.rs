@@ -56,7 +56,7 @@ pub enum Command {
         flags: crate::converge::ConvergeFlags,
     },
     /// Run as a daemon: watch DIR and converge on every change.
-    Watch { dir: PathBuf },
+    Watch(crate::daemon_cli::WatchArgs),
     /// One line per app: sync and rollout state.
     Status { dir: Option<PathBuf> },
     /// Turn a live StatefulSet and its Services into a TOML spec.
@@ -114,7 +114,13 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             };
             crate::converge::apply(dir, &config, cli.context.as_deref(), flags, *yes)
         }
-        Command::Watch { .. } | Command::Status { .. } | Command::Import { .. } => {
+        Command::Watch(args) => {
+            let Some(config) = load_config(&cli) else {
+                return Ok(exit::ERROR);
+            };
+            crate::daemon_cli::watch(args, config, cli.config.clone(), cli.context.as_deref())
+        }
+        Command::Status { .. } | Command::Import { .. } => {
             anyhow::bail!("not implemented yet")
         }
     }

@@ -6,11 +6,15 @@
 //! - [`spec`]: the TOML app spec: raw serde types with spans, validation into [`spec::App`].
 //! - [`render`]: `App` → StatefulSet, headless Service, access Service; ownership labels live there.
 //! - [`cluster`]: the only code that holds a `kube::Client`.
+//! - [`watch`]: file events → coalesced "rescan" signals for the daemon (symlink swaps, overflow, resync).
 
 pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod converge;
+pub mod daemon;
+pub mod daemon_cli;
 pub mod plan;
 pub mod render;
 pub mod spec;
+pub mod watch;

@@ -674,7 +674,10 @@ fn copy_specs_into(from: &str, specs: &Specs) {
             .filter(|l| !l.trim_start().starts_with("namespace"))
             .map(|l| format!("{l}\n"))
             .collect();
-        specs.write(path.file_name().and_then(|n| n.to_str()).expect("name"), &body);
+        specs.write(
+            path.file_name().and_then(|n| n.to_str()).expect("name"),
+            &body,
+        );
     }
 }
 
@@ -682,7 +685,10 @@ fn copy_specs_into(from: &str, specs: &Specs) {
 #[ignore = "needs the local control plane: run with `cargo xtask test`"]
 async fn every_fixture_and_example_shape_converges_to_a_clean_diff() {
     // Sequential on purpose: the two sets use distinct but fixed NodePorts.
-    for (prefix, from) in [("fixtures", "tests/fixtures/valid"), ("examples", "config/apps")] {
+    for (prefix, from) in [
+        ("fixtures", "tests/fixtures/valid"),
+        ("examples", "config/apps"),
+    ] {
         let (ns, specs) = setup(prefix).await;
         copy_specs_into(from, &specs);
         let run = berth(&ns, &["apply", "--yes", specs.path()]).await;

@@ -35,6 +35,14 @@ pub struct Report {
     pub failed: Vec<(String, String)>,
     /// PVCs kept by removals, `namespace/name`.
     pub retained_pvcs: Vec<String>,
+    /// Removals that are waiting for pods to stop (only when not waiting in place).
+    pub waiting: Vec<String>,
+}
+
+/// Where a removal stands after one call.
+enum Removal {
+    Done(Vec<String>),
+    WaitingForPods(usize),
 }
 
 /// How long one app's wait for pods may take before the run gives up (it resumes next run).
@@ -45,6 +53,18 @@ impl Cluster {
     /// Executes every app's work in plan order; removals last, so a run that is stopped midway
     /// has converged the apps that stay first.
     pub async fn execute(&self, planned: &Planned, progress: &dyn Progress) -> Report {
+        self.execute_with(planned, progress, true).await
+    }
+
+    /// Like [`Cluster::execute`]; with `wait_for_pods` false a removal whose pods are still
+    /// stopping returns at once and is listed in `waiting` (the daemon requeues it instead of
+    /// holding a worker).
+    pub async fn execute_with(
+        &self,
+        planned: &Planned,
+        progress: &dyn Progress,
+        wait_for_pods: bool,
+    ) -> Report {
         let mut report = Report::default();
         let mut order: Vec<_> = planned.work.iter().collect();
         order.sort_by_key(|(_, w)| matches!(w, Work::Remove { .. }));
@@ -78,15 +98,22 @@ impl Cluster {
                     )
                     .await
                     .map(|_| "recreated"),
-                Work::Remove { live } => match self.remove_app(&key, live, progress).await {
-                    Ok(pvcs) => {
-                        report
-                            .retained_pvcs
-                            .extend(pvcs.into_iter().map(|p| format!("{ns}/{p}")));
-                        Ok("removed")
+                Work::Remove { live } => {
+                    match self.remove_app(&key, live, progress, wait_for_pods).await {
+                        Ok(Removal::Done(pvcs)) => {
+                            report
+                                .retained_pvcs
+                                .extend(pvcs.into_iter().map(|p| format!("{ns}/{p}")));
+                            Ok("removed")
+                        }
+                        Ok(Removal::WaitingForPods(left)) => {
+                            progress.step(&key, &format!("waiting for {left} pod(s) to stop"));
+                            report.waiting.push(key.clone());
+                            continue;
+                        }
+                        Err(e) => Err(e),
                     }
-                    Err(e) => Err(e),
-                },
+                }
             };
             match result {
                 Ok(what) => report.done.push((key, what)),
@@ -202,7 +229,8 @@ impl Cluster {
         key: &str,
         live: &LiveApp,
         progress: &dyn Progress,
-    ) -> Result<Vec<String>, ClusterError> {
+        wait_for_pods: bool,
+    ) -> Result<Removal, ClusterError> {
         let ns = &live.namespace;
         let step = |operation: &'static str| {
             let ns = ns.clone();
@@ -243,8 +271,15 @@ impl Cluster {
                 progress.step(key, "resuming the removal (already scaled to 0)");
             }
             let selector = selector_of(sts);
-            self.wait_for_no_pods(key, ns, &name, &selector, progress)
-                .await?;
+            if wait_for_pods {
+                self.wait_for_no_pods(key, ns, &name, &selector, progress)
+                    .await?;
+            } else {
+                let left = self.pods_left(ns, &name, &selector).await?;
+                if left > 0 || !self.statefulset_settled_at_zero(ns, &name).await? {
+                    return Ok(Removal::WaitingForPods(left));
+                }
+            }
             self.delete_owned(Kind::StatefulSet, sts, DeleteParams::background())
                 .await?;
             progress.step(key, "StatefulSet deleted");
@@ -270,7 +305,22 @@ impl Cluster {
         if !pvcs.is_empty() {
             progress.step(key, &format!("volumes kept: {}", pvcs.join(", ")));
         }
-        Ok(pvcs)
+        Ok(Removal::Done(pvcs))
+    }
+
+    async fn pods_left(&self, ns: &str, name: &str, selector: &str) -> Result<usize, ClusterError> {
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), ns);
+        Ok(pods
+            .list(&ListParams::default().labels(selector))
+            .await
+            .map_err(|source| ClusterError::Step {
+                operation: "listing the app's pods",
+                namespace: ns.to_string(),
+                name: name.to_string(),
+                source,
+            })?
+            .items
+            .len())
     }
 
     async fn wait_for_no_pods(

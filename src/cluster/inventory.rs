@@ -7,7 +7,8 @@ use kube::api::{DynamicObject, ListParams};
 
 use super::{Cluster, ClusterError, Kind};
 use crate::render::{
-    INSTANCE_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE, NAME_LABEL, owner_selector,
+    INSTANCE_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE, NAME_LABEL, SOURCE_ANNOTATION,
+    owner_selector,
 };
 
 /// The live objects of one app that berth owns.
@@ -15,7 +16,10 @@ use crate::render::{
 pub struct LiveApp {
     pub namespace: String,
     pub name: String,
+    /// The objects. Empty for an app outside a scoped inventory (only its identity is known).
     pub objects: Vec<(Kind, DynamicObject)>,
+    /// The spec file the app came from (`berth.dev/source`), when any object records it.
+    pub source: Option<String>,
 }
 
 impl LiveApp {
@@ -33,35 +37,57 @@ pub struct Inventory {
     pub apps: BTreeMap<(String, String), LiveApp>,
 }
 
+impl Inventory {
+    /// Groups owned objects by app (the `app.kubernetes.io/name` label); objects without it are
+    /// not an app's and are skipped.
+    pub fn from_objects(objects: impl IntoIterator<Item = (Kind, DynamicObject)>) -> Inventory {
+        let mut inventory = Inventory::default();
+        for (kind, object) in objects {
+            inventory.add(kind, &object, true);
+        }
+        inventory
+    }
+
+    /// Adds one object; with `keep` false only the app's identity and source are recorded
+    /// (enough to count removals), not a copy of the object.
+    pub fn add(&mut self, kind: Kind, object: &DynamicObject, keep: bool) {
+        let namespace = object.namespace().unwrap_or_default();
+        let Some(app) = object.labels().get(NAME_LABEL).cloned() else {
+            return;
+        };
+        let entry = self
+            .apps
+            .entry((namespace.clone(), app.clone()))
+            .or_insert_with(|| LiveApp {
+                namespace,
+                name: app,
+                objects: Vec::new(),
+                source: None,
+            });
+        if entry.source.is_none() {
+            entry.source = object.annotations().get(SOURCE_ANNOTATION).cloned();
+        }
+        if keep {
+            entry.objects.push((kind, object.clone()));
+        }
+    }
+}
+
 impl Cluster {
     /// Lists every StatefulSet, Service and PodDisruptionBudget labelled as this instance's,
     /// in all namespaces: three list calls, however many apps there are.
     pub async fn inventory(&self) -> Result<Inventory, ClusterError> {
         let selector = owner_selector(&self.instance);
-        let mut inventory = Inventory::default();
+        let mut objects = Vec::new();
         for kind in Kind::ALL {
             let list = kind
                 .all(&self.client)
                 .list(&ListParams::default().labels(&selector))
                 .await
                 .map_err(ClusterError::Inventory)?;
-            for object in list.items {
-                let namespace = object.namespace().unwrap_or_default();
-                let Some(app) = object.labels().get(NAME_LABEL).cloned() else {
-                    continue;
-                };
-                let entry = inventory
-                    .apps
-                    .entry((namespace.clone(), app.clone()))
-                    .or_insert_with(|| LiveApp {
-                        namespace,
-                        name: app,
-                        objects: Vec::new(),
-                    });
-                entry.objects.push((kind, object));
-            }
+            objects.extend(list.items.into_iter().map(|o| (kind, o)));
         }
-        Ok(inventory)
+        Ok(Inventory::from_objects(objects))
     }
 
     /// True when the object carries this instance's ownership labels.

@@ -4,6 +4,7 @@
 //! Every write goes through server-side apply under the field manager [`FIELD_MANAGER`], or a
 //! patch/delete of an object whose ownership labels were checked first.
 
+mod cache;
 mod execute;
 mod inventory;
 mod kinds;
@@ -13,6 +14,7 @@ use std::path::Path;
 
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
+pub use cache::{AppKey, OwnedCache};
 pub use execute::{Progress, Report, StderrProgress, error_chain};
 pub use inventory::{Inventory, LiveApp};
 pub use kinds::Kind;

@@ -14,7 +14,7 @@ use crate::plan::{
     Action, AppPlan, FINGERPRINT_ANNOTATION, ObjectChange, ObjectRef, Plan, contained_in,
     fingerprint, immutable_changes, normalize, summarize,
 };
-use crate::render::{RenderContext, render_app};
+use crate::render::{RenderContext, render_app, source_value};
 use crate::spec::{App, Loaded};
 
 /// What the operator allowed for this run (flags and config).
@@ -108,9 +108,25 @@ impl Cluster {
         inventory: &Inventory,
         options: &PlanOptions,
     ) -> Result<Planned, ClusterError> {
+        self.plan_scoped(loaded, inventory, options, None).await
+    }
+
+    /// Plans the apps in `scope` (all when None). Removal limits are still decided over the
+    /// whole directory and inventory, so planning one app at a time cannot slip past them.
+    pub async fn plan_scoped(
+        &self,
+        loaded: &Loaded,
+        inventory: &Inventory,
+        options: &PlanOptions,
+        scope: Option<&BTreeSet<(String, String)>>,
+    ) -> Result<Planned, ClusterError> {
+        let in_scope = |key: &(String, String)| scope.is_none_or(|s| s.contains(key));
         let mut planned = Planned::default();
         for app in &loaded.apps {
             let key = (app.namespace.clone(), app.name.clone());
+            if !in_scope(&key) {
+                continue;
+            }
             let (app_plan, work) = match self.plan_app(app, inventory.apps.get(&key), options).await
             {
                 Ok(planned) => planned,
@@ -154,9 +170,20 @@ impl Cluster {
             if desired.contains(key) {
                 continue;
             }
+            // A broken file protects its app by the identity it had, and by the file it came
+            // from (an edit may have broken the very `name` line).
+            let live_source = &live.source;
             let broken = loaded.broken.iter().find(|b| {
-                b.name == live.name && b.namespace.as_deref().is_none_or(|ns| ns == live.namespace)
+                (b.name == live.name
+                    && b.namespace.as_deref().is_none_or(|ns| ns == live.namespace))
+                    || live_source.as_deref() == Some(source_value(&b.source_path).as_str())
             });
+            if broken.is_none() {
+                removals.push(key.clone());
+            }
+            if !in_scope(key) {
+                continue;
+            }
             let mut app_plan = AppPlan {
                 namespace: live.namespace.clone(),
                 name: live.name.clone(),
@@ -188,7 +215,6 @@ impl Cluster {
                         None,
                     ));
                 }
-                removals.push(key.clone());
                 planned
                     .work
                     .insert(key.clone(), Work::Remove { live: live.clone() });

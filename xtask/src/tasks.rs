@@ -74,7 +74,10 @@ pub fn test(root: &Path, filter: &[&str]) -> Result<()> {
     );
     // One closing line for both stages: the unit stage's cluster tests are ignored there and
     // run in the second stage, so they count once, as passed.
-    println!("summary: {} passed, {} failed", counts.passed, counts.failed);
+    println!(
+        "summary: {} passed, {} failed",
+        counts.passed, counts.failed
+    );
     Ok(())
 }
 
@@ -145,7 +148,9 @@ mod tests {
     fn result_lines_are_summed() {
         let mut c = TestCounts::default();
         c.add_line("test result: ok. 8 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; finished in 1.0s");
-        c.add_line("test result: FAILED. 2 passed; 3 failed; 0 ignored; 0 measured; 0 filtered out");
+        c.add_line(
+            "test result: FAILED. 2 passed; 3 failed; 0 ignored; 0 measured; 0 filtered out",
+        );
         c.add_line("running 3 tests");
         assert_eq!((c.passed, c.failed), (10, 3));
     }

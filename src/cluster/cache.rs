@@ -1,0 +1,118 @@
+//! Live state for the daemon: one reflector per kind on the objects this instance owns, so plans
+//! read a local cache instead of asking the API server, and every change to an owned object
+//! (berth's own writes, and drift) names the app to look at again.
+
+use std::collections::BTreeSet;
+
+use futures::StreamExt;
+use kube::ResourceExt;
+use kube::api::DynamicObject;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::inventory::Inventory;
+use super::{Cluster, Kind};
+use crate::render::{NAME_LABEL, owner_selector};
+
+/// `(namespace, app)`.
+pub type AppKey = (String, String);
+
+/// The readers of the owned-object caches.
+#[derive(Clone)]
+pub struct OwnedCache {
+    stores: Vec<(Kind, Store<DynamicObject>)>,
+}
+
+impl OwnedCache {
+    /// Waits until every cache holds a complete first list (never decide removals before that:
+    /// an empty cache would look like "nothing is deployed").
+    pub async fn wait_until_ready(&self) -> Result<(), reflector::store::WriterDropped> {
+        for (_, store) in &self.stores {
+            store.wait_until_ready().await?;
+        }
+        Ok(())
+    }
+
+    /// The inventory: full objects for apps in `scope` (all when None), identities for the rest.
+    pub fn inventory(&self, scope: Option<&BTreeSet<AppKey>>) -> Inventory {
+        let mut inventory = Inventory::default();
+        for (kind, store) in &self.stores {
+            for object in store.state() {
+                let keep = scope.is_none_or(|s| s.contains(&app_key(&object).unwrap_or_default()));
+                inventory.add(*kind, &object, keep);
+            }
+        }
+        inventory
+    }
+
+    /// Every app that has owned objects.
+    pub fn keys(&self) -> BTreeSet<AppKey> {
+        self.stores
+            .iter()
+            .flat_map(|(_, s)| s.state())
+            .filter_map(|o| app_key(&o))
+            .collect()
+    }
+}
+
+fn app_key(object: &DynamicObject) -> Option<AppKey> {
+    Some((
+        object.namespace()?,
+        object.labels().get(NAME_LABEL)?.clone(),
+    ))
+}
+
+impl Cluster {
+    /// Starts the reflectors. Each change after the initial list sends the app's key to
+    /// `changed`. The tasks run in `tasks` until `shutdown`.
+    pub fn start_cache(
+        &self,
+        changed: mpsc::UnboundedSender<AppKey>,
+        tasks: &mut JoinSet<()>,
+        shutdown: CancellationToken,
+    ) -> OwnedCache {
+        let selector = owner_selector(&self.instance);
+        let mut stores = Vec::new();
+        for kind in Kind::ALL {
+            let writer = reflector::store::Writer::new(kind.resource());
+            let reader = writer.as_reader();
+            let api = kind.all(&self.client);
+            let config = watcher::Config::default().labels(&selector);
+            let changed = changed.clone();
+            let shutdown = shutdown.clone();
+            // default_backoff: without it a failing watch retries in a hot loop.
+            let mut events = watcher(api, config)
+                .default_backoff()
+                .reflect(writer)
+                .boxed();
+            tasks.spawn(async move {
+                let mut listed = false;
+                loop {
+                    let event = tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        event = events.next() => event,
+                    };
+                    match event {
+                        Some(Ok(watcher::Event::InitDone)) => listed = true,
+                        Some(Ok(watcher::Event::Init)) => listed = false,
+                        Some(Ok(watcher::Event::Apply(o) | watcher::Event::Delete(o))) if listed => {
+                            if let Some(key) = app_key(&o) {
+                                let _ = changed.send(key);
+                            }
+                        }
+                        Some(Ok(_)) => {}
+                        Some(Err(err)) => {
+                            tracing::warn!(kind = %kind, error = %err, "watch of owned objects failed; retrying");
+                        }
+                        None => return,
+                    }
+                }
+            });
+            stores.push((kind, reader));
+        }
+        OwnedCache { stores }
+    }
+}

@@ -1,0 +1,9 @@
+//! The daemon (`berth watch`): admin HTTP server, metrics and systemd notifications.
+
+pub mod admin;
+pub mod metrics;
+pub mod queue;
+mod run;
+pub mod systemd;
+
+pub use run::{Control, DaemonOptions, resolve_dir, run};

@@ -1,0 +1,534 @@
+//! The daemon's wiring: file events and owned-object watches feed one keyed work queue; a
+//! bounded pool of workers plans and converges one app at a time.
+//!
+//! Every task has an owner: they live in one `JoinSet` and end with the shutdown token.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use super::admin::{self, Health};
+use super::metrics::Metrics;
+use super::queue::WorkQueue;
+use super::systemd::Systemd;
+use crate::cluster::{AppKey, Cluster, OwnedCache, PlanOptions, Progress, head_commit};
+use crate::config::{Config, DriftMode};
+use crate::plan::{Action, AppPlan};
+use crate::spec::{App, LoadError, Loaded, load_dir};
+use crate::watch::{self, RescanReason, WatchEvent, WatchOptions};
+
+/// How the daemon runs, from the command line.
+#[derive(Debug, Clone)]
+pub struct DaemonOptions {
+    pub dir: PathBuf,
+    /// Watch and report plans and diffs; never write.
+    pub dry_run: bool,
+    pub admin_addr: SocketAddr,
+    /// Apps converged at the same time.
+    pub concurrency: usize,
+    /// Allow recreates for every app (the spec key does it per app).
+    pub allow_recreate: bool,
+}
+
+/// Messages from the process (signal handling lives in the binary, not here).
+#[derive(Debug)]
+pub enum Control {
+    /// SIGHUP: a re-read daemon config.
+    Reload(Box<Config>),
+}
+
+/// How long a removal waits between looks at its pods.
+const REMOVAL_POLL: Duration = Duration::from_millis(500);
+/// How long shutdown waits for steps in flight before giving up on them (they resume next start).
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+
+/// What the workers share.
+struct Shared {
+    cluster: Cluster,
+    cache: OwnedCache,
+    queue: WorkQueue<AppKey>,
+    metrics: Arc<Metrics>,
+    config: RwLock<Config>,
+    options: DaemonOptions,
+    /// The last loaded spec directory; swapped whole on each reload.
+    specs: RwLock<Arc<Loaded>>,
+    commit: RwLock<Option<String>>,
+    /// The app as last converged successfully: a plan with changes for an app whose spec is
+    /// the same as then means someone else changed the live objects (drift).
+    converged: Mutex<HashMap<AppKey, App>>,
+    /// Each app's state, for berth_apps{state} and the systemd status line.
+    states: Mutex<BTreeMap<AppKey, &'static str>>,
+    retained_pvcs: Mutex<HashSet<String>>,
+}
+
+impl Shared {
+    fn set_state(&self, key: &AppKey, state: &'static str) {
+        let mut states = self.states.lock().unwrap_or_else(|p| p.into_inner());
+        states.insert(key.clone(), state);
+        let mut counts: BTreeMap<String, i64> = BTreeMap::new();
+        for s in states.values() {
+            *counts.entry((*s).to_string()).or_default() += 1;
+        }
+        self.metrics.set_app_states(&counts);
+    }
+
+    fn forget(&self, key: &AppKey) {
+        let mut states = self.states.lock().unwrap_or_else(|p| p.into_inner());
+        states.remove(key);
+    }
+
+    fn status_line(&self) -> String {
+        let states = self.states.lock().unwrap_or_else(|p| p.into_inner());
+        let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+        for s in states.values() {
+            *counts.entry(s).or_default() += 1;
+        }
+        let parts: Vec<String> = counts.iter().map(|(s, n)| format!("{n} {s}")).collect();
+        format!("{} apps: {}", states.len(), parts.join(", "))
+    }
+}
+
+/// Runs the daemon until `shutdown` is cancelled.
+pub async fn run(
+    config: Config,
+    cluster: Cluster,
+    options: DaemonOptions,
+    mut control: mpsc::Receiver<Control>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let systemd = Systemd::from_env();
+    let metrics = Metrics::new();
+    let health = Health::new();
+    let mut tasks = JoinSet::new();
+
+    let listener = admin::bind(options.admin_addr).await?;
+    info!(addr = %options.admin_addr, "serving /healthz, /readyz and /metrics");
+    {
+        let (metrics, health, token) = (metrics.clone(), health.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            if let Err(err) = admin::serve(listener, metrics, health, token).await {
+                error!(error = %err, "admin server failed");
+            }
+        });
+    }
+    if let Some(interval) = systemd.watchdog_interval() {
+        let (systemd, token) = (systemd.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            let mut tick = tokio::time::interval(interval);
+            loop {
+                tokio::select! {
+                    _ = token.cancelled() => return,
+                    _ = tick.tick() => systemd.watchdog(),
+                }
+            }
+        });
+    }
+
+    let (changed_tx, mut changed_rx) = mpsc::unbounded_channel();
+    let cache = cluster.start_cache(changed_tx, &mut tasks, shutdown.clone());
+    info!("waiting for the caches of owned objects");
+    tokio::select! {
+        _ = shutdown.cancelled() => return finish(tasks, &systemd).await,
+        ready = cache.wait_until_ready() => ready?,
+    }
+
+    let (watcher, mut file_events) = watch::spawn(
+        &options.dir,
+        WatchOptions {
+            resync: config.resync,
+            ..WatchOptions::default()
+        },
+        shutdown.clone(),
+    )?;
+
+    let shared = Arc::new(Shared {
+        cluster,
+        cache,
+        queue: WorkQueue::default(),
+        metrics: metrics.clone(),
+        config: RwLock::new(config),
+        options: options.clone(),
+        specs: RwLock::new(Arc::new(Loaded::default())),
+        commit: RwLock::new(None),
+        converged: Mutex::new(HashMap::new()),
+        states: Mutex::new(BTreeMap::new()),
+        retained_pvcs: Mutex::new(HashSet::new()),
+    });
+
+    // The first full sync: every app in the directory and every app in the cluster.
+    let first: BTreeSet<AppKey> = match reload(&shared, &shutdown).await {
+        Some(_) => all_keys(&shared),
+        None => shared.cache.keys(),
+    };
+    for key in &first {
+        shared.queue.add(key.clone());
+    }
+    let concurrency = options.concurrency.max(1);
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<AppKey>();
+    for _ in 0..concurrency {
+        let (shared, token, done) = (shared.clone(), shutdown.clone(), done_tx.clone());
+        tasks.spawn(async move { worker(shared, token, done).await });
+    }
+    let mut first_pending = first;
+    let mark_ready = |shared: &Shared| {
+        health.set_ready(true);
+        let status = shared.status_line();
+        systemd.ready(&status);
+        info!(status = %status, "first full sync done");
+    };
+    if first_pending.is_empty() {
+        mark_ready(&shared);
+    }
+
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            Some(WatchEvent::Rescan { reason }) = file_events.recv() => {
+                info!(reason = %reason, "rescanning the spec directory");
+                if let Some(keys) = reload(&shared, &shutdown).await {
+                    let keys = if reason == RescanReason::Resync { all_keys(&shared) } else { keys };
+                    for key in keys {
+                        shared.queue.add(key);
+                    }
+                }
+            }
+            Some(key) = changed_rx.recv() => shared.queue.add(key),
+            Some(key) = done_rx.recv() => {
+                if !first_pending.is_empty() && first_pending.remove(&key) && first_pending.is_empty() {
+                    mark_ready(&shared);
+                } else if health.is_ready() {
+                    systemd.status(&shared.status_line());
+                }
+            }
+            Some(Control::Reload(config)) = control.recv() => {
+                let running = shared.config.read().unwrap_or_else(|p| p.into_inner()).instance.clone();
+                if config.instance != running {
+                    error!(running = %running, new = %config.instance, "config reload refused: the instance name is part of every selector and cannot change while running; restart berth to change it");
+                    continue;
+                }
+                systemd.reloading();
+                info!("daemon config reloaded");
+                *shared.config.write().unwrap_or_else(|p| p.into_inner()) = *config;
+                let _ = reload(&shared, &shutdown).await;
+                for key in all_keys(&shared) {
+                    shared.queue.add(key);
+                }
+                systemd.ready(&shared.status_line());
+            }
+        }
+    }
+    watcher.stop().await;
+    finish(tasks, &systemd).await
+}
+
+async fn finish(mut tasks: JoinSet<()>, systemd: &Systemd) -> anyhow::Result<()> {
+    systemd.stopping();
+    info!("stopping: finishing the steps in flight");
+    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        warn!(
+            "steps still running after {}s; stopping anyway (they resume on the next start)",
+            SHUTDOWN_GRACE.as_secs()
+        );
+        tasks.abort_all();
+    }
+    info!("stopped");
+    Ok(())
+}
+
+/// Every app that is either in the directory or in the cluster.
+fn all_keys(shared: &Shared) -> BTreeSet<AppKey> {
+    let specs = shared
+        .specs
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    let mut keys = shared.cache.keys();
+    keys.extend(
+        specs
+            .apps
+            .iter()
+            .map(|a| (a.namespace.clone(), a.name.clone())),
+    );
+    keys
+}
+
+/// Reloads the directory (waiting while git is mid-checkout) and returns the apps whose spec
+/// changed, appeared, disappeared or broke. None when the directory cannot be read at all: then
+/// the previous specs stay in force and nothing is queued.
+async fn reload(shared: &Shared, shutdown: &CancellationToken) -> Option<BTreeSet<AppKey>> {
+    let dir = shared.options.dir.clone();
+    if watch::git_busy(&dir) {
+        info!("git is updating the checkout; waiting for whole commits");
+        watch::wait_git_idle(&dir, shutdown).await;
+    }
+    let config = shared
+        .config
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    let loaded = match tokio::task::spawn_blocking(move || load_dir(&dir, &config)).await {
+        Ok(Ok(loaded)) => loaded,
+        Ok(Err(err @ LoadError::Missing { .. })) => {
+            error!(error = %err, "the spec directory is missing; nothing is changed until it is back");
+            return None;
+        }
+        Ok(Err(err)) => {
+            error!(error = %crate::cluster::error_chain(&err), "cannot read the spec directory");
+            return None;
+        }
+        Err(err) => {
+            error!(error = %err, "loading the spec directory failed");
+            return None;
+        }
+    };
+    report_spec_errors(shared, &loaded);
+    let commit = head_commit(&shared.options.dir);
+    if let Some(c) = &commit {
+        info!(commit = %c, apps = loaded.apps.len(), "specs loaded");
+    }
+    *shared.commit.write().unwrap_or_else(|p| p.into_inner()) = commit;
+
+    let old = shared
+        .specs
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    let index = |l: &Loaded| -> BTreeMap<AppKey, App> {
+        l.apps
+            .iter()
+            .map(|a| ((a.namespace.clone(), a.name.clone()), a.clone()))
+            .collect()
+    };
+    let (before, after) = (index(&old), index(&loaded));
+    let mut changed: BTreeSet<AppKey> = before
+        .keys()
+        .chain(after.keys())
+        .filter(|k| before.get(*k) != after.get(*k))
+        .cloned()
+        .collect();
+    // A file that broke or was fixed changes what may happen to its app.
+    let broken =
+        |l: &Loaded| -> BTreeSet<String> { l.broken.iter().map(|b| b.name.clone()).collect() };
+    let (was, is) = (broken(&old), broken(&loaded));
+    for name in was.symmetric_difference(&is) {
+        changed.extend(shared.cache.keys().into_iter().filter(|(_, n)| n == name));
+    }
+    let live = shared.cache.keys();
+    let pending_removals = live.iter().filter(|k| !after.contains_key(*k)).count();
+    shared.metrics.set_pending_removals(pending_removals as i64);
+    *shared.specs.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(loaded);
+    Some(changed)
+}
+
+fn report_spec_errors(shared: &Shared, loaded: &Loaded) {
+    let mut per_file: BTreeMap<String, i64> = BTreeMap::new();
+    for d in loaded.diagnostics.iter().filter(|d| d.is_error()) {
+        *per_file.entry(d.path.display().to_string()).or_default() += 1;
+    }
+    for d in loaded.diagnostics.iter() {
+        if d.is_error() {
+            error!(file = %d.path.display(), diagnostic = %d.render(false), "spec error; its app is left as it is");
+        } else {
+            warn!(file = %d.path.display(), diagnostic = %d.render(false), "spec warning");
+        }
+    }
+    let list: Vec<(String, i64)> = per_file.into_iter().collect();
+    shared.metrics.set_spec_errors(&list);
+}
+
+/// Logs a removal's or recreate's progress.
+struct LogProgress;
+
+impl Progress for LogProgress {
+    fn step(&self, app: &str, message: &str) {
+        info!(app = %app, "{message}");
+    }
+}
+
+async fn worker(
+    shared: Arc<Shared>,
+    shutdown: CancellationToken,
+    done: mpsc::UnboundedSender<AppKey>,
+) {
+    while let Some(key) = shared.queue.next(&shutdown).await {
+        let started = Instant::now();
+        let outcome = reconcile(&shared, &key).await;
+        shared
+            .metrics
+            .observe_reconcile(started.elapsed().as_secs_f64());
+        match outcome {
+            Outcome::Done => shared.queue.done(&key, true),
+            Outcome::Failed => shared.queue.done(&key, false),
+            Outcome::Waiting => shared.queue.done_requeue(&key, REMOVAL_POLL),
+        }
+        let _ = done.send(key);
+    }
+}
+
+enum Outcome {
+    Done,
+    Failed,
+    Waiting,
+}
+
+async fn reconcile(shared: &Shared, key: &AppKey) -> Outcome {
+    let app_name = format!("{}/{}", key.0, key.1);
+    let specs = shared
+        .specs
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    let (config, commit) = (
+        shared
+            .config
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone(),
+        shared
+            .commit
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone(),
+    );
+    let options = PlanOptions {
+        allow_recreate: shared.options.allow_recreate,
+        allow_removals: false,
+        allow_empty: false,
+        max_removals: config.safety.max_removals,
+        commit,
+    };
+    let scope = BTreeSet::from([key.clone()]);
+    let inventory = shared.cache.inventory(Some(&scope));
+    let planned = match shared
+        .cluster
+        .plan_scoped(&specs, &inventory, &options, Some(&scope))
+        .await
+    {
+        Ok(p) => p,
+        Err(err) => {
+            error!(app = %app_name, error = %crate::cluster::error_chain(&err), "planning failed; retrying with backoff");
+            shared.set_state(key, "error");
+            return Outcome::Failed;
+        }
+    };
+    let Some(plan) = planned.plan.apps.first() else {
+        // Neither in the directory nor in the cluster (any more).
+        shared.forget(key);
+        return Outcome::Done;
+    };
+    let spec = specs
+        .apps
+        .iter()
+        .find(|a| a.namespace == key.0 && a.name == key.1)
+        .cloned();
+    match &plan.action {
+        Action::Unchanged => {
+            shared.set_state(key, "in-sync");
+            if let Some(app) = spec {
+                shared
+                    .converged
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(key.clone(), app);
+            }
+            return Outcome::Done;
+        }
+        Action::Blocked { reason, .. } => {
+            warn!(app = %app_name, reason = %reason, "blocked; nothing is changed for this app");
+            shared.set_state(key, "blocked");
+            return Outcome::Done;
+        }
+        _ => {}
+    }
+    let drifted = matches!(plan.action, Action::Update)
+        && spec.is_some()
+        && shared
+            .converged
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key)
+            == spec.as_ref();
+    if drifted {
+        shared.metrics.count_drift();
+        warn!(app = %app_name, changes = %plan.summary.join("; "), "live objects drifted from the spec");
+        if config.drift == DriftMode::Report {
+            shared.set_state(key, "drifted");
+            return Outcome::Done;
+        }
+    }
+    log_plan(&app_name, plan);
+    if shared.options.dry_run {
+        shared.metrics.count_apply("dry-run");
+        shared.set_state(key, "pending");
+        return Outcome::Done;
+    }
+    let report = shared
+        .cluster
+        .execute_with(&planned, &LogProgress, false)
+        .await;
+    if !report.waiting.is_empty() {
+        shared.set_state(key, "removing");
+        return Outcome::Waiting;
+    }
+    if let Some((_, err)) = report.failed.first() {
+        error!(app = %app_name, error = %err, "converging failed; retrying with backoff");
+        shared.metrics.count_apply("failure");
+        shared.set_state(key, "error");
+        return Outcome::Failed;
+    }
+    shared.metrics.count_apply("success");
+    shared.metrics.mark_success();
+    {
+        let mut pvcs = shared
+            .retained_pvcs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        pvcs.extend(report.retained_pvcs.iter().cloned());
+        shared.metrics.set_retained_pvcs(pvcs.len() as i64);
+    }
+    let mut converged = shared.converged.lock().unwrap_or_else(|p| p.into_inner());
+    match spec {
+        Some(app) => {
+            converged.insert(key.clone(), app);
+            drop(converged);
+            shared.set_state(key, "in-sync");
+        }
+        None => {
+            converged.remove(key);
+            drop(converged);
+            shared.forget(key);
+            info!(app = %app_name, kept_pvcs = %report.retained_pvcs.join(","), "app removed; volumes kept");
+        }
+    }
+    Outcome::Done
+}
+
+fn log_plan(app: &str, plan: &AppPlan) {
+    let diff: String = plan.changes.iter().map(|c| c.diff.as_str()).collect();
+    info!(
+        app = %app,
+        action = %plan.action.word(),
+        summary = %plan.summary.join("; "),
+        diff = %diff,
+        "converging"
+    );
+}
+
+/// The spec directory to watch: the command line's, else the config's (relative to the config
+/// file's directory, resolved by the config loader).
+pub fn resolve_dir(cli_dir: Option<&Path>, config: &Config) -> Option<PathBuf> {
+    cli_dir
+        .map(Path::to_path_buf)
+        .or_else(|| config.dir.clone())
+}

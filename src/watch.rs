@@ -1,0 +1,1067 @@
+//! File events → "rescan" signals for the daemon.
+//!
+//! This module owns the inotify side of `berth watch DIR`: it turns the raw, noisy stream of
+//! file-system events into a few coalesced [`WatchEvent::Rescan`] signals, and the daemon reloads
+//! the whole directory on each one. It never reads a spec itself: whatever the events were, the
+//! answer is always "read everything again", which keeps this module small and lets a lost or
+//! misread event cost at most one redundant reload.
+//!
+//! What it copes with (DESIGN.md, "The daemon"):
+//! - edits, creates, deletes and renames of `*.toml` files, including atomic saves (write a temp
+//!   file, rename it over the spec), coalesced by notify-debouncer-full. Editor swap files, hidden
+//!   files and directories (`.git/`), and non-`.toml` files are ignored.
+//! - event-queue overflow (notify's `Flag::Rescan`) and watcher errors: events were lost, so the
+//!   recursive watch is rebuilt (inotify may have missed new subdirectories) and a rescan follows.
+//! - symlink swaps: DIR itself, or one of its ancestors, may be a symlink that a checkout tool
+//!   replaces atomically (git-sync `--link`). That produces no event inside the old target, so
+//!   the parent directories of those links are watched too, DIR is re-resolved on every event
+//!   there and on every resync, and the recursive watch follows the new target. Kubernetes
+//!   ConfigMap volumes swap a `..data` symlink inside DIR; that is reported the same way.
+//! - a periodic resync, a safety net for anything the above misses.
+//!
+//! Threads and tasks: notify runs its own threads (inotify reader, debouncer). The debouncer's
+//! callback only sets bits and wakes one tokio task, which re-arms watches and emits signals.
+//! [`SpecWatcher`] owns the debouncer and, through a drop guard, that task: dropping it stops
+//! both; cancelling the daemon's shutdown token stops the task.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::Duration;
+
+use notify::event::{CreateKind, EventKind, ModifyKind, RemoveKind};
+use notify::{Event, RecursiveMode};
+use notify_debouncer_full::{DebounceEventResult, Debouncer, RecommendedCache};
+use tokio::sync::{Notify, mpsc};
+use tokio::task::JoinHandle;
+use tokio_util::sync::{CancellationToken, DropGuard};
+use tracing::{debug, info, warn};
+
+use crate::spec::is_spec_file_name;
+
+/// A signal to the daemon. Coalesced: one queued signal stands for any number of changes, and
+/// the daemon answers each by reloading the whole directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WatchEvent {
+    Rescan { reason: RescanReason },
+}
+
+/// Why a rescan was signalled; for logs and metrics, never for deciding what to reload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RescanReason {
+    /// A spec file, or a directory that may hold some, was created, changed, removed or renamed.
+    Files,
+    /// The kernel's event queue overflowed or the watcher reported an error: events were lost.
+    Overflow,
+    /// DIR now resolves to a different directory (a symlink swap, or DIR deleted and recreated),
+    /// or a ConfigMap-style `..data` link inside DIR was swapped.
+    LinkSwapped,
+    /// The periodic safety-net resync.
+    Resync,
+}
+
+impl fmt::Display for RescanReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RescanReason::Files => "spec files changed",
+            RescanReason::Overflow => "file events were lost (queue overflow or watcher error)",
+            RescanReason::LinkSwapped => "the spec directory was swapped or recreated",
+            RescanReason::Resync => "periodic resync",
+        })
+    }
+}
+
+/// Tuning for [`spawn`]; the daemon config validates the values users give.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WatchOptions {
+    /// Quiet time after the last event before a burst is reported.
+    pub debounce: Duration,
+    /// Interval of the safety-net resync.
+    pub resync: Duration,
+}
+
+impl Default for WatchOptions {
+    fn default() -> Self {
+        WatchOptions {
+            debounce: Duration::from_millis(50),
+            resync: Duration::from_secs(5 * 60),
+        }
+    }
+}
+
+/// Failures to start watching. Once running, problems are logged and answered by a rescan
+/// instead: a daemon must not stop because a checkout briefly removed its directory.
+#[derive(Debug, thiserror::Error)]
+pub enum WatchError {
+    #[error("the spec watcher must be started inside a tokio runtime")]
+    Runtime(#[source] tokio::runtime::TryCurrentError),
+    #[error("cannot start the file watcher")]
+    StartWatcher(#[source] notify::Error),
+    #[error("cannot resolve spec directory {}", dir.display())]
+    ResolveDir {
+        dir: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot watch spec directory {}", dir.display())]
+    WatchDir {
+        dir: PathBuf,
+        #[source]
+        source: notify::Error,
+    },
+    #[error("cannot watch {}, the parent of a symlink on the way to the spec directory", dir.display())]
+    WatchParent {
+        dir: PathBuf,
+        #[source]
+        source: notify::Error,
+    },
+}
+
+type NotifyDebouncer = Debouncer<notify::RecommendedWatcher, RecommendedCache>;
+
+/// A running watch on a spec directory. Dropping it stops watching at once and ends its task.
+pub struct SpecWatcher {
+    /// The only strong reference to the debouncer: the task holds a `Weak`, so dropping this
+    /// handle removes every inotify watch immediately rather than when the task next wakes.
+    debouncer: Arc<Mutex<NotifyDebouncer>>,
+    /// Cancels the task's token when this handle is dropped, so the task never outlives its
+    /// owner even if the daemon's shutdown token is never cancelled.
+    stop: DropGuard,
+    /// The task that re-arms watches and emits signals; kept so [`SpecWatcher::stop`] can wait
+    /// for it.
+    task: JoinHandle<()>,
+    /// Lets tests inject events that cannot be produced on demand (queue overflow).
+    #[cfg(test)]
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for SpecWatcher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SpecWatcher").finish_non_exhaustive()
+    }
+}
+
+impl SpecWatcher {
+    /// Stop watching and wait until the task has ended.
+    pub async fn stop(self) {
+        let SpecWatcher {
+            debouncer,
+            stop,
+            task,
+            ..
+        } = self;
+        drop(stop);
+        drop(debouncer);
+        if let Err(err) = task.await {
+            warn!(error = %err, "spec watcher task failed");
+        }
+    }
+}
+
+/// Start watching `dir` (recursively, following symlinks). Must be called inside a tokio
+/// runtime. Signals arrive on the returned receiver, which holds at most one: a rescan that is
+/// already queued covers every later change, because the daemon reloads everything.
+///
+/// Start it before the daemon's initial load, so that a change made during that load is
+/// signalled rather than missed; the first resync comes one `resync` interval after start.
+///
+/// The task ends when `shutdown` is cancelled, when the [`SpecWatcher`] is dropped, or when the
+/// receiver is dropped; the receiver then yields `None`.
+pub fn spawn(
+    dir: &Path,
+    options: WatchOptions,
+    shutdown: CancellationToken,
+) -> Result<(SpecWatcher, mpsc::Receiver<WatchEvent>), WatchError> {
+    let runtime = tokio::runtime::Handle::try_current().map_err(WatchError::Runtime)?;
+    // A zero debounce would make the debouncer thread spin (its tick is a quarter of it) and a
+    // zero resync would panic in `tokio::time::interval`; the config layer should reject both,
+    // this only keeps a bad value from hurting the host.
+    let debounce = options.debounce.max(Duration::from_millis(4));
+    let resync = options.resync.max(Duration::from_millis(10));
+
+    let shared = Arc::new(Shared {
+        pending: AtomicU8::new(0),
+        wake: Notify::new(),
+        root: Mutex::new(None),
+    });
+    let handler_shared = Arc::clone(&shared);
+    let mut debouncer =
+        notify_debouncer_full::new_debouncer(debounce, None, move |result: DebounceEventResult| {
+            handler_shared.handle(result)
+        })
+        .map_err(WatchError::StartWatcher)?;
+
+    let mut armed = Armed::new(dir);
+    armed.arm_initial(&mut debouncer, &shared)?;
+
+    let debouncer = Arc::new(Mutex::new(debouncer));
+    let (tx, rx) = mpsc::channel(1);
+    let token = shutdown.child_token();
+    let task = runtime.spawn(run(
+        armed,
+        Arc::downgrade(&debouncer),
+        Arc::clone(&shared),
+        tx,
+        token.clone(),
+        resync,
+    ));
+    let watcher = SpecWatcher {
+        debouncer,
+        stop: token.drop_guard(),
+        task,
+        #[cfg(test)]
+        shared,
+    };
+    Ok((watcher, rx))
+}
+
+/// Whether a path names a spec file by its name alone (the rules of the spec loader:
+/// `*.toml`, not hidden, not an editor's swap, lock or backup file).
+pub fn is_spec_event_path(path: &Path) -> bool {
+    path.file_name()
+        .and_then(|name| name.to_str())
+        .is_some_and(is_spec_file_name)
+}
+
+/// True while `.git/index.lock` exists in the git checkout containing `dir`: git is in the
+/// middle of changing the tree, and reading it now could mix two commits.
+///
+/// Walks up from the resolved `dir` to the first `.git`. A `.git` *file* (worktrees, git-sync)
+/// points at the real git directory with a `gitdir:` line. Anything unreadable counts as not
+/// busy: a broken checkout must not stall the daemon forever.
+pub fn git_busy(dir: &Path) -> bool {
+    let start = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    for candidate in start.ancestors() {
+        let dot_git = candidate.join(".git");
+        let Ok(meta) = std::fs::metadata(&dot_git) else {
+            continue;
+        };
+        let git_dir = if meta.is_dir() {
+            dot_git
+        } else {
+            match gitdir_from_file(&dot_git) {
+                Some(git_dir) => git_dir,
+                None => return false,
+            }
+        };
+        return git_dir.join("index.lock").try_exists().unwrap_or(false);
+    }
+    false
+}
+
+/// The git directory a `.git` file points to (`gitdir: PATH`, relative to the file's directory).
+fn gitdir_from_file(dot_git: &Path) -> Option<PathBuf> {
+    let text = std::fs::read_to_string(dot_git).ok()?;
+    let target = text
+        .lines()
+        .find_map(|line| line.strip_prefix("gitdir:"))?
+        .trim();
+    if target.is_empty() {
+        return None;
+    }
+    let target = Path::new(target);
+    Some(if target.is_absolute() {
+        target.to_path_buf()
+    } else {
+        dot_git.parent()?.join(target)
+    })
+}
+
+/// How often [`wait_git_idle`] looks at the lock.
+const GIT_POLL: Duration = Duration::from_millis(50);
+/// After this long a lock is probably stale (git killed mid-checkout); worth a warning.
+const GIT_STALE_WARNING: Duration = Duration::from_secs(30);
+
+/// Wait until [`git_busy`] is false, or `shutdown` is cancelled.
+pub async fn wait_git_idle(dir: &Path, shutdown: &CancellationToken) {
+    let started = tokio::time::Instant::now();
+    let mut warned = false;
+    while git_busy(dir) {
+        if !warned && started.elapsed() >= GIT_STALE_WARNING {
+            warn!(
+                dir = %dir.display(),
+                waited_s = started.elapsed().as_secs(),
+                "git index.lock still present; if no git process is running, remove the stale lock"
+            );
+            warned = true;
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(GIT_POLL) => {}
+        }
+    }
+}
+
+// Signal bits set by the notify thread and taken by the task.
+/// A spec file or a directory that may hold some changed.
+const FILES: u8 = 1;
+/// Events were lost: rebuild the recursive watch and rescan.
+const OVERFLOW: u8 = 1 << 1;
+/// A `..data` link inside DIR was swapped (ConfigMap volume).
+const DATA_LINK: u8 = 1 << 2;
+/// Something happened next to a link on the way to DIR, or to DIR itself: re-resolve it.
+const RESOLVE: u8 = 1 << 3;
+
+/// State shared between the debouncer's callback (a notify thread) and the task.
+struct Shared {
+    /// Signal bits not yet taken by the task; OR-ed together, so bursts coalesce for free.
+    pending: AtomicU8,
+    /// Wakes the task. `notify_one` stores a permit when the task is busy, so no wake-up is lost.
+    wake: Notify,
+    /// The directory currently watched recursively, to tell its events from those of the
+    /// parent watches; `None` while DIR does not resolve.
+    root: Mutex<Option<PathBuf>>,
+}
+
+impl Shared {
+    /// Runs on the debouncer's thread: classify, record, wake. No blocking beyond a `stat`.
+    fn handle(&self, result: DebounceEventResult) {
+        let bits = match result {
+            Ok(events) => {
+                let root = self
+                    .root
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .clone();
+                events
+                    .iter()
+                    .fold(0, |bits, event| bits | classify(event, root.as_deref()))
+            }
+            Err(errors) => {
+                for error in &errors {
+                    warn!(error = %error, "file watcher error; rescanning");
+                }
+                OVERFLOW
+            }
+        };
+        self.signal(bits);
+    }
+
+    fn signal(&self, bits: u8) {
+        if bits != 0 {
+            self.pending.fetch_or(bits, Ordering::AcqRel);
+            self.wake.notify_one();
+        }
+    }
+}
+
+/// The signal bits one debounced event stands for.
+fn classify(event: &Event, root: Option<&Path>) -> u8 {
+    if event.need_rescan() {
+        return OVERFLOW;
+    }
+    // Access events include IN_OPEN: the daemon reading the specs would otherwise trigger
+    // rescans of its own reads. Changes always come with a modify, create, remove or rename.
+    if matches!(event.kind, EventKind::Access(_) | EventKind::Other) {
+        return 0;
+    }
+    event.paths.iter().fold(0, |bits, path| {
+        bits | classify_path(&event.kind, path, root)
+    })
+}
+
+fn classify_path(kind: &EventKind, path: &Path, root: Option<&Path>) -> u8 {
+    // Outside the recursive watch means a parent watch: a link on the way to DIR may have
+    // moved. So does anything happening to the watched root itself (deleted, moved away).
+    let Some(relative) = root.and_then(|root| path.strip_prefix(root).ok()) else {
+        return RESOLVE;
+    };
+    let mut components = relative.components();
+    let Some(first) = components.next() else {
+        return RESOLVE;
+    };
+    // Kubernetes' atomic writer publishes a ConfigMap by renaming a new `..data` symlink over
+    // the old one; the visible `app.toml -> ..data/app.toml` links themselves never change.
+    if first.as_os_str() == "..data" {
+        return DATA_LINK;
+    }
+    // Hidden anywhere below DIR (`.git/`, `.app.toml.swp`, `.tmp-xyz/`): the loader skips these.
+    if relative
+        .components()
+        .any(|c| c.as_os_str().as_encoded_bytes().starts_with(b"."))
+    {
+        return 0;
+    }
+    if is_spec_event_path(path) || may_hold_specs(kind, path) {
+        FILES
+    } else {
+        0
+    }
+}
+
+/// Whether a non-spec path is a directory whose appearance or disappearance changes the set of
+/// specs. Needed because the debouncer reports a removed tree as a single event on its root,
+/// and a renamed directory as one rename.
+fn may_hold_specs(kind: &EventKind, path: &Path) -> bool {
+    match kind {
+        EventKind::Create(CreateKind::Folder) | EventKind::Remove(RemoveKind::Folder) => true,
+        // A symlink to a directory is created as a "file"; `is_dir` follows it.
+        EventKind::Create(_) => path.is_dir(),
+        EventKind::Remove(RemoveKind::File) => false,
+        // Renames and removals of unknown kind: gone paths cannot be stat-ed, so guess from
+        // the name. A false positive costs one redundant reload.
+        EventKind::Modify(ModifyKind::Name(_)) | EventKind::Remove(_) => match path.metadata() {
+            Ok(meta) => meta.is_dir(),
+            Err(_) => path.extension().is_none(),
+        },
+        _ => false,
+    }
+}
+
+/// What DIR resolved to when it was armed. The inode is part of it so that a directory deleted
+/// and recreated under the same path (a fresh clone) is re-armed too: the old inotify watch
+/// died with the old directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Target {
+    path: PathBuf,
+    dev: u64,
+    ino: u64,
+}
+
+fn resolve(dir: &Path) -> io::Result<Target> {
+    let path = dir.canonicalize()?;
+    let meta = std::fs::metadata(&path)?;
+    if !meta.is_dir() {
+        return Err(io::Error::new(
+            io::ErrorKind::NotADirectory,
+            "not a directory",
+        ));
+    }
+    Ok(Target {
+        path,
+        dev: meta.dev(),
+        ino: meta.ino(),
+    })
+}
+
+/// The watches in place. Owned by the task after start-up; only it changes them.
+struct Armed {
+    /// DIR as given, made absolute but with its symlinks kept: they are what we watch for.
+    dir: PathBuf,
+    /// The recursively watched target; `None` while DIR does not resolve or arming failed.
+    target: Option<Target>,
+    /// Directories watched non-recursively because a link on the way to DIR lives in them.
+    parents: BTreeSet<PathBuf>,
+}
+
+impl Armed {
+    fn new(dir: &Path) -> Armed {
+        Armed {
+            dir: std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf()),
+            target: None,
+            parents: BTreeSet::new(),
+        }
+    }
+
+    /// First arming: every failure is an error for the caller, who can still report it.
+    fn arm_initial(
+        &mut self,
+        debouncer: &mut NotifyDebouncer,
+        shared: &Shared,
+    ) -> Result<(), WatchError> {
+        let target = resolve(&self.dir).map_err(|source| WatchError::ResolveDir {
+            dir: self.dir.clone(),
+            source,
+        })?;
+        set_root(shared, Some(target.path.clone()));
+        debouncer
+            .watch(&target.path, RecursiveMode::Recursive)
+            .map_err(|source| WatchError::WatchDir {
+                dir: target.path.clone(),
+                source,
+            })?;
+        for parent in link_parents(&self.dir, Some(&target.path)) {
+            debouncer
+                .watch(&parent, RecursiveMode::NonRecursive)
+                .map_err(|source| WatchError::WatchParent {
+                    dir: parent.clone(),
+                    source,
+                })?;
+            self.parents.insert(parent);
+        }
+        debug!(dir = %self.dir.display(), target = %target.path.display(), parents = ?self.parents, "watching specs");
+        self.target = Some(target);
+        Ok(())
+    }
+
+    /// Re-resolve DIR and move the watches if it changed (or unconditionally with `force`,
+    /// after lost events). Returns whether the target changed. Failures are logged, not
+    /// returned: the next event or resync retries, and the caller signals a rescan anyway.
+    fn rearm(&mut self, debouncer: &mut NotifyDebouncer, shared: &Shared, force: bool) -> bool {
+        let resolved = resolve(&self.dir);
+        let changed = match (&resolved, &self.target) {
+            (Ok(new), Some(old)) => new != old,
+            (Err(_), None) => false,
+            _ => true,
+        };
+        if changed || force {
+            // Unwatch first: a recreated directory has the same path, and notify keys watches
+            // by path. Nothing is lost in the gap, because a rescan follows this re-arm.
+            if let Some(old) = self.target.take()
+                && let Err(err) = debouncer.unwatch(&old.path)
+            {
+                // Expected when the old target is gone: inotify dropped the watch already.
+                debug!(dir = %old.path.display(), error = %err, "unwatching the old target");
+            }
+            match resolved {
+                Ok(new) => {
+                    set_root(shared, Some(new.path.clone()));
+                    match debouncer.watch(&new.path, RecursiveMode::Recursive) {
+                        Ok(()) => {
+                            info!(dir = %self.dir.display(), target = %new.path.display(), "watching new directory target");
+                            self.target = Some(new);
+                        }
+                        Err(err) => {
+                            warn!(dir = %new.path.display(), error = %err, "cannot watch spec directory; retrying on the next event or resync");
+                            // A recursive watch can fail half-way; drop what it added.
+                            let _ = debouncer.unwatch(&new.path);
+                            set_root(shared, None);
+                        }
+                    }
+                }
+                Err(err) => {
+                    warn!(dir = %self.dir.display(), error = %err, "spec directory does not resolve; waiting for it to come back");
+                    set_root(shared, None);
+                }
+            }
+        }
+        self.rearm_parents(debouncer);
+        changed
+    }
+
+    /// Bring the parent watches in line with the links on the way to DIR now; the set changes
+    /// when a swapped link points into a different directory tree.
+    fn rearm_parents(&mut self, debouncer: &mut NotifyDebouncer) {
+        let root = self.target.as_ref().map(|t| t.path.as_path());
+        let wanted = link_parents(&self.dir, root);
+        for gone in self.parents.difference(&wanted) {
+            if let Err(err) = debouncer.unwatch(gone) {
+                debug!(dir = %gone.display(), error = %err, "unwatching a parent directory");
+            }
+        }
+        let mut armed = BTreeSet::new();
+        for parent in wanted {
+            if self.parents.contains(&parent) {
+                armed.insert(parent);
+                continue;
+            }
+            match debouncer.watch(&parent, RecursiveMode::NonRecursive) {
+                Ok(()) => {
+                    armed.insert(parent);
+                }
+                Err(err) => {
+                    warn!(dir = %parent.display(), error = %err, "cannot watch parent directory; symlink swaps there are seen at the next resync");
+                }
+            }
+        }
+        self.parents = armed;
+    }
+}
+
+fn set_root(shared: &Shared, root: Option<PathBuf>) {
+    *shared.root.lock().unwrap_or_else(PoisonError::into_inner) = root;
+}
+
+/// The directories to watch non-recursively: DIR's parent, and the parent of every ancestor of
+/// DIR that is a symlink (git-sync may publish the checkout at `/srv/repo` while DIR is
+/// `/srv/repo/apps`). Resolved, because notify reports events under the path it was given.
+/// Directories inside the recursive watch are left out: they are covered, and watching one
+/// inode under two paths confuses notify's bookkeeping.
+fn link_parents(dir: &Path, root: Option<&Path>) -> BTreeSet<PathBuf> {
+    let mut parents = BTreeSet::new();
+    for ancestor in dir.ancestors() {
+        let is_link = std::fs::symlink_metadata(ancestor)
+            .map(|meta| meta.file_type().is_symlink())
+            .unwrap_or(false);
+        if ancestor != dir && !is_link {
+            continue;
+        }
+        let Some(parent) = ancestor.parent() else {
+            continue;
+        };
+        let Ok(parent) = parent.canonicalize() else {
+            continue;
+        };
+        if root.is_some_and(|root| parent.starts_with(root)) {
+            continue;
+        }
+        parents.insert(parent);
+    }
+    parents
+}
+
+/// The task: wait for a signal or the resync tick, re-arm if needed, tell the daemon.
+async fn run(
+    mut armed: Armed,
+    debouncer: Weak<Mutex<NotifyDebouncer>>,
+    shared: Arc<Shared>,
+    tx: mpsc::Sender<WatchEvent>,
+    stop: CancellationToken,
+    resync: Duration,
+) {
+    // The first resync is one interval away: the daemon does its own initial load.
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + resync, resync);
+    // After a stall, one resync is enough; a burst of catch-up ticks would only repeat it.
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let resync_due = tokio::select! {
+            () = stop.cancelled() => break,
+            () = shared.wake.notified() => false,
+            _ = ticker.tick() => true,
+        };
+        let bits = shared.pending.swap(0, Ordering::AcqRel);
+
+        let mut relinked = false;
+        if resync_due || bits & (RESOLVE | OVERFLOW) != 0 {
+            let Some(debouncer) = debouncer.upgrade() else {
+                break; // SpecWatcher dropped: nothing is watched any more.
+            };
+            let shared = Arc::clone(&shared);
+            let force = bits & OVERFLOW != 0;
+            // canonicalize, stat and a recursive inotify walk are blocking file-system work.
+            let joined = tokio::task::spawn_blocking(move || {
+                let mut guard = debouncer.lock().unwrap_or_else(PoisonError::into_inner);
+                let changed = armed.rearm(&mut guard, &shared, force);
+                (armed, changed)
+            })
+            .await;
+            match joined {
+                Ok((back, changed)) => {
+                    armed = back;
+                    relinked = changed;
+                }
+                Err(err) => {
+                    warn!(error = %err, "re-arming the spec watcher failed");
+                    break;
+                }
+            }
+        }
+
+        let reason = if bits & OVERFLOW != 0 {
+            RescanReason::Overflow
+        } else if relinked || bits & DATA_LINK != 0 {
+            RescanReason::LinkSwapped
+        } else if bits & FILES != 0 {
+            RescanReason::Files
+        } else if resync_due {
+            RescanReason::Resync
+        } else {
+            continue; // only parent-directory noise, and DIR still resolves to the same place
+        };
+        match tx.try_send(WatchEvent::Rescan { reason }) {
+            Ok(()) => debug!(%reason, "rescan signalled"),
+            // One rescan is queued and the daemon has not started it: it will see this change.
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                debug!(%reason, "rescan already queued")
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => break,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+    use std::os::unix::fs::symlink;
+    use tokio::time::timeout;
+
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+    /// Generous: the test machine is small and inotify plus debounce take a while under load.
+    const EXPECT: Duration = Duration::from_secs(2);
+    /// How long "nothing happens" is watched for.
+    const QUIET: Duration = Duration::from_millis(300);
+
+    fn options() -> WatchOptions {
+        WatchOptions {
+            debounce: Duration::from_millis(50),
+            resync: Duration::from_secs(3600),
+        }
+    }
+
+    fn start(dir: &Path) -> (SpecWatcher, mpsc::Receiver<WatchEvent>, CancellationToken) {
+        let token = CancellationToken::new();
+        let (watcher, rx) = spawn(dir, options(), token.clone()).expect("watcher starts");
+        (watcher, rx, token)
+    }
+
+    async fn next(rx: &mut mpsc::Receiver<WatchEvent>) -> RescanReason {
+        match timeout(EXPECT, rx.recv()).await {
+            Ok(Some(WatchEvent::Rescan { reason })) => reason,
+            Ok(None) => panic!("watcher stopped"),
+            Err(_) => panic!("no rescan within {EXPECT:?}"),
+        }
+    }
+
+    async fn assert_quiet(rx: &mut mpsc::Receiver<WatchEvent>) {
+        if let Ok(event) = timeout(QUIET, rx.recv()).await {
+            panic!("expected no event, got {event:?}");
+        }
+    }
+
+    fn write(path: &Path, text: &str) {
+        fs::write(path, text).expect("write");
+    }
+
+    #[tokio::test]
+    async fn edit_of_a_spec_is_a_files_rescan() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        write(&dir.path().join("app.toml"), "a = 1\n");
+        let (_watcher, mut rx, _token) = start(dir.path());
+        write(&dir.path().join("app.toml"), "a = 2\n");
+        assert_eq!(next(&mut rx).await, RescanReason::Files);
+        assert_quiet(&mut rx).await;
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_burst_of_writes_is_coalesced() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let (_watcher, mut rx, _token) = start(dir.path());
+        let path = dir.path().join("app.toml");
+        for i in 0..20 {
+            write(&path, &format!("a = {i}\n"));
+        }
+        assert_eq!(next(&mut rx).await, RescanReason::Files);
+        let mut extra = 0;
+        while let Ok(Some(_)) = timeout(QUIET, rx.recv()).await {
+            extra += 1;
+        }
+        assert!(extra <= 1, "20 writes gave {} rescans", extra + 1);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn atomic_rename_save_is_seen() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("app.toml");
+        write(&path, "a = 1\n");
+        let (_watcher, mut rx, _token) = start(dir.path());
+        // A non-.toml temp name: only the rename makes this a spec event.
+        let temp = dir.path().join("app.toml.tmp1234");
+        write(&temp, "a = 2\n");
+        fs::rename(&temp, &path)?;
+        assert_eq!(next(&mut rx).await, RescanReason::Files);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn delete_of_a_spec_is_seen() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("app.toml");
+        write(&path, "a = 1\n");
+        let (_watcher, mut rx, _token) = start(dir.path());
+        fs::remove_file(&path)?;
+        assert_eq!(next(&mut rx).await, RescanReason::Files);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn specs_in_new_and_removed_subdirectories_are_seen() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let (_watcher, mut rx, _token) = start(dir.path());
+        let sub = dir.path().join("team");
+        fs::create_dir(&sub)?;
+        write(&sub.join("app.toml"), "a = 1\n");
+        assert_eq!(next(&mut rx).await, RescanReason::Files);
+        assert_quiet(&mut rx).await;
+        // The debouncer reports a removed tree as one event on its root, not per file.
+        fs::remove_dir_all(&sub)?;
+        assert_eq!(next(&mut rx).await, RescanReason::Files);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn ignored_files_produce_nothing() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        fs::create_dir(dir.path().join(".git"))?;
+        let spec = dir.path().join("app.toml");
+        write(&spec, "a = 1\n");
+        let (_watcher, mut rx, _token) = start(dir.path());
+        write(&dir.path().join(".app.toml.swp"), "x");
+        write(&dir.path().join(".hidden.toml"), "x");
+        write(&dir.path().join("notes.txt"), "x");
+        write(&dir.path().join("app.toml~"), "x");
+        write(&dir.path().join("#app.toml#"), "x");
+        write(&dir.path().join(".git").join("index"), "x");
+        write(&dir.path().join(".git").join("stray.toml"), "x");
+        // vim's write test file, created and removed next to the spec
+        write(&dir.path().join("4913"), "");
+        fs::remove_file(dir.path().join("4913"))?;
+        // The daemon reading the specs opens them: that must not feed back into rescans.
+        fs::read_to_string(&spec)?;
+        fs::read_dir(dir.path())?.for_each(drop);
+        assert_quiet(&mut rx).await;
+        // The watcher is alive: the silence above means something.
+        write(&spec, "a = 2\n");
+        assert_eq!(next(&mut rx).await, RescanReason::Files);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn symlink_swap_of_the_directory_rearms_on_the_new_target() -> TestResult {
+        let base = tempfile::tempdir()?;
+        let old = base.path().join("rev-a");
+        let new = base.path().join("rev-b");
+        fs::create_dir(&old)?;
+        fs::create_dir(&new)?;
+        write(&old.join("app.toml"), "a = 1\n");
+        write(&new.join("app.toml"), "a = 2\n");
+        let link = base.path().join("current");
+        symlink(&old, &link)?;
+        let (_watcher, mut rx, _token) = start(&link);
+
+        // git-sync's publish: a new link under a temporary name, renamed over the old one.
+        let temp = base.path().join("current.tmp");
+        symlink(&new, &temp)?;
+        fs::rename(&temp, &link)?;
+        assert_eq!(next(&mut rx).await, RescanReason::LinkSwapped);
+        assert_quiet(&mut rx).await;
+
+        write(&new.join("app.toml"), "a = 3\n");
+        assert_eq!(next(&mut rx).await, RescanReason::Files);
+        // Edits in the old target, which git-sync is about to delete, are not reported.
+        write(&old.join("app.toml"), "a = 4\n");
+        assert_quiet(&mut rx).await;
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn symlink_swap_of_an_ancestor_is_seen() -> TestResult {
+        // DIR is a subdirectory of the published checkout: /srv/repo/apps with /srv/repo a link.
+        let base = tempfile::tempdir()?;
+        for rev in ["rev-a", "rev-b"] {
+            fs::create_dir_all(base.path().join(rev).join("apps"))?;
+        }
+        let link = base.path().join("repo");
+        symlink(base.path().join("rev-a"), &link)?;
+        let (_watcher, mut rx, _token) = start(&link.join("apps"));
+
+        let temp = base.path().join("repo.tmp");
+        symlink(base.path().join("rev-b"), &temp)?;
+        fs::rename(&temp, &link)?;
+        assert_eq!(next(&mut rx).await, RescanReason::LinkSwapped);
+
+        write(&base.path().join("rev-b/apps/app.toml"), "a = 1\n");
+        assert_eq!(next(&mut rx).await, RescanReason::Files);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn configmap_data_link_swap_is_seen() -> TestResult {
+        // The layout kubelet's atomic writer keeps in a ConfigMap volume.
+        let dir = tempfile::tempdir()?;
+        let d = dir.path();
+        fs::create_dir(d.join("..2026_01_01_00_00_00.1"))?;
+        write(&d.join("..2026_01_01_00_00_00.1/app.toml"), "a = 1\n");
+        symlink("..2026_01_01_00_00_00.1", d.join("..data"))?;
+        symlink("..data/app.toml", d.join("app.toml"))?;
+        let (_watcher, mut rx, _token) = start(d);
+
+        fs::create_dir(d.join("..2026_01_01_00_01_00.2"))?;
+        write(&d.join("..2026_01_01_00_01_00.2/app.toml"), "a = 2\n");
+        symlink("..2026_01_01_00_01_00.2", d.join("..data_tmp"))?;
+        fs::rename(d.join("..data_tmp"), d.join("..data"))?;
+        fs::remove_dir_all(d.join("..2026_01_01_00_00_00.1"))?;
+        assert_eq!(next(&mut rx).await, RescanReason::LinkSwapped);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn directory_deleted_and_recreated_is_rearmed() -> TestResult {
+        let base = tempfile::tempdir()?;
+        let dir = base.path().join("apps");
+        fs::create_dir(&dir)?;
+        let (_watcher, mut rx, _token) = start(&dir);
+        fs::remove_dir(&dir)?;
+        assert_eq!(next(&mut rx).await, RescanReason::LinkSwapped);
+        fs::create_dir(&dir)?;
+        assert_eq!(next(&mut rx).await, RescanReason::LinkSwapped);
+        write(&dir.join("app.toml"), "a = 1\n");
+        assert_eq!(next(&mut rx).await, RescanReason::Files);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn directory_replaced_by_renames_is_rearmed() -> TestResult {
+        // Same path, different directory, both renames in one debounce window: only the
+        // inode tells the old target from the new one.
+        let base = tempfile::tempdir()?;
+        let dir = base.path().join("apps");
+        let next_dir = base.path().join("apps.new");
+        fs::create_dir(&dir)?;
+        fs::create_dir(&next_dir)?;
+        let (_watcher, mut rx, _token) = start(&dir);
+        fs::rename(&dir, base.path().join("apps.old"))?;
+        fs::rename(&next_dir, &dir)?;
+        assert_eq!(next(&mut rx).await, RescanReason::LinkSwapped);
+        // Had a debounce tick fallen between the renames, a second re-arm may follow.
+        while let Ok(Some(_)) = timeout(QUIET, rx.recv()).await {}
+        write(&dir.join("app.toml"), "a = 1\n");
+        assert_eq!(next(&mut rx).await, RescanReason::Files);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn lost_events_are_an_overflow_rescan() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let (watcher, mut rx, _token) = start(dir.path());
+        // What notify's inotify backend sends on IN_Q_OVERFLOW; cannot be provoked reliably.
+        let overflow = Event::new(EventKind::Other).set_flag(notify::event::Flag::Rescan);
+        watcher
+            .shared
+            .handle(Ok(vec![notify_debouncer_full::DebouncedEvent::new(
+                overflow,
+                std::time::Instant::now(),
+            )]));
+        assert_eq!(next(&mut rx).await, RescanReason::Overflow);
+        // The forced re-arm left a working watch behind.
+        write(&dir.path().join("app.toml"), "a = 1\n");
+        assert_eq!(next(&mut rx).await, RescanReason::Files);
+        Ok(())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn resync_fires_periodically() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let token = CancellationToken::new();
+        let options = WatchOptions {
+            resync: Duration::from_secs(60),
+            ..options()
+        };
+        let (_watcher, mut rx) = spawn(dir.path(), options, token.clone())?;
+        let started = tokio::time::Instant::now();
+        // Paused time: the timeout is virtual, so only the resync tick can satisfy it.
+        for _ in 0..2 {
+            let event = timeout(Duration::from_secs(90), rx.recv()).await;
+            assert_eq!(
+                event,
+                Ok(Some(WatchEvent::Rescan {
+                    reason: RescanReason::Resync
+                }))
+            );
+        }
+        assert!(started.elapsed() >= Duration::from_secs(120));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn shutdown_and_drop_end_the_task() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let (_watcher, mut rx, token) = start(dir.path());
+        token.cancel();
+        assert_eq!(timeout(EXPECT, rx.recv()).await, Ok(None));
+
+        let (watcher, mut rx, _token) = start(dir.path());
+        drop(watcher);
+        assert_eq!(timeout(EXPECT, rx.recv()).await, Ok(None));
+
+        let (watcher, _rx, _token) = start(dir.path());
+        timeout(EXPECT, watcher.stop()).await?;
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn missing_directory_is_a_resolve_error() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let result = spawn(
+            &dir.path().join("nope"),
+            options(),
+            CancellationToken::new(),
+        );
+        assert!(
+            matches!(result, Err(WatchError::ResolveDir { .. })),
+            "{result:?}"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn spec_event_paths() {
+        assert!(is_spec_event_path(Path::new("/srv/.worktrees/x/app.toml")));
+        assert!(!is_spec_event_path(Path::new("/srv/apps/.app.toml.swp")));
+        assert!(!is_spec_event_path(Path::new("/srv/apps/app.toml~")));
+        assert!(!is_spec_event_path(Path::new("/srv/apps/notes.md")));
+        assert!(!is_spec_event_path(Path::new("/srv/apps/.toml")));
+    }
+
+    #[test]
+    fn git_busy_follows_the_lock() -> TestResult {
+        let repo = tempfile::tempdir()?;
+        let apps = repo.path().join("config/apps");
+        fs::create_dir_all(&apps)?;
+        fs::create_dir(repo.path().join(".git"))?;
+        assert!(!git_busy(&apps));
+        write(&repo.path().join(".git/index.lock"), "");
+        assert!(git_busy(&apps));
+        assert!(git_busy(repo.path()));
+        fs::remove_file(repo.path().join(".git/index.lock"))?;
+        assert!(!git_busy(&apps));
+        Ok(())
+    }
+
+    #[test]
+    fn git_busy_reads_gitdir_files() -> TestResult {
+        // A worktree (git-sync): `.git` is a file naming the real git directory.
+        let base = tempfile::tempdir()?;
+        let git_dir = base.path().join("main/.git/worktrees/abc");
+        fs::create_dir_all(&git_dir)?;
+        let relative = base.path().join("wt-relative");
+        let absolute = base.path().join("wt-absolute");
+        fs::create_dir_all(relative.join("apps"))?;
+        fs::create_dir_all(&absolute)?;
+        write(
+            &relative.join(".git"),
+            "gitdir: ../main/.git/worktrees/abc\n",
+        );
+        write(
+            &absolute.join(".git"),
+            &format!("gitdir: {}\n", git_dir.display()),
+        );
+        // Reached through a symlink, as git-sync publishes it.
+        let link = base.path().join("current");
+        symlink(&relative, &link)?;
+
+        assert!(!git_busy(&link.join("apps")));
+        assert!(!git_busy(&absolute));
+        write(&git_dir.join("index.lock"), "");
+        assert!(git_busy(&link.join("apps")));
+        assert!(git_busy(&absolute));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn wait_git_idle_returns_when_the_lock_goes_or_on_shutdown() -> TestResult {
+        let repo = tempfile::tempdir()?;
+        fs::create_dir(repo.path().join(".git"))?;
+        let lock = repo.path().join(".git/index.lock");
+        write(&lock, "");
+        let token = CancellationToken::new();
+
+        let remover = {
+            let lock = lock.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(150)).await;
+                fs::remove_file(lock).expect("remove the lock");
+            })
+        };
+        timeout(EXPECT, wait_git_idle(repo.path(), &token))
+            .await
+            .expect("returns once the lock is gone");
+        remover.await?;
+
+        write(&lock, "");
+        let still_busy = timeout(QUIET, wait_git_idle(repo.path(), &token)).await;
+        assert!(still_busy.is_err(), "returned while the lock exists");
+        token.cancel();
+        timeout(EXPECT, wait_git_idle(repo.path(), &token))
+            .await
+            .expect("returns on shutdown");
+        Ok(())
+    }
+}
