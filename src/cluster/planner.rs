@@ -390,14 +390,14 @@ impl Cluster {
         for ((kind, want), live_obj) in desired.iter().zip(&live) {
             let name = name_of(want);
             let is_recreated = recreate.is_some() && *kind == Kind::StatefulSet;
-            if !is_recreated && !(cancel_removal && *kind == Kind::StatefulSet) {
-                if let Some(l) = live_obj
-                    && in_sync(&live_json(*kind, l), want)
-                {
-                    // Same fingerprint and every field in place: applying would change nothing,
-                    // so no dry-run is needed to prove it (no request at all for this object).
-                    continue;
-                }
+            let must_write = is_recreated || (cancel_removal && *kind == Kind::StatefulSet);
+            // Same fingerprint and every field in place: applying would change nothing, so no
+            // dry-run is needed to prove it (no request at all for this object).
+            if !must_write
+                && let Some(l) = live_obj
+                && in_sync(&live_json(*kind, l), want)
+            {
+                continue;
             }
             let before = live_obj.as_ref().map(|o| normalize(&live_json(*kind, o)));
             // A recreated StatefulSet cannot be dry-run as an update (the server refuses the

@@ -66,6 +66,9 @@ struct Shared {
     /// Each app's state, for berth_apps{state} and the systemd status line.
     states: Mutex<BTreeMap<AppKey, &'static str>>,
     retained_pvcs: Mutex<HashSet<String>>,
+    /// Apps whose current drift was already counted and logged (once per occurrence, not per
+    /// look: in report mode every status change would count it again).
+    drift_seen: Mutex<HashSet<AppKey>>,
 }
 
 impl Shared {
@@ -160,6 +163,7 @@ pub async fn run(
         converged: Mutex::new(HashMap::new()),
         states: Mutex::new(BTreeMap::new()),
         retained_pvcs: Mutex::new(HashSet::new()),
+        drift_seen: Mutex::new(HashSet::new()),
     });
 
     // The first full sync: every app in the directory and every app in the cluster.
@@ -434,6 +438,11 @@ async fn reconcile(shared: &Shared, key: &AppKey) -> Outcome {
         .cloned();
     match &plan.action {
         Action::Unchanged => {
+            shared
+                .drift_seen
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(key);
             shared.set_state(key, "in-sync");
             if let Some(app) = spec {
                 shared
@@ -460,8 +469,15 @@ async fn reconcile(shared: &Shared, key: &AppKey) -> Outcome {
             .get(key)
             == spec.as_ref();
     if drifted {
-        shared.metrics.count_drift();
-        warn!(app = %app_name, changes = %plan.summary.join("; "), "live objects drifted from the spec");
+        let first_look = shared
+            .drift_seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key.clone());
+        if first_look {
+            shared.metrics.count_drift();
+            warn!(app = %app_name, changes = %plan.summary.join("; "), "live objects drifted from the spec");
+        }
         if config.drift == DriftMode::Report {
             shared.set_state(key, "drifted");
             return Outcome::Done;
@@ -489,6 +505,11 @@ async fn reconcile(shared: &Shared, key: &AppKey) -> Outcome {
     }
     shared.metrics.count_apply("success");
     shared.metrics.mark_success();
+    shared
+        .drift_seen
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(key);
     {
         let mut pvcs = shared
             .retained_pvcs

@@ -140,26 +140,11 @@ fn cargo_test(
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::TestCounts;
-
-    #[test]
-    fn result_lines_are_summed() {
-        let mut c = TestCounts::default();
-        c.add_line("test result: ok. 8 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; finished in 1.0s");
-        c.add_line(
-            "test result: FAILED. 2 passed; 3 failed; 0 ignored; 0 measured; 0 filtered out",
-        );
-        c.add_line("running 3 tests");
-        assert_eq!((c.passed, c.failed), (10, 3));
-    }
-}
-
 /// The main job on a fresh machine: control plane up, then `berth watch config/apps` against it.
 pub fn demo(root: &Path) -> Result<()> {
     cluster::up(root)?;
     let layout = Layout::new(root);
+    create_example_namespaces(root, &layout)?;
     cargo(root, &["build", "--package", "berth"], &[])?;
     let berth = root.join("target").join("debug").join("berth");
     println!(
@@ -178,6 +163,45 @@ pub fn demo(root: &Path) -> Result<()> {
     Ok(())
 }
 
+/// berth does not create namespaces (its role may not); the demo creates the ones the example
+/// specs name, as a cluster admin would.
+fn create_example_namespaces(root: &Path, layout: &Layout) -> Result<()> {
+    use k8s_openapi::api::core::v1::Namespace;
+    use kube::api::{Api, PostParams};
+    let mut names = std::collections::BTreeSet::new();
+    for entry in std::fs::read_dir(root.join("config").join("apps"))? {
+        let text = std::fs::read_to_string(entry?.path()).unwrap_or_default();
+        for line in text.lines() {
+            if let Some(value) = line.trim().strip_prefix("namespace") {
+                let value = value.trim_start().trim_start_matches('=').trim();
+                let name = value
+                    .split('#')
+                    .next()
+                    .unwrap_or_default()
+                    .trim()
+                    .trim_matches('"');
+                if !name.is_empty() {
+                    names.insert(name.to_string());
+                }
+            }
+        }
+    }
+    crate::kube_client::block_on(async {
+        let client = crate::kube_client::client(&layout.kubeconfig).await?;
+        let api: Api<Namespace> = Api::all(client);
+        for name in &names {
+            let ns: Namespace =
+                serde_json::from_value(serde_json::json!({"metadata": {"name": name}}))?;
+            match api.create(&PostParams::default(), &ns).await {
+                Ok(_) => println!("created namespace {name} for the example apps"),
+                Err(kube::Error::Api(e)) if e.code == 409 => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        anyhow::Ok(())
+    })?
+}
+
 fn cargo(root: &Path, args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Result<()> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     eprintln!("+ cargo {}", args.join(" "));
@@ -191,4 +215,20 @@ fn cargo(root: &Path, args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Result
         bail!("`cargo {}` failed ({status})", args.join(" "));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TestCounts;
+
+    #[test]
+    fn result_lines_are_summed() {
+        let mut c = TestCounts::default();
+        c.add_line("test result: ok. 8 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; finished in 1.0s");
+        c.add_line(
+            "test result: FAILED. 2 passed; 3 failed; 0 ignored; 0 measured; 0 filtered out",
+        );
+        c.add_line("running 3 tests");
+        assert_eq!((c.passed, c.failed), (10, 3));
+    }
 }

@@ -1,0 +1,397 @@
+//! The daemon (`berth watch`) against the real local control plane, run as the restricted
+//! `berth` user: edits, symlink swaps, broken files, drift, ordered removal across a SIGKILL,
+//! SIGTERM.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Service};
+use kube::api::{ListParams, Patch, PatchParams};
+use tokio::process::{Child, Command};
+
+use support::{TestNamespace, berth_kubeconfig, ensure_rbac, simple_app, wait_for};
+
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A running `berth watch` child process.
+struct Daemon {
+    child: Child,
+    admin: String,
+    log: PathBuf,
+}
+
+impl Daemon {
+    async fn start(ns: &TestNamespace, dir: &Path, extra: &[&str], log: PathBuf) -> Daemon {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let admin = format!("127.0.0.1:{port}");
+        let out = std::fs::File::create(&log).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_berth"))
+            .env("KUBECONFIG", berth_kubeconfig())
+            .env_remove("BERTH_CONFIG")
+            .args(["--instance", &ns.name, "--namespace", &ns.name])
+            .args(extra)
+            .args(["watch", "--log-format", "json", "--admin-addr", &admin])
+            .arg(dir)
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().expect("log"))
+            .stderr(out)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start berth watch");
+        let daemon = Daemon { child, admin, log };
+        let d = &daemon;
+        wait_for("the daemon's /readyz", TIMEOUT, || async move {
+            (d.get("/readyz").await.as_deref() == Some("ready")).then_some(())
+        })
+        .await;
+        daemon
+    }
+
+    /// GET on the admin address; the body when the status is 200.
+    async fn get(&self, path: &str) -> Option<String> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(&self.admin).await.ok()?;
+        stream
+            .write_all(
+                format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+            )
+            .await
+            .ok()?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await.ok()?;
+        let (head, body) = response.split_once("\r\n\r\n")?;
+        head.starts_with("HTTP/1.1 200")
+            .then(|| body.trim().to_string())
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn signal(&self, signal: &str) {
+        let pid = self.child.id().expect("running").to_string();
+        let status = std::process::Command::new("kill")
+            .args([&format!("-{signal}"), &pid])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+}
+
+impl Drop for Daemon {
+    /// A failing test shows what the daemon logged.
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "--- berth watch log ({}):\n{}",
+                self.log.display(),
+                self.log()
+            );
+        }
+    }
+}
+
+fn write_atomic(dir: &Path, file: &str, body: &str) {
+    let tmp = dir.join(format!(".{file}.swp"));
+    std::fs::write(&tmp, body).expect("write");
+    std::fs::rename(&tmp, dir.join(file)).expect("rename");
+}
+
+async fn spec_replicas(ns: &TestNamespace, name: &str) -> Option<i32> {
+    ns.api::<StatefulSet>()
+        .get_opt(name)
+        .await
+        .ok()??
+        .spec?
+        .replicas
+}
+
+async fn setup(prefix: &str) -> (TestNamespace, tempfile::TempDir) {
+    let ns = TestNamespace::new(prefix).await;
+    ensure_rbac(&ns.client).await;
+    (ns, tempfile::tempdir().expect("temp dir"))
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane: run with `cargo xtask test`"]
+async fn edits_go_live_quickly_and_a_broken_file_changes_nothing() {
+    let (ns, dir) = setup("watch-edit").await;
+    let specs = dir.path().join("specs");
+    std::fs::create_dir(&specs).expect("dir");
+    write_atomic(&specs, "web.toml", &simple_app(1, "1Gi"));
+    let daemon = Daemon::start(&ns, &specs, &[], dir.path().join("berth.log")).await;
+    wait_for("web created", TIMEOUT, || async {
+        spec_replicas(&ns, "web").await
+    })
+    .await;
+
+    // Edit latency: atomic rename of the spec → the new replicas visible through the API.
+    let mut latencies = Vec::new();
+    for i in 0..8 {
+        let want = 2 + (i % 3);
+        if spec_replicas(&ns, "web").await == Some(want) {
+            continue;
+        }
+        let start = Instant::now();
+        write_atomic(&specs, "web.toml", &simple_app(want as u32, "1Gi"));
+        wait_for("the edit to be live", TIMEOUT, || async {
+            (spec_replicas(&ns, "web").await == Some(want)).then_some(())
+        })
+        .await;
+        latencies.push(start.elapsed());
+    }
+    latencies.sort();
+    let median = latencies[latencies.len() / 2];
+    println!(
+        "edit → live StatefulSet: median {median:?} over {} edits (max {:?})",
+        latencies.len(),
+        latencies.last()
+    );
+    assert!(
+        median < Duration::from_secs(5),
+        "edits are picked up by file events, not a resync"
+    );
+
+    // A broken file: the live app stays exactly as it is, and the error is a metric. First let
+    // the controller finish the last rollout, so only berth could change the object.
+    let before = wait_for("web settled", TIMEOUT, || async {
+        let sts = ns.api::<StatefulSet>().get("web").await.ok()?;
+        let status = sts.status.clone()?;
+        let settled = status.observed_generation == sts.metadata.generation
+            && Some(status.replicas) == sts.spec.as_ref().and_then(|s| s.replicas)
+            && status.ready_replicas == Some(status.replicas);
+        settled.then_some(sts)
+    })
+    .await;
+    write_atomic(&specs, "web.toml", "replicas = 9\n[containers.web\n");
+    let d = &daemon;
+    let metrics = wait_for("berth_spec_errors for web.toml", TIMEOUT, || async move {
+        let m = d.get("/metrics").await?;
+        m.lines()
+            .any(|l| {
+                l.starts_with("berth_spec_errors{") && l.contains("web.toml") && !l.ends_with(" 0")
+            })
+            .then_some(m)
+    })
+    .await;
+    assert!(metrics.contains("berth_apps{"), "{metrics}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after = ns
+        .api::<StatefulSet>()
+        .get("web")
+        .await
+        .expect("still there");
+    assert_eq!(
+        before.metadata.resource_version,
+        after.metadata.resource_version
+    );
+    assert!(daemon.log().contains("spec error"), "{}", daemon.log());
+
+    // SIGTERM: a prompt, clean exit.
+    let mut daemon = daemon;
+    let start = Instant::now();
+    daemon.signal("TERM");
+    let status = tokio::time::timeout(Duration::from_secs(10), daemon.child.wait())
+        .await
+        .expect("exits within 10s of SIGTERM")
+        .expect("wait");
+    assert!(status.success(), "exit status {status:?}\n{}", daemon.log());
+    println!("SIGTERM → exit in {:?}", start.elapsed());
+    ns.cleanup().await;
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane: run with `cargo xtask test`"]
+async fn a_symlink_swap_of_the_whole_directory_is_picked_up() {
+    let (ns, dir) = setup("watch-link").await;
+    let (v1, v2, link) = (
+        dir.path().join("v1"),
+        dir.path().join("v2"),
+        dir.path().join("current"),
+    );
+    std::fs::create_dir(&v1).expect("v1");
+    std::fs::create_dir(&v2).expect("v2");
+    write_atomic(&v1, "web.toml", &simple_app(1, "1Gi"));
+    write_atomic(&v2, "web.toml", &simple_app(3, "1Gi"));
+    std::os::unix::fs::symlink(&v1, &link).expect("link");
+    let _daemon = Daemon::start(&ns, &link, &[], dir.path().join("berth.log")).await;
+    wait_for("web at 1 replica", TIMEOUT, || async {
+        (spec_replicas(&ns, "web").await == Some(1)).then_some(())
+    })
+    .await;
+    // git-sync style: a new link renamed over the old one, atomically.
+    let tmp = dir.path().join("current.tmp");
+    std::os::unix::fs::symlink(&v2, &tmp).expect("new link");
+    std::fs::rename(&tmp, &link).expect("swap");
+    wait_for("web at 3 replicas after the swap", TIMEOUT, || async {
+        (spec_replicas(&ns, "web").await == Some(3)).then_some(())
+    })
+    .await;
+    ns.cleanup().await;
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane: run with `cargo xtask test`"]
+async fn drift_is_corrected_or_only_reported() {
+    for mode in ["correct", "report"] {
+        let (ns, dir) = setup(&format!("drift-{mode}")).await;
+        let specs = dir.path().join("specs");
+        std::fs::create_dir(&specs).expect("dir");
+        write_atomic(&specs, "web.toml", &simple_app(2, "1Gi"));
+        let config = dir.path().join("berth.toml");
+        std::fs::write(&config, format!("drift = \"{mode}\"\n")).expect("config");
+        let config = config.to_str().expect("utf-8").to_string();
+        let daemon = Daemon::start(
+            &ns,
+            &specs,
+            &["--config", &config],
+            dir.path().join("berth.log"),
+        )
+        .await;
+        wait_for("web at 2", TIMEOUT, || async {
+            (spec_replicas(&ns, "web").await == Some(2)).then_some(())
+        })
+        .await;
+        // `kubectl scale` under another field manager.
+        ns.api::<StatefulSet>()
+            .patch(
+                "web",
+                &PatchParams::default(),
+                &Patch::Merge(serde_json::json!({"spec": {"replicas": 5}})),
+            )
+            .await
+            .expect("scale by hand");
+        let d = &daemon;
+        wait_for("berth_drift_total 1", TIMEOUT, || async move {
+            d.get("/metrics")
+                .await?
+                .lines()
+                .any(|l| l == "berth_drift_total 1")
+                .then_some(())
+        })
+        .await;
+        if mode == "correct" {
+            wait_for("replicas back to 2", TIMEOUT, || async {
+                (spec_replicas(&ns, "web").await == Some(2)).then_some(())
+            })
+            .await;
+        } else {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            assert_eq!(
+                spec_replicas(&ns, "web").await,
+                Some(5),
+                "report mode leaves it"
+            );
+        }
+        drop(daemon);
+        ns.cleanup().await;
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane: run with `cargo xtask test`"]
+async fn a_deleted_file_removes_the_app_in_order_even_across_a_sigkill() {
+    let (ns, dir) = setup("watch-remove").await;
+    let specs = dir.path().join("specs");
+    std::fs::create_dir(&specs).expect("dir");
+    write_atomic(&specs, "web.toml", &simple_app(3, "1Gi"));
+    write_atomic(&specs, "keep.toml", &simple_app(1, "1Gi"));
+    let mut daemon = Daemon::start(&ns, &specs, &[], dir.path().join("first.log")).await;
+    wait_for("web Ready", TIMEOUT, || async {
+        let sts = ns.api::<StatefulSet>().get_opt("web").await.ok()??;
+        (sts.status?.ready_replicas == Some(3)).then_some(())
+    })
+    .await;
+
+    // Hold web-0 in Terminating with a finalizer of the test's own, so the removal is caught
+    // between "scaled to 0" and "pods gone" (kwok finishes deletions at once otherwise).
+    let pods = ns.api::<k8s_openapi::api::core::v1::Pod>();
+    pods.patch(
+        "web-0",
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({"metadata": {"finalizers": ["berth.dev/test-hold"]}})),
+    )
+    .await
+    .expect("hold web-0");
+    std::fs::remove_file(specs.join("web.toml")).expect("remove");
+    wait_for(
+        "web-0 terminating with the removal mark set",
+        TIMEOUT,
+        || async {
+            let sts = ns.api::<StatefulSet>().get_opt("web").await.ok()??;
+            let marked = sts.metadata.annotations?.contains_key("berth.dev/removing");
+            let pod = pods.get_opt("web-0").await.ok()??;
+            (marked && pod.metadata.deletion_timestamp.is_some()).then_some(())
+        },
+    )
+    .await;
+    daemon.signal("KILL");
+    let _ = daemon.child.wait().await;
+    assert!(
+        ns.api::<StatefulSet>()
+            .get_opt("web")
+            .await
+            .expect("get")
+            .is_some(),
+        "nothing is deleted while a pod is still stopping"
+    );
+
+    let restarted = Daemon::start(&ns, &specs, &[], dir.path().join("second.log")).await;
+    let r = &restarted;
+    wait_for(
+        "the restarted daemon to resume the removal",
+        TIMEOUT,
+        || async move { r.log().contains("resuming the removal").then_some(()) },
+    )
+    .await;
+    assert!(
+        ns.api::<StatefulSet>()
+            .get_opt("web")
+            .await
+            .expect("get")
+            .is_some()
+    );
+    pods.patch(
+        "web-0",
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({"metadata": {"finalizers": null}})),
+    )
+    .await
+    .expect("release web-0");
+    wait_for("web removed", TIMEOUT, || async {
+        ns.api::<StatefulSet>()
+            .get_opt("web")
+            .await
+            .ok()?
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    wait_for("headless Service removed", TIMEOUT, || async {
+        ns.api::<Service>()
+            .get_opt("web-headless")
+            .await
+            .ok()?
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    let pvcs = ns
+        .api::<PersistentVolumeClaim>()
+        .list(&ListParams::default().labels("app.kubernetes.io/name=web"))
+        .await
+        .expect("pvcs");
+    assert_eq!(pvcs.items.len(), 3, "volumes are kept");
+    assert!(
+        spec_replicas(&ns, "keep").await.is_some(),
+        "the other app stays"
+    );
+    ns.cleanup().await;
+}
