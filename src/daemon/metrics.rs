@@ -67,7 +67,7 @@ pub struct Metrics {
     pending_removals: Gauge,
     /// `berth_retained_pvcs`.
     retained_pvcs: Gauge,
-    /// `berth_last_success_timestamp_seconds`: unix time of the last full successful pass.
+    /// `berth_last_success_timestamp_seconds`: unix time of the last successful converge.
     last_success: Gauge<f64, AtomicU64>,
 }
 
@@ -132,7 +132,7 @@ impl Metrics {
         let last_success = Gauge::<f64, AtomicU64>::default();
         registry.register_with_unit(
             "berth_last_success_timestamp",
-            "Unix time of the last full pass in which every app reconciled without error",
+            "Unix time of the last change berth converged successfully",
             Unit::Seconds,
             last_success.clone(),
         );

@@ -2,7 +2,7 @@
 //! many events arrive for it; a key being worked on is never handed out twice, and an event that
 //! arrives meanwhile runs it once more afterwards.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -81,10 +81,8 @@ impl<K: Clone + Eq + Hash + Ord> WorkQueue<K> {
                 let earliest = state
                     .due
                     .iter()
-                    .map(|(k, at)| (*at, k.clone()))
-                    .collect::<BTreeMap<_, _>>()
-                    .into_iter()
-                    .next();
+                    .min_by(|(ka, a), (kb, b)| (a, ka).cmp(&(b, kb)))
+                    .map(|(k, at)| (*at, k.clone()));
                 match earliest {
                     Some((at, key)) if at <= now => {
                         state.due.remove(&key);

@@ -117,10 +117,8 @@ fn cargo_test(
     counts: &mut TestCounts,
 ) -> Result<()> {
     use std::io::{BufRead, BufReader};
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     eprintln!("+ cargo {}", args.join(" "));
-    let mut child = Command::new(cargo)
-        .current_dir(root)
+    let mut child = cargo_command(root)
         .args(args)
         .envs(env.iter().copied())
         .stdout(std::process::Stdio::piped())
@@ -140,23 +138,67 @@ fn cargo_test(
     Ok(())
 }
 
-/// The main job on a fresh machine: control plane up, then `berth watch config/apps` against it.
+/// The main job on a fresh machine: control plane up, then `berth watch` on the example apps
+/// against it. The daemon watches a copy of config/apps (target/demo/apps) so that the demo's own
+/// edit, made a few seconds after the first sync to show berth reacting, never touches the
+/// checkout.
 pub fn demo(root: &Path) -> Result<()> {
     cluster::up(root)?;
     let layout = Layout::new(root);
     create_example_namespaces(root, &layout)?;
-    cargo(root, &["build", "--package", "berth"], &[])?;
+    cargo(root, &["build", "--workspace"], &[])?;
     let berth = root.join("target").join("debug").join("berth");
+    let apps = root.join("target").join("demo").join("apps");
+    let _ = std::fs::remove_dir_all(&apps);
+    std::fs::create_dir_all(&apps)?;
+    for entry in std::fs::read_dir(root.join("config").join("apps"))? {
+        let path = entry?.path();
+        if let Some(name) = path.file_name() {
+            std::fs::copy(&path, apps.join(name))?;
+        }
+    }
+    std::fs::copy(
+        root.join("config").join("berth.schema.json"),
+        apps.parent().unwrap_or(&apps).join("berth.schema.json"),
+    )?;
     println!(
-        "\nberth watches config/apps; edit a file there and watch it converge. Ctrl-C stops \
-         berth; the cluster keeps running (`cargo xtask cluster down` stops it).\n"
+        "\nberth watches {} (a copy of config/apps). In about 10 seconds the demo edits \
+         nginx.toml there (replicas 2 → 3) to show berth reacting; edit the files yourself too.\n\
+         Metrics: curl localhost:9464/metrics. Ctrl-C stops berth; the cluster keeps running \
+         (`cargo xtask cluster down` stops it).\n",
+        apps.display()
     );
-    let status = Command::new(&berth)
+    let mut child = Command::new(&berth)
         .current_dir(root)
         .env("KUBECONFIG", &layout.kubeconfig)
-        .args(["--config", "config/berth.toml", "watch", "config/apps"])
-        .status()
+        .args([
+            "--config",
+            "config/berth.toml",
+            "watch",
+            "--log-format",
+            "human",
+        ])
+        .arg(&apps)
+        .spawn()
         .with_context(|| format!("running {}", berth.display()))?;
+    let nginx = apps.join("nginx.toml");
+    for _ in 0..100 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        if child.try_wait()?.is_some() {
+            break;
+        }
+    }
+    if child.try_wait()?.is_none()
+        && let Ok(text) = std::fs::read_to_string(&nginx)
+    {
+        let edited = text.replacen("replicas = 2", "replicas = 3", 1);
+        let tmp = apps.join(".nginx.toml.tmp");
+        std::fs::write(&tmp, edited)?;
+        // An atomic save, as editors and git do it.
+        std::fs::rename(&tmp, &nginx)?;
+        println!("demo: edited {} (replicas 2 → 3)", nginx.display());
+    }
+    let status = child.wait()?;
     if !status.success() {
         bail!("berth watch exited with {status}");
     }
@@ -202,11 +244,35 @@ fn create_example_namespaces(root: &Path, layout: &Layout) -> Result<()> {
     })?
 }
 
-fn cargo(root: &Path, args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Result<()> {
+/// A `cargo` command for the workspace, without the variables `cargo run` set for xtask itself:
+/// build scripts (ring's, for one) rerun when those change, which would rebuild them for every
+/// nested call.
+fn cargo_command(root: &Path) -> Command {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(root);
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        if key.starts_with("CARGO_PKG_")
+            || key.starts_with("CARGO_BIN_")
+            || matches!(
+                key.as_ref(),
+                "CARGO_MANIFEST_DIR"
+                    | "CARGO_MANIFEST_PATH"
+                    | "CARGO_CRATE_NAME"
+                    | "CARGO_PRIMARY_PACKAGE"
+                    | "OUT_DIR"
+            )
+        {
+            cmd.env_remove(key.as_ref());
+        }
+    }
+    cmd
+}
+
+fn cargo(root: &Path, args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Result<()> {
     eprintln!("+ cargo {}", args.join(" "));
-    let status = Command::new(cargo)
-        .current_dir(root)
+    let status = cargo_command(root)
         .args(args)
         .envs(env.iter().copied())
         .status()
