@@ -33,6 +33,10 @@ pub struct WatchArgs {
     /// Allow recreating StatefulSets for immutable changes, for every app.
     #[arg(long)]
     pub allow_recreate: bool,
+    /// Take part in leader election over a Lease (settings in `[leader_election]` of the
+    /// config), so that of several berth daemons exactly one writes.
+    #[arg(long)]
+    pub leader_elect: bool,
 }
 
 /// Sets up tracing: human-readable on a terminal, JSON otherwise or when asked; RUST_LOG filters.
@@ -74,6 +78,7 @@ pub fn watch(
         admin_addr: args.admin_addr.unwrap_or(config.admin_addr),
         concurrency: args.concurrency,
         allow_recreate: args.allow_recreate,
+        leader_elect: args.leader_elect,
     };
     let context = context
         .map(str::to_string)

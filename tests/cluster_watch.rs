@@ -395,3 +395,79 @@ async fn a_deleted_file_removes_the_app_in_order_even_across_a_sigkill() {
     );
     ns.cleanup().await;
 }
+
+#[tokio::test]
+#[ignore = "needs the local control plane: run with `cargo xtask test`"]
+async fn with_leader_election_only_the_leader_writes_and_a_standby_takes_over() {
+    let (ns, dir) = setup("watch-leader").await;
+    let specs = dir.path().join("specs");
+    std::fs::create_dir(&specs).expect("dir");
+    write_atomic(&specs, "web.toml", &simple_app(1, "1Gi"));
+    let config = dir.path().join("berth.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[leader_election]\nenabled = true\nnamespace = \"{}\"\nlease_name = \"berth\"\nlease_duration = \"3s\"\n",
+            ns.name
+        ),
+    )
+    .expect("config");
+    let config = config.to_str().expect("utf-8").to_string();
+    let mut first = Daemon::start(
+        &ns,
+        &specs,
+        &["--config", &config],
+        dir.path().join("first.log"),
+    )
+    .await;
+    wait_for("web created by the leader", TIMEOUT, || async {
+        spec_replicas(&ns, "web").await
+    })
+    .await;
+    let second = Daemon::start(
+        &ns,
+        &specs,
+        &["--config", &config],
+        dir.path().join("second.log"),
+    )
+    .await;
+    let s = &second;
+    wait_for("the second to stand by", TIMEOUT, || async move {
+        s.log().contains("standing by").then_some(())
+    })
+    .await;
+
+    // An edit is carried out by the leader alone.
+    write_atomic(&specs, "web.toml", &simple_app(2, "1Gi"));
+    wait_for("replicas 2", TIMEOUT, || async {
+        (spec_replicas(&ns, "web").await == Some(2)).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let standby_metrics = second.get("/metrics").await.expect("metrics");
+    assert!(
+        standby_metrics.contains("berth_apply_total{result=\"success\"} 0"),
+        "the standby wrote nothing:\n{standby_metrics}"
+    );
+    assert!(!second.log().contains("converging"), "{}", second.log());
+
+    // The leader dies without releasing the lease: the standby takes over after it expires.
+    first.signal("KILL");
+    let _ = first.child.wait().await;
+    let killed = Instant::now();
+    wait_for("the standby to lead", TIMEOUT, || async move {
+        s.log().contains("became the leader").then_some(())
+    })
+    .await;
+    println!(
+        "takeover after SIGKILL of the leader: {:?}",
+        killed.elapsed()
+    );
+    write_atomic(&specs, "web.toml", &simple_app(3, "1Gi"));
+    wait_for("replicas 3 from the new leader", TIMEOUT, || async {
+        (spec_replicas(&ns, "web").await == Some(3)).then_some(())
+    })
+    .await;
+    assert!(second.log().contains("converging"));
+    ns.cleanup().await;
+}

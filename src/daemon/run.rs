@@ -35,6 +35,8 @@ pub struct DaemonOptions {
     pub concurrency: usize,
     /// Allow recreates for every app (the spec key does it per app).
     pub allow_recreate: bool,
+    /// Take part in leader election (also on with `leader_election.enabled` in the config).
+    pub leader_elect: bool,
 }
 
 /// Messages from the process (signal handling lives in the binary, not here).
@@ -66,12 +68,19 @@ struct Shared {
     /// Each app's state, for berth_apps{state} and the systemd status line.
     states: Mutex<BTreeMap<AppKey, &'static str>>,
     retained_pvcs: Mutex<HashSet<String>>,
+    /// Whether this process holds the leader lease; None without leader election (always leads).
+    leading: Option<tokio::sync::watch::Receiver<bool>>,
     /// Apps whose current drift was already counted and logged (once per occurrence, not per
     /// look: in report mode every status change would count it again).
     drift_seen: Mutex<HashSet<AppKey>>,
 }
 
 impl Shared {
+    /// Only the leader writes (and plans: a standby has nothing to do but keep its caches warm).
+    fn is_leader(&self) -> bool {
+        self.leading.as_ref().is_none_or(|l| *l.borrow())
+    }
+
     fn set_state(&self, key: &AppKey, state: &'static str) {
         let mut states = self.states.lock().unwrap_or_else(|p| p.into_inner());
         states.insert(key.clone(), state);
@@ -138,9 +147,20 @@ pub async fn run(
     let cache = cluster.start_cache(changed_tx, &mut tasks, shutdown.clone());
     info!("waiting for the caches of owned objects");
     tokio::select! {
-        _ = shutdown.cancelled() => return finish(tasks, &systemd).await,
+        _ = shutdown.cancelled() => return finish(tasks, &systemd, None).await,
         ready = cache.wait_until_ready() => ready?,
     }
+
+    let election = if options.leader_elect || config.leader_election.enabled {
+        let election = tokio::select! {
+            _ = shutdown.cancelled() => return finish(tasks, &systemd, None).await,
+            election = super::leader::Election::start(cluster.client().clone(), &config.leader_election) => election?,
+        };
+        Some(election)
+    } else {
+        None
+    };
+    let mut leading = election.as_ref().map(|e| e.leading.clone());
 
     let (watcher, mut file_events) = watch::spawn(
         &options.dir,
@@ -164,7 +184,12 @@ pub async fn run(
         states: Mutex::new(BTreeMap::new()),
         retained_pvcs: Mutex::new(HashSet::new()),
         drift_seen: Mutex::new(HashSet::new()),
+        leading: leading.clone(),
     });
+    if !shared.is_leader() {
+        info!("standing by: another berth holds the leader lease");
+        systemd.status("standby: another berth holds the leader lease");
+    }
 
     // The first full sync: every app in the directory and every app in the cluster.
     let first: BTreeSet<AppKey> = match reload(&shared, &shutdown).await {
@@ -204,6 +229,17 @@ pub async fn run(
                 }
             }
             Some(key) = changed_rx.recv() => shared.queue.add(key),
+            Ok(()) = leadership_changed(&mut leading) => {
+                if shared.is_leader() {
+                    info!("became the leader: converging every app");
+                    for key in all_keys(&shared) {
+                        shared.queue.add(key);
+                    }
+                } else {
+                    warn!("lost the leader lease: standing by, no more writes");
+                    systemd.status("standby: another berth holds the leader lease");
+                }
+            }
             Some(key) = done_rx.recv() => {
                 if !first_pending.is_empty() && first_pending.remove(&key) && first_pending.is_empty() {
                     mark_ready(&shared);
@@ -229,16 +265,37 @@ pub async fn run(
         }
     }
     watcher.stop().await;
-    finish(tasks, &systemd).await
+    // Every receiver of the leadership channel must be gone for the lease to be released.
+    drop(leading);
+    drop(shared);
+    finish(tasks, &systemd, election).await
 }
 
-async fn finish(mut tasks: JoinSet<()>, systemd: &Systemd) -> anyhow::Result<()> {
+/// Resolves when leadership flips; never without leader election.
+async fn leadership_changed(
+    leading: &mut Option<tokio::sync::watch::Receiver<bool>>,
+) -> Result<(), tokio::sync::watch::error::RecvError> {
+    match leading {
+        Some(rx) => rx.changed().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn finish(
+    mut tasks: JoinSet<()>,
+    systemd: &Systemd,
+    election: Option<super::leader::Election>,
+) -> anyhow::Result<()> {
     systemd.stopping();
     info!("stopping: finishing the steps in flight");
     let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
         while tasks.join_next().await.is_some() {}
     })
     .await;
+    // After the last write: the lease goes to the other replica at once.
+    if let Some(election) = election {
+        election.release().await;
+    }
     if drained.is_err() {
         warn!(
             "steps still running after {}s; stopping anyway (they resume on the next start)",
@@ -366,6 +423,12 @@ async fn worker(
     done: mpsc::UnboundedSender<AppKey>,
 ) {
     while let Some(key) = shared.queue.next(&shutdown).await {
+        if !shared.is_leader() {
+            // A standby does no work; becoming leader queues every app again.
+            shared.queue.done(&key, true);
+            let _ = done.send(key);
+            continue;
+        }
         let started = Instant::now();
         let outcome = reconcile(&shared, &key).await;
         shared
@@ -487,6 +550,10 @@ async fn reconcile(shared: &Shared, key: &AppKey) -> Outcome {
     if shared.options.dry_run {
         shared.metrics.count_apply("dry-run");
         shared.set_state(key, "pending");
+        return Outcome::Done;
+    }
+    if !shared.is_leader() {
+        // The lease was lost while planning: the new leader does this.
         return Outcome::Done;
     }
     let report = shared
