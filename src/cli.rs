@@ -57,10 +57,16 @@ pub enum Command {
     },
     /// Run as a daemon: watch DIR and converge on every change.
     Watch(crate::daemon_cli::WatchArgs),
-    /// One line per app: sync and rollout state.
-    Status { dir: Option<PathBuf> },
-    /// Turn a live StatefulSet and its Services into a TOML spec.
-    Import { target: String },
+    /// One line per app: sync state, ready replicas, rollout, last commit and error. Exit 0 only
+    /// when every app is in sync and ready, 1 otherwise, 2 on error.
+    Status(crate::status::StatusArgs),
+    /// Turn live StatefulSets and their Services into TOML specs (migrating to berth).
+    Import(crate::import::ImportArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Print the JSON Schema (draft-07) of the app spec format.
     Schema,
 }
@@ -118,10 +124,33 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             let Some(config) = load_config(&cli) else {
                 return Ok(exit::ERROR);
             };
-            crate::daemon_cli::watch(args, config, cli.config.clone(), cli.context.as_deref())
+            crate::daemon_cli::watch(
+                args,
+                config,
+                crate::daemon_cli::ConfigSource {
+                    path: cli.config.clone(),
+                    namespace: cli.namespace.clone(),
+                    instance: cli.instance.clone(),
+                },
+                cli.context.as_deref(),
+            )
         }
-        Command::Status { .. } | Command::Import { .. } => {
-            anyhow::bail!("not implemented yet")
+        Command::Status(args) => {
+            let Some(config) = load_config(&cli) else {
+                return Ok(exit::ERROR);
+            };
+            crate::status::run(args, &config, cli.context.as_deref())
+        }
+        Command::Import(args) => {
+            let Some(config) = load_config(&cli) else {
+                return Ok(exit::ERROR);
+            };
+            crate::import::run(args, &config, cli.context.as_deref())
+        }
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(*shell, &mut Cli::command(), "berth", &mut std::io::stdout());
+            Ok(exit::OK)
         }
     }
 }

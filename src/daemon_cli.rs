@@ -61,10 +61,40 @@ pub fn init_logging(format: Option<&str>) {
     let _ = result;
 }
 
+/// How SIGHUP re-reads the config: the same file, with the same command-line overrides.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigSource {
+    pub path: Option<PathBuf>,
+    pub namespace: Option<String>,
+    pub instance: Option<String>,
+}
+
+impl ConfigSource {
+    fn load(&self) -> Result<Option<Config>, String> {
+        let Some(path) = &self.path else {
+            return Ok(None);
+        };
+        let mut config = Config::load(path).map_err(|diags| {
+            diags
+                .iter()
+                .map(|d| d.render(false))
+                .collect::<Vec<_>>()
+                .join("\n")
+        })?;
+        if let Some(ns) = &self.namespace {
+            config.override_namespace(ns)?;
+        }
+        if let Some(instance) = &self.instance {
+            config.override_instance(instance)?;
+        }
+        Ok(Some(config))
+    }
+}
+
 pub fn watch(
     args: &WatchArgs,
     config: Config,
-    config_path: Option<PathBuf>,
+    source: ConfigSource,
     context: Option<&str>,
 ) -> anyhow::Result<u8> {
     init_logging(args.log_format.as_deref());
@@ -91,7 +121,7 @@ pub fn watch(
         let cluster = Cluster::connect(context.as_deref(), &config.instance).await?;
         let shutdown = CancellationToken::new();
         let (control_tx, control_rx) = mpsc::channel(4);
-        let signals = tokio::spawn(handle_signals(shutdown.clone(), control_tx, config_path));
+        let signals = tokio::spawn(handle_signals(shutdown.clone(), control_tx, source));
         info!(dir = %options.dir.display(), instance = %config.instance, dry_run = options.dry_run, "berth watch starting");
         let result = daemon::run(config, cluster, options, control_rx, shutdown.clone()).await;
         shutdown.cancel();
@@ -106,7 +136,7 @@ pub fn watch(
 async fn handle_signals(
     shutdown: CancellationToken,
     control: mpsc::Sender<Control>,
-    config_path: Option<PathBuf>,
+    source: ConfigSource,
 ) {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
@@ -122,16 +152,14 @@ async fn handle_signals(
             _ = term.recv() => {}
             _ = int.recv() => {}
             _ = hup.recv() => {
-                match &config_path {
-                    Some(path) => match Config::load(path) {
-                        Ok(config) => { let _ = control.send(Control::Reload(Box::new(config))).await; }
-                        Err(diags) => {
-                            for d in diags {
-                                error!(diagnostic = %d.render(false), "config reload refused; keeping the running config");
-                            }
-                        }
-                    },
-                    None => info!("SIGHUP: no config file to reload"),
+                match source.load() {
+                    Ok(Some(config)) => {
+                        let _ = control.send(Control::Reload(Box::new(config))).await;
+                    }
+                    Ok(None) => info!("SIGHUP: no config file to reload"),
+                    Err(problems) => {
+                        error!(problems = %problems, "config reload refused; keeping the running config");
+                    }
                 }
                 continue;
             }

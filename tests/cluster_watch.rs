@@ -26,6 +26,17 @@ struct Daemon {
 
 impl Daemon {
     async fn start(ns: &TestNamespace, dir: &Path, extra: &[&str], log: PathBuf) -> Daemon {
+        Daemon::start_with(ns, dir, extra, &[], log).await
+    }
+
+    /// `global` goes before `watch`, `watch_args` after it.
+    async fn start_with(
+        ns: &TestNamespace,
+        dir: &Path,
+        global: &[&str],
+        watch_args: &[&str],
+        log: PathBuf,
+    ) -> Daemon {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
@@ -36,8 +47,9 @@ impl Daemon {
             .env("KUBECONFIG", berth_kubeconfig())
             .env_remove("BERTH_CONFIG")
             .args(["--instance", &ns.name, "--namespace", &ns.name])
-            .args(extra)
+            .args(global)
             .args(["watch", "--log-format", "json", "--admin-addr", &admin])
+            .args(watch_args)
             .arg(dir)
             .stdin(Stdio::null())
             .stdout(out.try_clone().expect("log"))
@@ -469,5 +481,149 @@ async fn with_leader_election_only_the_leader_writes_and_a_standby_takes_over() 
     })
     .await;
     assert!(second.log().contains("converging"));
+    ns.cleanup().await;
+}
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["-c", "user.name=t", "-c", "user.email=t@example.invalid"])
+        .args(args)
+        .output()
+        .expect("git");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane: run with `cargo xtask test`"]
+async fn a_git_checkout_records_its_commit_and_a_checkout_in_progress_is_waited_for() {
+    let (ns, dir) = setup("watch-git").await;
+    let repo = dir.path().join("repo");
+    let specs = repo.join("apps");
+    std::fs::create_dir_all(&specs).expect("dir");
+    git(&repo, &["init", "-q"]);
+    write_atomic(&specs, "web.toml", &simple_app(1, "1Gi"));
+    git(&repo, &["add", "."]);
+    git(&repo, &["commit", "-qm", "first"]);
+    let head = git(&repo, &["rev-parse", "HEAD"]);
+    let daemon = Daemon::start(&ns, &specs, &[], dir.path().join("berth.log")).await;
+    let sts = wait_for("web created", TIMEOUT, || async {
+        ns.api::<StatefulSet>().get_opt("web").await.ok()?
+    })
+    .await;
+    assert_eq!(
+        sts.metadata
+            .annotations
+            .unwrap_or_default()
+            .get("berth.dev/commit"),
+        Some(&head),
+        "objects record the config repo's commit"
+    );
+
+    // git holds index.lock while it rewrites the tree: berth waits for the whole commit.
+    std::fs::write(repo.join(".git").join("index.lock"), "").expect("lock");
+    write_atomic(&specs, "web.toml", &simple_app(2, "1Gi"));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        spec_replicas(&ns, "web").await,
+        Some(1),
+        "nothing applied mid-checkout"
+    );
+    std::fs::remove_file(repo.join(".git").join("index.lock")).expect("unlock");
+    git(&repo, &["commit", "-qam", "second"]);
+    let head = git(&repo, &["rev-parse", "HEAD"]);
+    wait_for("replicas 2 after the checkout", TIMEOUT, || async {
+        (spec_replicas(&ns, "web").await == Some(2)).then_some(())
+    })
+    .await;
+    wait_for("the new commit recorded", TIMEOUT, || async {
+        let sts = ns.api::<StatefulSet>().get("web").await.ok()?;
+        (sts.metadata.annotations?.get("berth.dev/commit") == Some(&head)).then_some(())
+    })
+    .await;
+    assert!(daemon.log().contains(&head), "the commit is in the logs");
+    ns.cleanup().await;
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane: run with `cargo xtask test`"]
+async fn dry_run_writes_nothing_and_sighup_reloads_the_config() {
+    let (ns, dir) = setup("watch-hup").await;
+    let specs = dir.path().join("specs");
+    std::fs::create_dir(&specs).expect("dir");
+    write_atomic(&specs, "web.toml", &simple_app(1, "1Gi"));
+    let config = dir.path().join("berth.toml");
+    std::fs::write(&config, "[defaults]\nlabels = { team = \"blue\" }\n").expect("config");
+    let config_arg = config.to_str().expect("utf-8").to_string();
+
+    // --dry-run: the plan is logged, nothing is written.
+    let mut dry = Daemon::start_with(
+        &ns,
+        &specs,
+        &["--config", &config_arg],
+        &["--dry-run"],
+        dir.path().join("dry-run.log"),
+    )
+    .await;
+    let d = &dry;
+    wait_for(
+        "berth_apply_total{result=\"dry-run\"} 1",
+        TIMEOUT,
+        || async move {
+            d.get("/metrics")
+                .await?
+                .contains("berth_apply_total{result=\"dry-run\"} 1")
+                .then_some(())
+        },
+    )
+    .await;
+    assert!(
+        dry.log().contains("converging"),
+        "the plan is reported: {}",
+        dry.log()
+    );
+    assert!(
+        ns.api::<StatefulSet>()
+            .get_opt("web")
+            .await
+            .expect("get")
+            .is_none(),
+        "nothing written"
+    );
+    dry.signal("TERM");
+    let _ = dry.child.wait().await;
+
+    let daemon = Daemon::start(
+        &ns,
+        &specs,
+        &["--config", &config_arg],
+        dir.path().join("berth.log"),
+    )
+    .await;
+    let team = || async {
+        let sts = ns.api::<StatefulSet>().get_opt("web").await.ok()??;
+        sts.metadata.labels?.get("team").cloned()
+    };
+    wait_for("team=blue", TIMEOUT, || async {
+        (team().await.as_deref() == Some("blue")).then_some(())
+    })
+    .await;
+    std::fs::write(&config, "[defaults]\nlabels = { team = \"green\" }\n").expect("config");
+    daemon.signal("HUP");
+    wait_for("team=green after SIGHUP", TIMEOUT, || async {
+        (team().await.as_deref() == Some("green")).then_some(())
+    })
+    .await;
+    assert!(
+        daemon.log().contains("daemon config reloaded"),
+        "{}",
+        daemon.log()
+    );
     ns.cleanup().await;
 }
