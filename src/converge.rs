@@ -25,6 +25,9 @@ pub struct ConvergeFlags {
     /// Treat a missing or empty spec directory as "remove every app".
     #[arg(long)]
     pub allow_empty: bool,
+    /// How many apps are planned and converged at the same time.
+    #[arg(long, default_value_t = PlanOptions::DEFAULT_CONCURRENCY, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub concurrency: usize,
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -72,6 +75,7 @@ fn plan_options(config: &Config, flags: &ConvergeFlags, dir: &Path) -> PlanOptio
         allow_empty: flags.allow_empty,
         max_removals: config.safety.max_removals,
         commit: head_commit(dir),
+        concurrency: flags.concurrency,
     }
 }
 

@@ -6,6 +6,8 @@
 //! - [`spec`]: the TOML app spec: raw serde types with spans, validation into [`spec::App`].
 //! - [`render`]: `App` → StatefulSet, headless Service, access Service; ownership labels live there.
 //! - [`cluster`]: the only code that holds a `kube::Client`.
+//! - [`import`]: live StatefulSet and Services → a compact TOML spec (`berth import`).
+//! - [`status`]: per-app sync and rollout state (`berth status`).
 //! - [`watch`]: file events → coalesced "rescan" signals for the daemon (symlink swaps, overflow, resync).
 
 pub mod cli;
@@ -14,7 +16,9 @@ pub mod config;
 pub mod converge;
 pub mod daemon;
 pub mod daemon_cli;
+pub mod import;
 pub mod plan;
 pub mod render;
 pub mod spec;
+pub mod status;
 pub mod watch;

@@ -311,3 +311,163 @@ fn schema_matches_the_checked_in_file() {
     assert_eq!(v["additionalProperties"], false);
     assert!(Path::new(&root().join("config/apps/nginx.toml")).exists());
 }
+
+// ---- completions, status and import arguments, editor support (issue 7) ----
+
+#[test]
+fn completions_are_generated_for_each_shell_from_the_cli_definition() {
+    for (shell, marker) in [
+        ("bash", "_berth()"),
+        ("zsh", "#compdef berth"),
+        ("fish", "complete -c berth"),
+        ("elvish", "edit:completion:arg-completer[berth]"),
+        ("powershell", "Register-ArgumentCompleter"),
+    ] {
+        let o = berth(&["completions", shell]);
+        assert_eq!(code(&o), 0, "{shell}: {}", stderr(&o));
+        let out = stdout(&o);
+        assert!(out.contains(marker), "{shell}: no {marker:?} in\n{out}");
+        // Every subcommand is offered, including the newest.
+        for sub in [
+            "validate",
+            "diff",
+            "apply",
+            "watch",
+            "status",
+            "import",
+            "completions",
+        ] {
+            assert!(out.contains(sub), "{shell}: no {sub}");
+        }
+    }
+    let o = berth(&["completions", "tcsh"]);
+    assert_eq!(code(&o), 2);
+    assert!(
+        stderr(&o).contains("invalid value 'tcsh'"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn import_argument_errors_exit_2_before_any_cluster_is_needed() {
+    // No KUBECONFIG that could work: these must fail on the arguments alone.
+    let env = [("KUBECONFIG", "/nonexistent/kubeconfig")];
+    let cases: [(&[&str], &str); 5] = [
+        (&["import"], "required arguments were not provided"),
+        (&["import", "db/mysql", "-A"], "cannot be used with"),
+        (
+            &["import", "-n", "db", "--all-namespaces"],
+            "cannot be used with",
+        ),
+        (&["import", "db/mysql/x"], "is not NAMESPACE/NAME"),
+        (
+            &["import", "db/mysql", "-n", "zk"],
+            "names namespace db, but -n says another",
+        ),
+    ];
+    for (args, want) in cases {
+        let o = berth_env(args, &env);
+        assert_eq!(code(&o), 2, "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(want), "{args:?}: {}", stderr(&o));
+    }
+}
+
+#[test]
+fn status_argument_errors_exit_2() {
+    let env = [("KUBECONFIG", "/nonexistent/kubeconfig")];
+    let o = berth_env(&["status", "-o", "yaml"], &env);
+    assert_eq!(code(&o), 2);
+    assert!(
+        stderr(&o).contains("invalid value 'yaml'"),
+        "{}",
+        stderr(&o)
+    );
+    let o = berth_env(&["status", "no/such/dir"], &env);
+    assert_eq!(code(&o), 2);
+    assert!(stderr(&o).contains("does not exist"), "{}", stderr(&o));
+    // A cluster that cannot be reached is an error (2), never "not in sync" (1).
+    let o = berth_env(&["status"], &env);
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+}
+
+fn spec_files(dir: &str) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(root().join(dir))
+        .unwrap_or_else(|e| panic!("{dir}: {e}"))
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    files
+}
+
+fn schema_validator() -> jsonschema::Validator {
+    let text = std::fs::read_to_string(root().join("config/berth.schema.json"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let schema: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}"));
+    jsonschema::draft7::new(&schema).unwrap_or_else(|e| panic!("the schema itself: {e}"))
+}
+
+fn as_json(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{e}"));
+    toml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[test]
+fn every_example_and_valid_fixture_validates_against_the_json_schema() {
+    let validator = schema_validator();
+    let files: Vec<PathBuf> = spec_files("config/apps")
+        .into_iter()
+        .chain(spec_files("tests/fixtures/valid"))
+        .collect();
+    assert!(files.len() >= 12, "{files:?}");
+    for path in files {
+        let errors: Vec<String> = validator
+            .iter_errors(&as_json(&path))
+            .map(|e| format!("{} at {}", e, e.instance_path()))
+            .collect();
+        assert!(errors.is_empty(), "{}: {errors:#?}", path.display());
+    }
+    // The validator does reject: an unknown key and a wrong type are schema errors too.
+    for bad in ["unknown-key.toml", "wrong-type.toml"] {
+        let path = root().join("tests/fixtures/invalid").join(bad);
+        assert!(
+            !validator.is_valid(&as_json(&path)),
+            "{bad} passed the schema"
+        );
+    }
+}
+
+#[test]
+fn taplo_maps_spec_directories_to_the_schema() {
+    let text =
+        std::fs::read_to_string(root().join(".taplo.toml")).unwrap_or_else(|e| panic!("{e}"));
+    let config: toml::Table = toml::from_str(&text).unwrap_or_else(|e| panic!("{e}"));
+    let rules = config["rule"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no [[rule]]"));
+    let rule = rules
+        .iter()
+        .find(|r| {
+            r["include"]
+                .as_array()
+                .is_some_and(|i| i.iter().any(|p| p.as_str() == Some("config/apps/*.toml")))
+        })
+        .unwrap_or_else(|| panic!("no rule for config/apps/*.toml"));
+    let include: Vec<&str> = rule["include"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str())
+        .collect();
+    assert!(include.contains(&"**/apps/*.toml"), "{include:?}");
+    let schema = rule["schema"]["path"]
+        .as_str()
+        .unwrap_or_else(|| panic!("rule without schema.path"));
+    assert!(root().join(schema).is_file(), "{schema} does not exist");
+    assert_eq!(
+        root().join(schema).canonicalize().ok(),
+        root().join("config/berth.schema.json").canonicalize().ok()
+    );
+}

@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, Preconditions};
@@ -39,6 +40,14 @@ pub struct Report {
     pub waiting: Vec<String>,
 }
 
+/// How one app's work ended (errors aside).
+enum Outcome {
+    /// Done, with the action's word and the PVCs kept (`namespace/name`).
+    Done(&'static str, Vec<String>),
+    /// A removal waits for pods to stop.
+    Waiting,
+}
+
 /// Where a removal stands after one call.
 enum Removal {
     Done(Vec<String>),
@@ -50,8 +59,8 @@ pub const WAIT_TIMEOUT: Duration = Duration::from_secs(600);
 const POLL: Duration = Duration::from_millis(500);
 
 impl Cluster {
-    /// Executes every app's work in plan order; removals last, so a run that is stopped midway
-    /// has converged the apps that stay first.
+    /// Executes every app's work; removals last, so a run that is stopped midway has converged
+    /// the apps that stay first.
     pub async fn execute(&self, planned: &Planned, progress: &dyn Progress) -> Report {
         self.execute_with(planned, progress, true).await
     }
@@ -59,6 +68,10 @@ impl Cluster {
     /// Like [`Cluster::execute`]; with `wait_for_pods` false a removal whose pods are still
     /// stopping returns at once and is listed in `waiting` (the daemon requeues it instead of
     /// holding a worker).
+    ///
+    /// Apps are independent, so up to the plan's concurrency of them are converged at a time:
+    /// first every app that stays, then the removals. The report lists apps in key order,
+    /// whatever order they finished in.
     pub async fn execute_with(
         &self,
         planned: &Planned,
@@ -66,61 +79,93 @@ impl Cluster {
         wait_for_pods: bool,
     ) -> Report {
         let mut report = Report::default();
-        let mut order: Vec<_> = planned.work.iter().collect();
-        order.sort_by_key(|(_, w)| matches!(w, Work::Remove { .. }));
-        for ((ns, name), work) in order {
-            let key = format!("{ns}/{name}");
-            let result = match work {
-                Work::Apply {
-                    objects,
-                    delete,
-                    cancel_removal,
-                } => self
-                    .apply_app(ns, name, objects, delete, *cancel_removal)
-                    .await
-                    .map(|_| "applied"),
-                Work::Recreate {
+        let concurrency = planned.concurrency.max(1);
+        let (removals, staying): (Vec<_>, Vec<_>) = planned
+            .work
+            .iter()
+            .partition(|(_, w)| matches!(w, Work::Remove { .. }));
+        for stage in [staying, removals] {
+            // (Futures built in a loop, not a closure: a closure's inferred lifetimes make the
+            // daemon's spawned worker fail the `Send` check.)
+            let mut pending = Vec::with_capacity(stage.len());
+            for ((ns, name), work) in stage {
+                pending.push(async move {
+                    let key = format!("{ns}/{name}");
+                    let outcome = self
+                        .execute_app(&key, ns, name, work, progress, wait_for_pods)
+                        .await;
+                    (key, outcome)
+                });
+            }
+            let mut outcomes: Vec<_> = futures::stream::iter(pending)
+                .buffer_unordered(concurrency)
+                .collect()
+                .await;
+            outcomes.sort_by(|a, b| a.0.cmp(&b.0));
+            for (key, outcome) in outcomes {
+                match outcome {
+                    Ok(Outcome::Done(what, pvcs)) => {
+                        report.retained_pvcs.extend(pvcs);
+                        report.done.push((key, what));
+                    }
+                    Ok(Outcome::Waiting) => report.waiting.push(key),
+                    Err(err) => report.failed.push((key, error_chain(&err))),
+                }
+            }
+        }
+        report
+    }
+
+    async fn execute_app(
+        &self,
+        key: &str,
+        ns: &str,
+        name: &str,
+        work: &Work,
+        progress: &dyn Progress,
+        wait_for_pods: bool,
+    ) -> Result<Outcome, ClusterError> {
+        match work {
+            Work::Apply {
+                objects,
+                delete,
+                cancel_removal,
+            } => {
+                self.apply_app(ns, name, objects, delete, *cancel_removal)
+                    .await?;
+                Ok(Outcome::Done("applied", Vec::new()))
+            }
+            Work::Recreate {
+                objects,
+                delete,
+                live_statefulset,
+                expand,
+                restart_pods,
+            } => {
+                self.recreate_app(
+                    key,
+                    ns,
                     objects,
                     delete,
                     live_statefulset,
                     expand,
-                    restart_pods,
-                } => self
-                    .recreate_app(
-                        &key,
-                        ns,
-                        objects,
-                        delete,
-                        live_statefulset,
-                        expand,
-                        *restart_pods,
-                        progress,
-                    )
-                    .await
-                    .map(|_| "recreated"),
-                Work::Remove { live } => {
-                    match self.remove_app(&key, live, progress, wait_for_pods).await {
-                        Ok(Removal::Done(pvcs)) => {
-                            report
-                                .retained_pvcs
-                                .extend(pvcs.into_iter().map(|p| format!("{ns}/{p}")));
-                            Ok("removed")
-                        }
-                        Ok(Removal::WaitingForPods(left)) => {
-                            progress.step(&key, &format!("waiting for {left} pod(s) to stop"));
-                            report.waiting.push(key.clone());
-                            continue;
-                        }
-                        Err(e) => Err(e),
-                    }
-                }
-            };
-            match result {
-                Ok(what) => report.done.push((key, what)),
-                Err(err) => report.failed.push((key, error_chain(&err))),
+                    *restart_pods,
+                    progress,
+                )
+                .await?;
+                Ok(Outcome::Done("recreated", Vec::new()))
             }
+            Work::Remove { live } => match self.remove_app(key, live, progress, wait_for_pods).await? {
+                Removal::Done(pvcs) => Ok(Outcome::Done(
+                    "removed",
+                    pvcs.into_iter().map(|p| format!("{ns}/{p}")).collect(),
+                )),
+                Removal::WaitingForPods(left) => {
+                    progress.step(key, &format!("waiting for {left} pod(s) to stop"));
+                    Ok(Outcome::Waiting)
+                }
+            },
         }
-        report
     }
 
     async fn apply_app(
@@ -331,21 +376,10 @@ impl Cluster {
         selector: &str,
         progress: &dyn Progress,
     ) -> Result<(), ClusterError> {
-        let pods: Api<Pod> = Api::namespaced(self.client.clone(), ns);
         let started = Instant::now();
         let mut last_count = usize::MAX;
         loop {
-            let left = pods
-                .list(&ListParams::default().labels(selector))
-                .await
-                .map_err(|source| ClusterError::Step {
-                    operation: "listing the app's pods",
-                    namespace: ns.to_string(),
-                    name: name.to_string(),
-                    source,
-                })?
-                .items
-                .len();
+            let left = self.pods_left(ns, name, selector).await?;
             // Pods gone is not enough: the controller must also have seen it (status 0 for the
             // current generation), or deleting now races its last status write.
             if left == 0 && self.statefulset_settled_at_zero(ns, name).await? {

@@ -2,11 +2,14 @@
 //! dry-run apply with the live objects. Removals come from the inventory: owned apps whose spec
 //! is gone, unless their spec is merely broken.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError};
 
+use futures::StreamExt;
 use kube::ResourceExt;
-use kube::api::{DynamicObject, Patch, PatchParams};
+use kube::api::{DynamicObject, ListParams, Patch, PatchParams};
 use serde_json::Value;
+use tokio::sync::OnceCell;
 
 use super::inventory::{Inventory, LiveApp};
 use super::{Cluster, ClusterError, FIELD_MANAGER, Kind, REMOVING_ANNOTATION};
@@ -17,8 +20,12 @@ use crate::plan::{
 use crate::render::{RenderContext, render_app, source_value};
 use crate::spec::{App, Loaded};
 
+/// From this many apps without owned objects in one namespace, the planner lists the names of
+/// that namespace's objects once per kind instead of reading each missing object on its own.
+const PREFETCH_MIN_APPS: usize = 4;
+
 /// What the operator allowed for this run (flags and config).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct PlanOptions {
     /// Recreate StatefulSets whose immutable fields change (per app also `allow_recreate = true`).
     pub allow_recreate: bool,
@@ -30,6 +37,27 @@ pub struct PlanOptions {
     pub max_removals: usize,
     /// The config repo's commit, recorded on written objects.
     pub commit: Option<String>,
+    /// Apps planned, and later converged, at the same time (at least 1).
+    pub concurrency: usize,
+}
+
+impl PlanOptions {
+    /// Apps planned (and then converged) at the same time when nothing else is said: enough to
+    /// keep the API server busy across a fleet, few enough not to crowd out its other clients.
+    pub const DEFAULT_CONCURRENCY: usize = 16;
+}
+
+impl Default for PlanOptions {
+    fn default() -> PlanOptions {
+        PlanOptions {
+            allow_recreate: false,
+            allow_removals: false,
+            allow_empty: false,
+            max_removals: 0,
+            commit: None,
+            concurrency: PlanOptions::DEFAULT_CONCURRENCY,
+        }
+    }
 }
 
 /// A plan and the work behind it.
@@ -37,6 +65,8 @@ pub struct PlanOptions {
 pub struct Planned {
     pub plan: Plan,
     pub(crate) work: BTreeMap<(String, String), Work>,
+    /// Apps converged at the same time when this plan is executed.
+    pub(crate) concurrency: usize,
 }
 
 /// What executing an app's plan does.
@@ -121,37 +151,45 @@ impl Cluster {
         scope: Option<&BTreeSet<(String, String)>>,
     ) -> Result<Planned, ClusterError> {
         let in_scope = |key: &(String, String)| scope.is_none_or(|s| s.contains(key));
-        let mut planned = Planned::default();
-        for app in &loaded.apps {
+        let concurrency = options.concurrency.max(1);
+        let mut planned = Planned {
+            concurrency,
+            ..Planned::default()
+        };
+        let apps: Vec<&App> = loaded
+            .apps
+            .iter()
+            .filter(|a| in_scope(&(a.namespace.clone(), a.name.clone())))
+            .collect();
+        let lookups = Lookups {
+            existing: self.prefetch_names(&apps, inventory, concurrency).await?,
+            namespaces: Mutex::default(),
+        };
+        // Apps are independent: plan them concurrently, then take the results in app order so
+        // the outcome (and which error wins) does not depend on timing.
+        // (Futures built in a loop, not a closure: a closure's inferred lifetimes make the
+        // daemon's spawned worker fail the `Send` check.)
+        let lookups = &lookups;
+        let mut pending = Vec::with_capacity(apps.len());
+        for (i, app) in apps.iter().enumerate() {
+            let owned = inventory
+                .apps
+                .get(&(app.namespace.clone(), app.name.clone()));
+            pending.push(async move { (i, self.plan_app(app, owned, options, lookups).await) });
+        }
+        let mut results: Vec<_> = futures::stream::iter(pending)
+            .buffer_unordered(concurrency)
+            .collect()
+            .await;
+        results.sort_by_key(|(i, _)| *i);
+        for ((_, result), app) in results.into_iter().zip(&apps) {
             let key = (app.namespace.clone(), app.name.clone());
-            if !in_scope(&key) {
-                continue;
-            }
-            let (app_plan, work) = match self.plan_app(app, inventory.apps.get(&key), options).await
-            {
+            let (app_plan, work) = match result {
                 Ok(planned) => planned,
                 Err(ClusterError::DryRun {
                     source: kube::Error::Api(e),
                     ..
-                }) if e.code == 404 => (
-                    AppPlan {
-                        namespace: app.namespace.clone(),
-                        name: app.name.clone(),
-                        action: Action::Blocked {
-                            reason: format!(
-                                "namespace {} does not exist; berth does not create namespaces \
-                                 (create it, or set `namespace` in {})",
-                                app.namespace,
-                                app.source_path.display()
-                            ),
-                            destructive: false,
-                        },
-                        summary: Vec::new(),
-                        changes: Vec::new(),
-                        retained_pvcs: Vec::new(),
-                    },
-                    None,
-                ),
+                }) if e.code == 404 => (namespace_missing(app), None),
                 Err(e) => return Err(e),
             };
             planned.plan.apps.push(app_plan);
@@ -266,6 +304,7 @@ impl Cluster {
         app: &App,
         owned: Option<&LiveApp>,
         options: &PlanOptions,
+        lookups: &Lookups,
     ) -> Result<(AppPlan, Option<Work>), ClusterError> {
         let ns = app.namespace.clone();
         let ctx = RenderContext::new(&self.instance, app).with_commit(options.commit.clone());
@@ -292,7 +331,8 @@ impl Cluster {
         };
 
         // The live object of each desired one: from the inventory when berth owns it, else a
-        // direct read, which also finds same-name objects that are not berth's.
+        // direct read, which also finds same-name objects that are not berth's. A prefetched
+        // name list that lacks the name proves there is nothing to read.
         let mut live: Vec<Option<DynamicObject>> = Vec::new();
         for (kind, want) in &desired {
             let name = name_of(want);
@@ -305,6 +345,7 @@ impl Cluster {
                 .map(|(_, obj)| obj.clone());
             let found = match found {
                 Some(obj) => Some(obj),
+                None if lookups.absent(*kind, &ns, &name) => None,
                 None => self.get(*kind, &ns, &name).await?,
             };
             if let Some(obj) = &found
@@ -401,8 +442,15 @@ impl Cluster {
             }
             let before = live_obj.as_ref().map(|o| normalize(&live_json(*kind, o)));
             // A recreated StatefulSet cannot be dry-run as an update (the server refuses the
-            // immutable change), so its rendered form stands in for the server's.
+            // immutable change), so its rendered form stands in for the server's. So does a
+            // new object: with nothing live there is no drift to hide, and the server's
+            // defaults would only lengthen the diff. The one thing the dry-run of a create
+            // tells is whether the namespace exists; one dry-run per namespace and plan asks
+            // that (a plain 404 here becomes "blocked: namespace does not exist").
             let after = if recreate.is_some() && *kind == Kind::StatefulSet {
+                normalize(want)
+            } else if live_obj.is_none() {
+                lookups.check_namespace(self, *kind, &ns, &name, want).await?;
                 normalize(want)
             } else {
                 normalize(&self.dry_run(*kind, &ns, &name, want).await?)
@@ -528,6 +576,116 @@ impl Cluster {
                 name: name.to_string(),
                 source,
             })
+    }
+}
+
+/// The plan of an app whose namespace does not exist.
+fn namespace_missing(app: &App) -> AppPlan {
+    AppPlan {
+        namespace: app.namespace.clone(),
+        name: app.name.clone(),
+        action: Action::Blocked {
+            reason: format!(
+                "namespace {} does not exist; berth does not create namespaces (create it, or \
+                 set `namespace` in {})",
+                app.namespace,
+                app.source_path.display()
+            ),
+            destructive: false,
+        },
+        summary: Vec::new(),
+        changes: Vec::new(),
+        retained_pvcs: Vec::new(),
+    }
+}
+
+/// What one plan learns once and shares between its apps.
+struct Lookups {
+    /// Names of the objects of a kind in a namespace, listed up front where many apps are new.
+    existing: HashMap<(Kind, String), HashSet<String>>,
+    /// Per namespace, whether it exists: settled by the first dry-run create planned in it.
+    namespaces: Mutex<HashMap<String, Arc<OnceCell<()>>>>,
+}
+
+impl Lookups {
+    /// True when a prefetched list proves no object of this kind and name exists.
+    fn absent(&self, kind: Kind, namespace: &str, name: &str) -> bool {
+        self.existing
+            .get(&(kind, namespace.to_string()))
+            .is_some_and(|names| !names.contains(name))
+    }
+
+    /// Dry-runs this create unless another create in the namespace already showed that the
+    /// namespace exists. A missing namespace comes back as the dry-run's 404 every time (it is
+    /// not cached), so each app of that namespace is blocked the same way.
+    async fn check_namespace(
+        &self,
+        cluster: &Cluster,
+        kind: Kind,
+        namespace: &str,
+        name: &str,
+        want: &Value,
+    ) -> Result<(), ClusterError> {
+        let cell = self
+            .namespaces
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(namespace.to_string())
+            .or_default()
+            .clone();
+        cell.get_or_try_init(|| async {
+            cluster.dry_run(kind, namespace, name, want).await.map(|_| ())
+        })
+        .await?;
+        Ok(())
+    }
+}
+
+impl Cluster {
+    /// Lists object names (metadata only) per kind in each namespace where at least
+    /// [`PREFETCH_MIN_APPS`] of the planned apps own nothing yet: three lists instead of a read
+    /// per new object. Only names are needed: a listed name is still read in full.
+    async fn prefetch_names(
+        &self,
+        apps: &[&App],
+        inventory: &Inventory,
+        concurrency: usize,
+    ) -> Result<HashMap<(Kind, String), HashSet<String>>, ClusterError> {
+        let mut new_apps: BTreeMap<&str, usize> = BTreeMap::new();
+        for app in apps {
+            let key = (app.namespace.clone(), app.name.clone());
+            if inventory.apps.get(&key).is_none_or(|o| o.objects.is_empty()) {
+                *new_apps.entry(app.namespace.as_str()).or_default() += 1;
+            }
+        }
+        let mut lists = Vec::new();
+        for (ns, count) in new_apps {
+            if count < PREFETCH_MIN_APPS {
+                continue;
+            }
+            for kind in Kind::ALL {
+                lists.push(async move {
+                    let list = kind
+                        .api(&self.client, ns)
+                        .list_metadata(&ListParams::default())
+                        .await
+                        .map_err(|source| ClusterError::Get {
+                            kind,
+                            namespace: ns.to_string(),
+                            name: "(all names)".to_string(),
+                            source,
+                        })?;
+                    let names: HashSet<String> = list.items.iter().map(|o| o.name_any()).collect();
+                    Ok::<_, ClusterError>(((kind, ns.to_string()), names))
+                });
+            }
+        }
+        futures::stream::iter(lists)
+            .buffer_unordered(concurrency)
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect()
     }
 }
 

@@ -474,6 +474,8 @@ async fn reconcile(shared: &Shared, key: &AppKey) -> Outcome {
         allow_empty: false,
         max_removals: config.safety.max_removals,
         commit,
+        // One app per reconcile: the workers are the daemon's concurrency.
+        concurrency: 1,
     };
     let scope = BTreeSet::from([key.clone()]);
     let inventory = shared.cache.inventory(Some(&scope));

@@ -60,9 +60,7 @@ impl Location {
             .map_or(source.len(), |i| start + i);
         let line = source[..start].matches('\n').count() + 1;
         let column = source[line_start..start].chars().count() + 1;
-        let source_line = source[line_start..line_end]
-            .trim_end_matches('\r')
-            .to_string();
+        let source_line = visible(source[line_start..line_end].trim_end_matches('\r'));
         // A multi-line span is underlined to the end of its first line only.
         let caret_end = end.min(line_end);
         let width = source[start..caret_end].chars().count().max(1);
@@ -73,6 +71,24 @@ impl Location {
             width,
         }
     }
+}
+
+/// `text` with control characters (a NUL, a bell, an escape) replaced by their visible
+/// Unicode "control pictures" (␀, ␇, ␛), one character for one, so columns and carets stay right
+/// and a spec can never send terminal escape sequences to whoever reads the diagnostic. Tabs and
+/// newlines are kept: the renderer lays them out.
+pub fn visible(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '\t' | '\n' => c,
+            '\x7f' => '\u{2421}',
+            c if c.is_control() && (c as u32) < 0x20 => {
+                char::from_u32(0x2400 + c as u32).unwrap_or('\u{fffd}')
+            }
+            c if c.is_control() => '\u{fffd}',
+            c => c,
+        })
+        .collect()
 }
 
 fn floor_char_boundary(s: &str, mut i: usize) -> usize {
@@ -138,7 +154,7 @@ impl Diagnostic {
         };
         let mut out = String::new();
         out.push_str(&paint(code, &format!("{word}[{}]", self.rule)));
-        out.push_str(&format!(": {}\n", self.message));
+        out.push_str(&format!(": {}\n", visible(&self.message)));
         let path = self.path.display();
         match &self.location {
             Some(loc) => {
@@ -168,7 +184,7 @@ impl Diagnostic {
                 let label = if self.label.is_empty() {
                     String::new()
                 } else {
-                    format!(" {}", self.label)
+                    format!(" {}", visible(&self.label))
                 };
                 let line = format!(
                     "{pad} {} {lead}{}",
@@ -181,7 +197,7 @@ impl Diagnostic {
             None => out.push_str(&format!("  {} {path}\n", paint("1;34", "-->"))),
         }
         if let Some(help) = &self.help {
-            out.push_str(&format!("  = {}: {help}\n", paint("1", "help")));
+            out.push_str(&format!("  = {}: {}\n", paint("1", "help"), visible(help)));
         }
         out
     }
@@ -282,6 +298,24 @@ mod tests {
         assert_eq!(loc.column, 8);
         assert_eq!(loc.source_line, "namé = \"x\"");
         assert_eq!(loc.width, 3);
+    }
+
+    #[test]
+    fn control_characters_in_a_spec_never_reach_the_terminal() {
+        // A bell and an escape sequence inside a value, and a NUL in a name.
+        let src = "image = \"x\x07\x1b[2J\"\n";
+        let d = Diagnostic::error(Path::new("a.toml"), "r", "invalid name `web\0`")
+            .at(src, 8..src.len() - 1)
+            .label("bad \x1b[31m");
+        let text = d.render(false);
+        assert!(
+            !text.chars().any(|c| c.is_control() && c != '\n'),
+            "{text:?}"
+        );
+        assert!(text.contains("web\u{2400}"), "{text}");
+        assert!(text.contains("image = \"x\u{2407}\u{241b}[2J\""), "{text}");
+        // One picture per character: the caret still covers the whole value.
+        assert!(text.contains("        ^^^^^^^^ bad"), "{text}");
     }
 
     #[test]

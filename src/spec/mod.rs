@@ -162,24 +162,107 @@ fn collect(
         }
         let path = entry.path();
         // metadata() follows symlinks: git-sync publishes the checkout through one.
-        let Ok(meta) = std::fs::metadata(&path) else {
-            continue; // a dangling symlink, or a file removed while we looked
-        };
-        if meta.is_dir() {
-            if depth < MAX_DEPTH
-                && let Err(e) = collect(&path, depth + 1, out, diags)
-            {
-                diags.push(Diagnostic::error(
-                    &path,
-                    "read-error",
-                    format!("cannot read directory: {e}"),
-                ));
+        let meta = match std::fs::metadata(&path) {
+            Ok(meta) => meta,
+            // A dangling link or a link loop named like a spec is a broken spec: skipping it
+            // would make its app look deleted, and berth would remove a live app because of a
+            // bad checkout. `read_spec` reports it.
+            Err(_) if is_spec_file_name(&name) && std::fs::symlink_metadata(&path).is_ok() => {
+                out.push(path);
+                continue;
             }
-        } else if meta.is_file() && is_spec_file_name(&name) {
+            Err(_) => continue, // removed while we looked
+        };
+        if is_spec_file_name(&name) {
+            // Whatever it is — a file, a directory, a FIFO — a `.toml` name claims an app;
+            // `read_spec` refuses what is not a regular file, so the app is left alone.
             out.push(path);
+        } else if meta.is_dir()
+            && depth < MAX_DEPTH
+            && let Err(e) = collect(&path, depth + 1, out, diags)
+        {
+            diags.push(Diagnostic::error(
+                &path,
+                "read-error",
+                format!("cannot read directory: {e}"),
+            ));
         }
     }
     Ok(())
+}
+
+/// The largest spec file berth reads. An app spec is a few dozen lines; a file this big is a
+/// mistake (a dump, a binary committed under the wrong name), and reading and reporting it
+/// whole would slow every rescan of the directory.
+pub const MAX_SPEC_BYTES: u64 = 1024 * 1024;
+
+/// Read one spec file's text. Refused, each with a diagnostic saying why and what to do: what is
+/// not a regular file (a directory named `x.toml`, a FIFO — never opened, a read would block —,
+/// a dangling symlink or a symlink loop), a file over [`MAX_SPEC_BYTES`], a file that cannot be
+/// read, and text that is not UTF-8 (with the line and column of the first bad byte).
+pub fn read_spec(path: &Path) -> Result<String, Diagnostic> {
+    use std::io::Read;
+    let error = |message: String| Diagnostic::error(path, "read-error", message);
+    let is_link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+    let meta = std::fs::metadata(path).map_err(|e| match (is_link, e.kind()) {
+        (true, std::io::ErrorKind::NotFound) => {
+            error("the file is a symbolic link to a file that does not exist".into())
+                .help("point the link at a spec file or remove it")
+        }
+        (true, _) => error(format!("cannot follow the symbolic link: {e}"))
+            .help("a link that leads back to itself never reaches a file; point it at a spec file or remove it"),
+        _ => error(format!("cannot read the file: {e}")),
+    })?;
+    if meta.is_dir() {
+        return Err(error("this is a directory, not a spec file".into()).help(
+            "a name ending in .toml is a spec file; rename the directory (spec files in \
+             subdirectories are found anyway)",
+        ));
+    }
+    if !meta.is_file() {
+        return Err(error(
+            "this is not a regular file (a FIFO, socket or device); it is not read".into(),
+        )
+        .help("replace it with a regular file, or remove it"));
+    }
+    let too_big = |size: u64| {
+        error(format!(
+            "the file is {size} bytes; a spec may have at most {MAX_SPEC_BYTES} bytes (1 MiB)"
+        ))
+        .help(
+            "an app spec is a few dozen lines: check that the right file was saved under this name",
+        )
+    };
+    if meta.len() > MAX_SPEC_BYTES {
+        return Err(too_big(meta.len()));
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_SPEC_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(|e| {
+            error(format!("cannot read the file: {e}"))
+                .help("check that the file is readable by the user berth runs as")
+        })?;
+    if bytes.len() as u64 > MAX_SPEC_BYTES {
+        // It grew between the size check and the read.
+        return Err(too_big(bytes.len() as u64));
+    }
+    String::from_utf8(bytes).map_err(|e| not_utf8(path, e))
+}
+
+/// The diagnostic for text that is not UTF-8, pointing at the first bad byte.
+fn not_utf8(path: &Path, err: std::string::FromUtf8Error) -> Diagnostic {
+    let at = err.utf8_error().valid_up_to();
+    let bytes = err.as_bytes();
+    let d = Diagnostic::error(path, "encoding", "the file is not valid UTF-8");
+    if bytes.starts_with(&[0xff, 0xfe]) || bytes.starts_with(&[0xfe, 0xff]) {
+        return d.help("the file is UTF-16 (it starts with a UTF-16 byte order mark); save it as UTF-8, as TOML requires");
+    }
+    // Lossy text: the valid prefix is byte-for-byte the same, so `at` is a position in it too.
+    let text = String::from_utf8_lossy(bytes);
+    d.at(&text, at..at + 1)
+        .label(format!("byte 0x{:02x} is not UTF-8", bytes[at]))
+        .help("save the file as UTF-8, as TOML requires (this byte looks like Latin-1 or another legacy encoding)")
 }
 
 /// Read and check every spec under `dir` (recursively), then the rules across files.
@@ -210,15 +293,11 @@ pub fn load_dir(dir: &Path, config: &Config) -> Result<Loaded, LoadError> {
     let mut checked: Vec<(PathBuf, Checked)> = Vec::new();
     for path in files {
         let rel = path.strip_prefix(dir).unwrap_or(&path).to_path_buf();
-        let c = match std::fs::read_to_string(&path) {
+        let c = match read_spec(&path) {
             Ok(text) => check_source(&path, &rel, &text, config),
-            Err(e) => Checked {
+            Err(d) => Checked {
                 app: None,
-                diagnostics: vec![Diagnostic::error(
-                    &path,
-                    "read-error",
-                    format!("cannot read the file: {e}"),
-                )],
+                diagnostics: vec![d],
                 name_hint: rel
                     .file_stem()
                     .map(|s| s.to_string_lossy().into_owned())

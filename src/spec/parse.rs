@@ -49,7 +49,8 @@ fn depth_of(key: &str) -> Option<Depth> {
 }
 
 pub fn parse(path: &Path, source: &str) -> Parsed {
-    let (root, errors) = DeTable::parse_recoverable(source);
+    let (root, mut errors) = DeTable::parse_recoverable(source);
+    errors.sort_by_key(|e| e.span().map(|s| s.start));
     let hint = |key: &str| {
         root.get_ref()
             .iter()
@@ -64,12 +65,36 @@ pub fn parse(path: &Path, source: &str) -> Parsed {
         namespace_hint: hint("namespace"),
     };
     if !errors.is_empty() {
+        // The parser recovers and goes on, so one bad line (`=======`) can give an error per
+        // character: keep the first error of each line, and at most MAX_SYNTAX_ERRORS.
+        let mut lines = BTreeSet::new();
+        let total = errors.len();
         for err in errors {
             let span = err.span().unwrap_or(0..0);
+            let line = source[..span.start.min(source.len())]
+                .bytes()
+                .filter(|b| *b == b'\n')
+                .count();
+            if !lines.insert(line) {
+                continue;
+            }
+            if lines.len() > MAX_SYNTAX_ERRORS {
+                parsed.diagnostics.push(
+                    Diagnostic::error(
+                        path,
+                        "toml-syntax",
+                        format!("more syntax errors follow ({total} in all); fix the ones above first"),
+                    )
+                    .help("is this a TOML file at all? A spec is `key = value` lines and `[table]` headers"),
+                );
+                break;
+            }
+            let help = syntax_help(source, span.start, err.message());
             parsed.diagnostics.push(
                 Diagnostic::error(path, "toml-syntax", "the file is not valid TOML")
                     .at(source, span)
-                    .label(err.message().trim().to_string()),
+                    .label(err.message().trim().to_string())
+                    .help(help),
             );
         }
         return parsed;
@@ -130,6 +155,53 @@ pub fn parse(path: &Path, source: &str) -> Parsed {
         }
     }
     parsed
+}
+
+/// Syntax errors reported per file; the rest are counted in one last diagnostic.
+const MAX_SYNTAX_ERRORS: usize = 10;
+
+/// A fix for a syntax error, from what the text at the error looks like: the usual ways a spec
+/// stops being TOML are a committed merge conflict, YAML or JSON pasted in, a key given twice and
+/// a look-alike non-ASCII letter in a key.
+fn syntax_help(source: &str, at: usize, message: &str) -> String {
+    let at = (0..=at.min(source.len()))
+        .rev()
+        .find(|i| source.is_char_boundary(*i))
+        .unwrap_or(0);
+    let line_start = source[..at].rfind('\n').map_or(0, |i| i + 1);
+    let line_end = source[at..].find('\n').map_or(source.len(), |i| at + i);
+    let line = source[line_start..line_end].trim_start();
+    let first = source.trim_start_matches('\u{feff}').trim_start();
+    if ["<<<<<<<", "=======", ">>>>>>>", "|||||||"]
+        .iter()
+        .any(|m| line.starts_with(m))
+    {
+        return "this is a git merge conflict marker: resolve the conflict (keep one side, delete the markers) and commit again".into();
+    }
+    if first.starts_with('{') || first.starts_with('[') && first[1..].trim_start().starts_with('{')
+    {
+        return "the file looks like JSON; a spec is TOML: `key = value` lines and `[table]` headers".into();
+    }
+    if let Some(c) = source[at..].chars().next().filter(|c| !c.is_ascii()) {
+        return format!(
+            "`{c}` (U+{:04X}) is not an ASCII character: keys use only ASCII letters, digits, '-' and '_' (retype the key, or quote it if it really is meant)",
+            c as u32
+        );
+    }
+    if message.contains("duplicate key") {
+        return "each key and each [table] may appear once in a file: merge the two or delete one"
+            .into();
+    }
+    let key = line.split_once(':').map(|(k, _)| k.trim());
+    if key.is_some_and(|k| {
+        !k.is_empty()
+            && k.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    }) {
+        return "the file looks like YAML; a spec is TOML: write `key = value`, not `key: value`"
+            .into();
+    }
+    "fix the TOML syntax at the caret (strings need double quotes, tables are written `[name]`); the spec's rules are checked once it parses".into()
 }
 
 fn deserialize(span: Range<usize>, table: DeTable<'_>) -> Result<RawApp, toml::de::Error> {
@@ -224,16 +296,35 @@ pub fn to_diagnostic(path: &Path, source: &str, err: &toml::de::Error) -> Diagno
             None => d.help(format!("allowed values: {}", quote_list(&expected))),
         };
         d
+    } else if let Some(number) = msg
+        .strip_prefix("invalid value: integer `")
+        .and_then(|rest| rest.split_once('`'))
+        .map(|(n, _)| n.to_string())
+    {
+        Diagnostic::error(
+            path,
+            "number-range",
+            format!("the number {number} is out of range"),
+        )
+        .label("too large for a 64-bit integer")
+        .help(
+            "use a number that fits the field (replicas, user and group ids and counts are 32-bit)",
+        )
     } else if let Some(rest) = msg.strip_prefix("invalid type: ") {
         let (found, expected) = rest
             .split_once(", expected ")
             .unwrap_or((rest, "something else"));
-        Diagnostic::error(
-            path,
-            "wrong-type",
-            format!("expected {}", plain_type(expected)),
-        )
-        .label(format!("found {}", plain_type(found)))
+        let expected = plain_type(expected);
+        let mut found = plain_type(found);
+        // A TOML date or time reaches serde as a table; say what the author wrote.
+        let text = source.get(span.clone()).unwrap_or_default();
+        if found == "a table" && text.starts_with(|c: char| c.is_ascii_digit()) {
+            found = "a date or time".into();
+        }
+        let help = type_help(&expected);
+        Diagnostic::error(path, "wrong-type", format!("expected {expected}"))
+            .label(format!("found {found}"))
+            .help(help)
     } else {
         Diagnostic::error(path, "invalid-value", msg.to_string())
     };
@@ -263,6 +354,20 @@ fn quote_list(items: &[String]) -> String {
         .map(|i| format!("`{i}`"))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// How to write a value of the expected type (given in [`plain_type`]'s words).
+fn type_help(expected: &str) -> String {
+    match expected {
+        "a string" => "write it in double quotes, e.g. \"512Mi\" or \"nginx:1.27\"".into(),
+        "an integer" => "write a whole number without quotes, e.g. 3".into(),
+        "a boolean (true or false)" => "write true or false, without quotes".into(),
+        "an array" => "write an array in brackets, e.g. [\"sh\", \"-c\", \"echo hi\"]".into(),
+        "a table" => {
+            "write a table: `{ key = \"value\" }` inline, or a `[section]` of its own".into()
+        }
+        other => format!("write {other} here; see `berth schema` for every field's type"),
+    }
 }
 
 /// serde's Rust-flavoured type names → words a spec author knows.

@@ -878,7 +878,8 @@ fn load_dir_reads_specs_and_skips_the_rest() {
     ] {
         write(dir, junk, "this is not toml = = =");
     }
-    std::fs::create_dir_all(dir.join("dir.toml")).unwrap_or_else(|e| panic!("{e}"));
+    // A directory named `dir.toml` is a broken spec, not skipped: see
+    // files_berth_cannot_read_are_broken_specs_never_missing_apps.
     let loaded = load_dir(dir, &Config::default()).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(loaded.files, 2, "{:?}", loaded.diagnostics);
     assert!(
@@ -1041,7 +1042,6 @@ fn invalid_fixture_diagnostics() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     insta::glob!("../../tests/fixtures/invalid", "*.toml", |path| {
         let rel = path.strip_prefix(root).unwrap_or(path);
-        let text = std::fs::read_to_string(path).unwrap_or_default();
         let stem = path
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
@@ -1055,8 +1055,206 @@ fn invalid_fixture_diagnostics() {
             ..Config::default()
         };
         let file = Path::new(path.file_name().unwrap_or_default());
-        let checked = check_source(rel, file, &text, &config);
-        assert!(checked.app.is_none(), "{} should be invalid", rel.display());
-        insta::assert_snapshot!(render_all(&checked.diagnostics));
+        // Read as `load_dir` reads: a file that is not UTF-8 is a diagnostic too.
+        let diagnostics = match read_spec(path) {
+            Ok(text) => {
+                let checked = check_source(rel, file, &text, &config);
+                assert!(checked.app.is_none(), "{} should be invalid", rel.display());
+                checked.diagnostics
+            }
+            Err(d) => vec![Diagnostic {
+                path: rel.to_path_buf(),
+                ..d
+            }],
+        };
+        assert!(
+            diagnostics.iter().any(Diagnostic::is_error),
+            "{}",
+            rel.display()
+        );
+        insta::assert_snapshot!(render_all(&diagnostics));
     });
+}
+
+// --- inputs that cannot live in git as plain files, made in a temp dir
+
+/// Renders `loaded`'s diagnostics with the temp dir replaced by `<dir>`, for a stable snapshot.
+fn render_in(dir: &Path, loaded: &Loaded) -> String {
+    render_all(&loaded.diagnostics).replace(&dir.display().to_string(), "<dir>")
+}
+
+#[test]
+fn files_berth_cannot_read_are_broken_specs_never_missing_apps() {
+    // Regression: a dangling link, a link loop, a FIFO or a directory named like a spec used to
+    // be skipped silently, so the app looked deleted and berth would remove it from the cluster.
+    let tmp = tempdir();
+    let dir = tmp.path();
+    write(dir, "ok.toml", CONTAINER);
+    std::os::unix::fs::symlink("loop.toml", dir.join("loop.toml"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    std::os::unix::fs::symlink("gone.toml", dir.join("dangling.toml"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::create_dir(dir.join("folder.toml")).unwrap_or_else(|e| panic!("{e}"));
+    write(dir, "folder.toml/inner.toml", CONTAINER);
+    // Tests run as root, so a mode-000 file is still readable: /proc/self/mem is a regular file
+    // whose read fails (EIO), the same path as a permission error for a non-root daemon.
+    std::os::unix::fs::symlink("/proc/self/mem", dir.join("unreadable.toml"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let fifo = std::process::Command::new("mkfifo")
+        .arg(dir.join("fifo.toml"))
+        .status()
+        .unwrap_or_else(|e| panic!("mkfifo: {e}"));
+    assert!(fifo.success());
+
+    // Must not block on the FIFO.
+    let loaded = load_dir(dir, &Config::default()).unwrap_or_else(|e| panic!("{e}"));
+    let mut broken: Vec<_> = loaded.broken.iter().map(|b| b.name.as_str()).collect();
+    broken.sort_unstable();
+    assert_eq!(broken, ["dangling", "fifo", "folder", "loop", "unreadable"]);
+    assert!(loaded.broken.iter().all(|b| b.namespace.is_none()));
+    assert_eq!(
+        loaded
+            .apps
+            .iter()
+            .map(|a| a.name.as_str())
+            .collect::<Vec<_>>(),
+        ["ok"]
+    );
+    assert_eq!(loaded.files, 6);
+    insta::assert_snapshot!(render_in(dir, &loaded));
+}
+
+#[test]
+fn spec_files_over_1_mib_are_refused_quickly() {
+    let tmp = tempdir();
+    let dir = tmp.path();
+    // 10 MB of comments after a valid spec: parsing it all would be slow and pointless.
+    let mut text = spec("", "");
+    while text.len() < 10 * 1024 * 1024 {
+        text.push_str("# padding padding padding padding padding padding padding padding\n");
+    }
+    write(dir, "huge.toml", &text);
+    let mut just_over = spec("", "");
+    just_over.push_str(&"#".repeat(MAX_SPEC_BYTES as usize - just_over.len()));
+    write(dir, "limit.toml", &just_over);
+    just_over.push('#');
+    write(dir, "over.toml", &just_over);
+    let started = std::time::Instant::now();
+    let loaded = load_dir(dir, &Config::default()).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    let broken: Vec<_> = loaded.broken.iter().map(|b| b.name.as_str()).collect();
+    assert_eq!(broken, ["huge", "over"]);
+    assert_eq!(loaded.apps.len(), 1, "exactly 1 MiB is still read");
+    insta::assert_snapshot!(render_in(dir, &loaded));
+}
+
+#[test]
+fn non_utf8_is_reported_at_the_first_bad_byte() {
+    let tmp = tempdir();
+    let dir = tmp.path();
+    std::fs::write(dir.join("a.toml"), b"replicas = 2\n# na\xefve\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let loaded = load_dir(dir, &Config::default()).unwrap_or_else(|e| panic!("{e}"));
+    let d = &loaded.diagnostics[0];
+    assert_eq!(d.rule, "encoding");
+    let loc = d.location.as_ref().unwrap_or_else(|| panic!("no location"));
+    assert_eq!((loc.line, loc.column), (2, 5));
+    assert_eq!(d.label, "byte 0xef is not UTF-8");
+}
+
+#[test]
+fn one_bad_line_gives_one_syntax_error() {
+    // `=======` used to give six errors, one per `=`.
+    let c = check("<<<<<<< HEAD\nreplicas = 2\n=======\nreplicas = 3\n>>>>>>> main\n");
+    let lines: Vec<_> = c
+        .diagnostics
+        .iter()
+        .map(|d| d.location.as_ref().map(|l| (l.line, l.column)))
+        .collect();
+    assert_eq!(lines, [Some((1, 1)), Some((3, 2)), Some((5, 9))]);
+    // Not TOML at all: ten errors, then one line that counts the rest.
+    let junk = "a b\n".repeat(40);
+    let c = check(&junk);
+    assert_eq!(c.diagnostics.len(), 11);
+    assert!(
+        c.diagnostics[10]
+            .message
+            .starts_with("more syntax errors follow")
+    );
+}
+
+#[test]
+fn wrong_types_say_how_to_write_the_value() {
+    let c = check(&spec("adopt = \"yes\"\nreplicas = 2024-01-01", ""));
+    let got: Vec<_> = c
+        .diagnostics
+        .iter()
+        .map(|d| (d.label.as_str(), d.help.as_deref().unwrap_or_default()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                "found the string \"yes\"",
+                "write true or false, without quotes"
+            ),
+            (
+                "found a date or time",
+                "write a whole number without quotes, e.g. 3"
+            ),
+        ]
+    );
+}
+
+#[test]
+fn a_mount_of_a_declared_but_broken_volume_is_not_called_undeclared() {
+    let text = spec(
+        "",
+        "mounts = { data = \"/data\" }\n[volumes.data]\nsise = \"1Gi\"\n",
+    );
+    assert_eq!(errors(&text), ["unknown-key"]);
+}
+
+#[test]
+fn app_names_over_63_characters_are_told_the_52_limit() {
+    let c = check(&spec(&format!("name = \"{}\"", "a".repeat(64)), ""));
+    assert_eq!(c.diagnostics[0].label, "must be no more than 52 characters");
+}
+
+#[test]
+fn a_negative_duration_says_so() {
+    let c = check(&spec("termination_grace = \"-30s\"", ""));
+    assert_eq!(c.diagnostics[0].label, "a duration cannot be negative");
+}
+
+#[test]
+fn a_huge_duration_is_too_long_not_too_short() {
+    let c = check(&spec("termination_grace = \"100years\"", ""));
+    assert_eq!(c.diagnostics[0].rule, "duration");
+    assert_eq!(c.diagnostics[0].message, "`termination_grace` is too long");
+}
+
+#[test]
+fn numbers_beyond_64_bits_are_out_of_range() {
+    let c = check(&spec("replicas = 9223372036854775808", ""));
+    assert_eq!(c.diagnostics[0].rule, "number-range");
+    assert!(c.diagnostics[0].help.is_some());
+}
+
+#[test]
+fn syntax_errors_suggest_a_fix() {
+    let help = |text: &str| {
+        let c = check(text);
+        assert_eq!(c.diagnostics[0].rule, "toml-syntax", "{text}");
+        c.diagnostics[0].help.clone().unwrap_or_default()
+    };
+    assert!(help("<<<<<<< HEAD\nreplicas = 2\n").contains("merge conflict"));
+    assert!(help("replicas: 2\n").contains("YAML"));
+    assert!(help("{\"replicas\": 2}\n").contains("JSON"));
+    assert!(help("r\u{435}plicas = 2\n").contains("U+0435"));
+    assert!(help("replicas = \n").contains("fix the TOML syntax"));
 }

@@ -653,8 +653,11 @@ fn dns_config(cx: &mut Ctx<'_>, raw: &S<RawDns>) -> Dns {
 
 /// Parse a duration ("30s", "1m 30s") into whole seconds of at least `min`.
 fn seconds(cx: &mut Ctx<'_>, raw: &S<String>, min: i32, field: &str) -> Option<i32> {
-    let parsed: Result<Duration, String> =
-        humantime::parse_duration(raw.get_ref()).map_err(|e| e.to_string());
+    let parsed: Result<Duration, String> = if raw.get_ref().trim_start().starts_with('-') {
+        Err("a duration cannot be negative".into())
+    } else {
+        humantime::parse_duration(raw.get_ref()).map_err(|e| e.to_string())
+    };
     match parsed {
         Err(e) => {
             let d = cx
@@ -682,7 +685,20 @@ fn seconds(cx: &mut Ctx<'_>, raw: &S<String>, min: i32, field: &str) -> Option<i
         }
         Ok(d) => match i32::try_from(d.as_secs()) {
             Ok(s) if s >= min => Some(s),
-            _ => {
+            Err(_) => {
+                // Not "at least {min}s": the value is far too big, not too small.
+                let diag = cx
+                    .error(
+                        "duration",
+                        raw.span(),
+                        format!("`{field}` is too long"),
+                    )
+                    .label(format!("more than {} seconds (about 68 years)", i32::MAX))
+                    .help("Kubernetes stores this in 32-bit seconds; use a duration such as \"30s\" or \"10m\"");
+                cx.push(diag);
+                None
+            }
+            Ok(_) => {
                 let diag = cx
                     .error(
                         "duration",
@@ -1167,6 +1183,9 @@ fn container(
     let mut paths: BTreeMap<String, Range<usize>> = BTreeMap::new();
     for (mk, mv) in c.mounts.iter().flat_map(|m| m.0.iter()) {
         let vol = mk.get_ref();
+        if !volumes.contains(vol) && cx.pruned(&format!("volumes.{vol}")) {
+            continue; // declared, but broken: that error is reported already
+        }
         if !volumes.contains(vol) {
             let known: Vec<&str> = volumes.iter().map(String::as_str).collect();
             let help = match super::diag::closest(vol, known.iter().copied()) {

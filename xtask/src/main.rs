@@ -6,10 +6,14 @@
 //! - [`cluster`]: starts, stops and reports a real local control plane on loopback.
 //! - [`provisioner`]: the storage side of that cluster (what a cloud's CSI driver does).
 //! - [`tasks`]: `test` and `demo`, built on the two above.
+//! - [`man`]: `man`, man pages generated from berth's CLI definition.
+//! - [`bench`]: `bench`, berth against kubectl at fleet scale on the local control plane.
 
+mod bench;
 mod cluster;
 mod gobuild;
 mod kube_client;
+mod man;
 mod process;
 mod provisioner;
 mod tasks;
@@ -28,6 +32,10 @@ tasks:
   build-bins       only build (or find in the cache) the control-plane binaries
   test             the one test command: lints, unit tests, control plane, integration tests
   demo             control plane up, then `berth watch config/apps` against it
+  man              man pages from the CLI definition: target/man/berth.1 (+ one per subcommand)
+  bench [--apps N] [--edits M] [--repeat R] [--idle SECS] [--release]
+                   berth vs kubectl on the running control plane (default 1000 apps, 100 edits,
+                   3 runs, 60 s idle, dev build); table on stdout, target/bench/report.json
 ";
 
 fn main() -> ExitCode {
@@ -40,6 +48,8 @@ fn main() -> ExitCode {
         ["build-bins"] => gobuild::ensure_binaries(&workspace_root()).map(|_| ()),
         ["test", rest @ ..] => tasks::test(&workspace_root(), rest),
         ["demo"] => tasks::demo(&workspace_root()),
+        ["man"] => man::man(&workspace_root()),
+        ["bench", rest @ ..] => bench::bench(&workspace_root(), rest),
         // Started by `cluster up` as a background process; not meant to be run by hand.
         ["provisioner", kubeconfig] => provisioner::run(PathBuf::from(kubeconfig)),
         ["help" | "--help" | "-h"] | [] => {
