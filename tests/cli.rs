@@ -471,3 +471,136 @@ fn taplo_maps_spec_directories_to_the_schema() {
         root().join("config/berth.schema.json").canonicalize().ok()
     );
 }
+
+// --- the bad-input corpus (issue 6): every broken spec, alone in a directory, makes `berth
+// validate` exit 2 with a diagnostic that has a fix — never a panic, never a hang.
+
+/// Runs berth with a deadline: a spec that makes it hang (a FIFO read, a runaway parse) fails
+/// the test instead of stalling the suite.
+fn berth_within(args: &[&str], deadline: std::time::Duration) -> (Output, std::time::Duration) {
+    use std::process::Stdio;
+    let started = std::time::Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(args)
+        .current_dir(root())
+        .env_remove("BERTH_CONFIG")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("running berth: {e}"));
+    while child
+        .try_wait()
+        .unwrap_or_else(|e| panic!("wait: {e}"))
+        .is_none()
+    {
+        if started.elapsed() > deadline {
+            let _ = child.kill();
+            panic!("berth {args:?} still running after {deadline:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = child
+        .wait_with_output()
+        .unwrap_or_else(|e| panic!("wait: {e}"));
+    (out, started.elapsed())
+}
+
+/// `berth validate` on a fresh directory filled by `make`: exit 2, an error with a fix, no panic.
+/// `config` is the daemon config's text, when the case needs one. Returns stderr.
+fn validate_broken(case: &str, config: Option<&str>, make: impl FnOnce(&Path)) -> String {
+    let tmp = tempdir();
+    let specs = tmp.path().join("specs");
+    std::fs::create_dir(&specs).unwrap_or_else(|e| panic!("{e}"));
+    make(&specs);
+    let cfg = tmp.path().join("berth.toml");
+    std::fs::write(&cfg, config.unwrap_or("")).unwrap_or_else(|e| panic!("{e}"));
+    let (cfg, dir) = (cfg.to_string_lossy(), specs.to_string_lossy());
+    let (o, took) = berth_within(
+        &["--config", &cfg, "validate", &dir],
+        std::time::Duration::from_secs(20),
+    );
+    let err = stderr(&o);
+    assert!(!err.contains("panicked"), "{case}: berth panicked\n{err}");
+    assert_eq!(code(&o), 2, "{case}: exit code\n{err}");
+    assert!(err.contains("error["), "{case}: no error\n{err}");
+    assert!(err.contains("= help: "), "{case}: no fix\n{err}");
+    assert!(
+        took < std::time::Duration::from_secs(5),
+        "{case}: took {took:?}"
+    );
+    err
+}
+
+#[test]
+fn every_invalid_fixture_alone_exits_2_without_panicking() {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(root().join("tests/fixtures/invalid"))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .map(|e| e.unwrap_or_else(|e| panic!("{e}")).path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 60, "the corpus has {} files", files.len());
+    for file in &files {
+        let name = file.file_name().unwrap_or_default().to_owned();
+        let case = name.to_string_lossy().into_owned();
+        // The autopilot fixtures are broken only under that cluster profile.
+        let config = case
+            .starts_with("autopilot")
+            .then_some("profile = \"autopilot\"\n");
+        let err = validate_broken(&case, config, |dir| {
+            std::fs::copy(file, dir.join(&name)).unwrap_or_else(|e| panic!("{e}"));
+        });
+        assert!(err.contains(&case), "{case}: names the file\n{err}");
+    }
+}
+
+#[test]
+fn inputs_that_cannot_live_in_git_exit_2_without_panicking() {
+    use std::os::unix::fs::symlink;
+    let spec = "[containers.app]\nimage = \"busybox:1.36\"\n";
+    // 10 MB: refused by size, quickly (validate_broken checks the time).
+    let err = validate_broken("10 MB file", None, |dir| {
+        let mut text = spec.to_string();
+        while text.len() < 10_000_000 {
+            text.push_str("# a very long comment line, repeated until the file is ten megabytes\n");
+        }
+        std::fs::write(dir.join("huge.toml"), text).unwrap_or_else(|e| panic!("{e}"));
+    });
+    assert!(err.contains("at most 1048576 bytes"), "{err}");
+    let err = validate_broken("symlink loop", None, |dir| {
+        symlink("loop.toml", dir.join("loop.toml")).unwrap_or_else(|e| panic!("{e}"));
+    });
+    assert!(err.contains("loop.toml"), "{err}");
+    let err = validate_broken("dangling symlink", None, |dir| {
+        symlink("gone.toml", dir.join("web.toml")).unwrap_or_else(|e| panic!("{e}"));
+    });
+    assert!(err.contains("does not exist"), "{err}");
+    let err = validate_broken("directory named x.toml", None, |dir| {
+        std::fs::create_dir(dir.join("x.toml")).unwrap_or_else(|e| panic!("{e}"));
+    });
+    assert!(err.contains("is a directory"), "{err}");
+    // Tests run as root, so file modes cannot make a file unreadable: a FIFO (which must never be
+    // opened, the read would block) and /proc/self/mem (a regular file whose read fails).
+    let err = validate_broken("FIFO", None, |dir| {
+        let ok = Command::new("mkfifo")
+            .arg(dir.join("pipe.toml"))
+            .status()
+            .unwrap_or_else(|e| panic!("mkfifo: {e}"));
+        assert!(ok.success());
+    });
+    assert!(err.contains("not a regular file"), "{err}");
+    let err = validate_broken("a file whose read fails", None, |dir| {
+        symlink("/proc/self/mem", dir.join("mem.toml")).unwrap_or_else(|e| panic!("{e}"));
+    });
+    assert!(err.contains("cannot read the file"), "{err}");
+    // Two teams add the same file name in their own subdirectories.
+    let err = validate_broken("the same app in two subdirectories", None, |dir| {
+        for team in ["team-a", "team-b"] {
+            std::fs::create_dir(dir.join(team)).unwrap_or_else(|e| panic!("{e}"));
+            std::fs::write(dir.join(team).join("web.toml"), spec).unwrap_or_else(|e| panic!("{e}"));
+        }
+    });
+    assert_eq!(err.matches("error[duplicate-app]").count(), 2, "{err}");
+}

@@ -155,16 +155,18 @@ impl Cluster {
                 .await?;
                 Ok(Outcome::Done("recreated", Vec::new()))
             }
-            Work::Remove { live } => match self.remove_app(key, live, progress, wait_for_pods).await? {
-                Removal::Done(pvcs) => Ok(Outcome::Done(
-                    "removed",
-                    pvcs.into_iter().map(|p| format!("{ns}/{p}")).collect(),
-                )),
-                Removal::WaitingForPods(left) => {
-                    progress.step(key, &format!("waiting for {left} pod(s) to stop"));
-                    Ok(Outcome::Waiting)
+            Work::Remove { live } => {
+                match self.remove_app(key, live, progress, wait_for_pods).await? {
+                    Removal::Done(pvcs) => Ok(Outcome::Done(
+                        "removed",
+                        pvcs.into_iter().map(|p| format!("{ns}/{p}")).collect(),
+                    )),
+                    Removal::WaitingForPods(left) => {
+                        progress.step(key, &format!("waiting for {left} pod(s) to stop"));
+                        Ok(Outcome::Waiting)
+                    }
                 }
-            },
+            }
         }
     }
 

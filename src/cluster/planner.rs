@@ -151,16 +151,18 @@ impl Cluster {
         scope: Option<&BTreeSet<(String, String)>>,
     ) -> Result<Planned, ClusterError> {
         let in_scope = |key: &(String, String)| scope.is_none_or(|s| s.contains(key));
+        let app_in_scope = |app: &App| {
+            scope.is_none_or(|s| {
+                s.iter()
+                    .any(|(ns, n)| *ns == app.namespace && *n == app.name)
+            })
+        };
         let concurrency = options.concurrency.max(1);
         let mut planned = Planned {
             concurrency,
             ..Planned::default()
         };
-        let apps: Vec<&App> = loaded
-            .apps
-            .iter()
-            .filter(|a| in_scope(&(a.namespace.clone(), a.name.clone())))
-            .collect();
+        let apps: Vec<&App> = loaded.apps.iter().filter(|a| app_in_scope(a)).collect();
         let lookups = Lookups {
             existing: self.prefetch_names(&apps, inventory, concurrency).await?,
             namespaces: Mutex::default(),
@@ -198,14 +200,16 @@ impl Cluster {
             }
         }
 
-        let desired: BTreeSet<(String, String)> = loaded
+        // Borrowed keys: the daemon plans one app at a time over the whole directory, and
+        // copying every name for each plan showed in its first-sync profile.
+        let desired: HashSet<(&str, &str)> = loaded
             .apps
             .iter()
-            .map(|a| (a.namespace.clone(), a.name.clone()))
+            .map(|a| (a.namespace.as_str(), a.name.as_str()))
             .collect();
         let mut removals = Vec::new();
         for (key, live) in &inventory.apps {
-            if desired.contains(key) {
+            if desired.contains(&(key.0.as_str(), key.1.as_str())) {
                 continue;
             }
             // A broken file protects its app by the identity it had, and by the file it came
@@ -450,7 +454,9 @@ impl Cluster {
             let after = if recreate.is_some() && *kind == Kind::StatefulSet {
                 normalize(want)
             } else if live_obj.is_none() {
-                lookups.check_namespace(self, *kind, &ns, &name, want).await?;
+                lookups
+                    .check_namespace(self, *kind, &ns, &name, want)
+                    .await?;
                 normalize(want)
             } else {
                 normalize(&self.dry_run(*kind, &ns, &name, want).await?)
@@ -634,7 +640,10 @@ impl Lookups {
             .or_default()
             .clone();
         cell.get_or_try_init(|| async {
-            cluster.dry_run(kind, namespace, name, want).await.map(|_| ())
+            cluster
+                .dry_run(kind, namespace, name, want)
+                .await
+                .map(|_| ())
         })
         .await?;
         Ok(())
@@ -654,7 +663,11 @@ impl Cluster {
         let mut new_apps: BTreeMap<&str, usize> = BTreeMap::new();
         for app in apps {
             let key = (app.namespace.clone(), app.name.clone());
-            if inventory.apps.get(&key).is_none_or(|o| o.objects.is_empty()) {
+            if inventory
+                .apps
+                .get(&key)
+                .is_none_or(|o| o.objects.is_empty())
+            {
                 *new_apps.entry(app.namespace.as_str()).or_default() += 1;
             }
         }
@@ -715,22 +728,22 @@ fn in_sync(live: &Value, want: &Value) -> bool {
 }
 
 fn removal_summary(live: &LiveApp) -> Vec<String> {
-    let replicas = live
-        .statefulset()
-        .and_then(|s| s.data.pointer("/spec/replicas").and_then(Value::as_i64));
-    let mut lines = Vec::new();
-    if let Some(r) = replicas {
-        lines.push(format!(
-            "spec removed: scale {r} → 0, wait for the pods to stop, then delete"
-        ));
-    } else {
-        lines.push("spec removed: delete what is left of the app".to_string());
+    let Some(sts) = live.statefulset() else {
+        return vec!["spec removed: delete what is left of the app".to_string()];
+    };
+    // A marked StatefulSet is a removal already under way (this run's or an interrupted one):
+    // say so, with the replica count it had, rather than "scale 0 → 0".
+    if let Some(before) = sts.annotations().get(REMOVING_ANNOTATION) {
+        return vec![format!(
+            "removal in progress (had {before} replica(s)): wait for the pods to stop, then delete"
+        )];
     }
-    if live
-        .statefulset()
-        .is_some_and(|s| s.annotations().contains_key(REMOVING_ANNOTATION))
-    {
-        lines.push("(resuming a removal that was interrupted)".to_string());
-    }
-    lines
+    let replicas = sts
+        .data
+        .pointer("/spec/replicas")
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
+    vec![format!(
+        "spec removed: scale {replicas} → 0, wait for the pods to stop, then delete"
+    )]
 }

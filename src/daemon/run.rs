@@ -478,7 +478,17 @@ async fn reconcile(shared: &Shared, key: &AppKey) -> Outcome {
         concurrency: 1,
     };
     let scope = BTreeSet::from([key.clone()]);
-    let inventory = shared.cache.inventory(Some(&scope));
+    // An app with a spec is planned from its own objects: the removal limit only concerns apps
+    // without one, and the whole fleet's inventory per reconcile made the first sync O(N²).
+    let has_spec = specs
+        .apps
+        .iter()
+        .any(|a| a.namespace == key.0 && a.name == key.1);
+    let inventory = if has_spec {
+        shared.cache.inventory_of(&scope)
+    } else {
+        shared.cache.inventory(Some(&scope))
+    };
     let planned = match shared
         .cluster
         .plan_scoped(&specs, &inventory, &options, Some(&scope))
@@ -548,7 +558,17 @@ async fn reconcile(shared: &Shared, key: &AppKey) -> Outcome {
             return Outcome::Done;
         }
     }
-    log_plan(&app_name, plan);
+    // A removal waiting for its pods comes back every poll; its plan was logged the first time.
+    let waiting_removal = plan.action == Action::Remove
+        && shared
+            .states
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key)
+            == Some(&"removing");
+    if !waiting_removal {
+        log_plan(&app_name, plan);
+    }
     if shared.options.dry_run {
         shared.metrics.count_apply("dry-run");
         shared.set_state(key, "pending");

@@ -72,24 +72,10 @@ fn strip_annotations(meta: &mut Map<String, Value>) {
     }
 }
 
-/// Names of env variables whose literal values are never shown.
-const SECRET_WORDS: [&str; 7] = [
-    "PASSWORD",
-    "PASSWD",
-    "TOKEN",
-    "SECRET",
-    "KEY",
-    "CREDENTIAL",
-    "PRIVATE",
-];
-
 pub const MASK: &str = "***";
 
-/// True for env names like `MYSQL_ROOT_PASSWORD`, `API_TOKEN`, `aws_secret_access_key`.
-pub fn looks_secret(name: &str) -> bool {
-    let upper = name.to_ascii_uppercase();
-    SECRET_WORDS.iter().any(|w| upper.contains(w))
-}
+/// One list of secret-looking names for diffs, summaries and diagnostics.
+pub use crate::spec::secret::looks_secret;
 
 /// Replaces literal env values with secret-looking names in every container and init container
 /// of a StatefulSet (other kinds are returned unchanged).

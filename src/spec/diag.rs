@@ -60,7 +60,10 @@ impl Location {
             .map_or(source.len(), |i| start + i);
         let line = source[..start].matches('\n').count() + 1;
         let column = source[line_start..start].chars().count() + 1;
-        let source_line = visible(source[line_start..line_end].trim_end_matches('\r'));
+        // Secret-looking values are masked here, where every diagnostic gets its source line.
+        let source_line = super::secret::mask_line(&visible(
+            source[line_start..line_end].trim_end_matches('\r'),
+        ));
         // A multi-line span is underlined to the end of its first line only.
         let caret_end = end.min(line_end);
         let width = source[start..caret_end].chars().count().max(1);

@@ -12,6 +12,7 @@ pub mod parse;
 pub mod quantity;
 pub mod raw;
 pub mod schema;
+pub mod secret;
 pub mod validate;
 
 use std::collections::BTreeMap;
@@ -200,7 +201,13 @@ pub const MAX_SPEC_BYTES: u64 = 1024 * 1024;
 /// not a regular file (a directory named `x.toml`, a FIFO — never opened, a read would block —,
 /// a dangling symlink or a symlink loop), a file over [`MAX_SPEC_BYTES`], a file that cannot be
 /// read, and text that is not UTF-8 (with the line and column of the first bad byte).
-pub fn read_spec(path: &Path) -> Result<String, Diagnostic> {
+pub fn read_spec(path: &Path) -> Result<String, Box<Diagnostic>> {
+    read(path).map_err(Box::new)
+}
+
+// Boxed once, in `read_spec`: the error is rare and the `?`s read better unboxed.
+#[allow(clippy::result_large_err)]
+fn read(path: &Path) -> Result<String, Diagnostic> {
     use std::io::Read;
     let error = |message: String| Diagnostic::error(path, "read-error", message);
     let is_link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
@@ -297,7 +304,7 @@ pub fn load_dir(dir: &Path, config: &Config) -> Result<Loaded, LoadError> {
             Ok(text) => check_source(&path, &rel, &text, config),
             Err(d) => Checked {
                 app: None,
-                diagnostics: vec![d],
+                diagnostics: vec![*d],
                 name_hint: rel
                     .file_stem()
                     .map(|s| s.to_string_lossy().into_owned())

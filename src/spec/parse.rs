@@ -85,6 +85,9 @@ pub fn parse(path: &Path, source: &str) -> Parsed {
                         "toml-syntax",
                         format!("more syntax errors follow ({total} in all); fix the ones above first"),
                     )
+                    // Placed at the next error, so it is printed after the ones above.
+                    .at(source, span)
+                    .label("the next one is here")
                     .help("is this a TOML file at all? A spec is `key = value` lines and `[table]` headers"),
                 );
                 break;

@@ -1064,7 +1064,7 @@ fn invalid_fixture_diagnostics() {
             }
             Err(d) => vec![Diagnostic {
                 path: rel.to_path_buf(),
-                ..d
+                ..*d
             }],
         };
         assert!(
@@ -1164,6 +1164,22 @@ fn non_utf8_is_reported_at_the_first_bad_byte() {
     let loc = d.location.as_ref().unwrap_or_else(|| panic!("no location"));
     assert_eq!((loc.line, loc.column), (2, 5));
     assert_eq!(d.label, "byte 0xef is not UTF-8");
+}
+
+#[test]
+fn a_spec_error_never_shows_a_secret_value() {
+    // Regression: the daemon logged this diagnostic, source line and password included.
+    let text = spec(
+        "",
+        "env = { DB_PASSWORD = \"hunter2-canary\", \"BAD NAME\" = \"x\" }\n",
+    );
+    let out = render_all(&check(&text).diagnostics);
+    assert!(out.contains("error[env]"), "{out}");
+    assert!(!out.contains("hunter2"), "{out}");
+    assert!(
+        out.contains("DB_PASSWORD = \"**************\", \"BAD NAME\""),
+        "{out}"
+    );
 }
 
 #[test]

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // Each test binary uses a different part of this module.
 
+pub mod daemon;
+
 use std::future::Future;
 use std::time::{Duration, Instant};
 

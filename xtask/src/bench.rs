@@ -111,7 +111,9 @@ impl Options {
                 "--replicas" => options.replicas = number("--replicas")?,
                 "--release" => options.release = true,
                 "--bin" => {
-                    let path = rest.next().with_context(|| format!("--bin needs a path\n{USAGE}"))?;
+                    let path = rest
+                        .next()
+                        .with_context(|| format!("--bin needs a path\n{USAGE}"))?;
                     options.bin = Some(PathBuf::from(path));
                 }
                 other => bail!("unknown bench argument {other}\n{USAGE}"),
@@ -650,7 +652,10 @@ impl Bench {
                 break;
             }
             if started.elapsed() > SETTLE_TIMEOUT {
-                bail!("berth watch was not ready after {}s", SETTLE_TIMEOUT.as_secs());
+                bail!(
+                    "berth watch was not ready after {}s",
+                    SETTLE_TIMEOUT.as_secs()
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -1080,7 +1085,12 @@ fn parse_labels(text: &str) -> BTreeMap<String, String> {
 fn delta(before: &BTreeMap<String, u64>, after: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
     after
         .iter()
-        .map(|(k, v)| (k.clone(), v.saturating_sub(before.get(k).copied().unwrap_or(0))))
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                v.saturating_sub(before.get(k).copied().unwrap_or(0)),
+            )
+        })
         .filter(|(_, v)| *v > 0)
         .collect()
 }
@@ -1279,11 +1289,7 @@ fn print_table(report: &Value) {
             idle_requests
         }
     );
-    println!(
-        "{:<34} {:>12.2}",
-        "idle: CPU seconds",
-        f(w, "/idle/cpu_s")
-    );
+    println!("{:<34} {:>12.2}", "idle: CPU seconds", f(w, "/idle/cpu_s"));
     println!(
         "{:<34} {:>12.1}   <= 64",
         "idle: peak RSS (MiB)",
