@@ -146,7 +146,10 @@ pub fn apply(
         println!("nothing applied");
         return Ok(exit::ERROR);
     }
-    let report = rt.block_on(cluster.execute(&planned, &StderrProgress));
+    let report = {
+        let progress = StderrProgress::new();
+        rt.block_on(cluster.execute(&planned, &progress))
+    };
     for (app, what) in &report.done {
         println!("{app}: {what}");
     }

@@ -46,7 +46,7 @@ fn validate_examples_exit_0() {
     let o = berth(&["validate", "config/apps"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert!(
-        stderr(&o).contains("3 specs checked: 3 valid, 0 invalid (0 errors, 0 warnings)"),
+        stderr(&o).contains("4 specs checked: 4 valid, 0 invalid (0 errors, 0 warnings)"),
         "{}",
         stderr(&o)
     );
@@ -160,6 +160,10 @@ fn render_prints_yaml_for_kubectl() {
             "PodDisruptionBudget/mysql",
             "Service/nginx-headless",
             "StatefulSet/nginx",
+            "Service/redis-headless",
+            "StatefulSet/redis",
+            "Service/redis",
+            "PodDisruptionBudget/redis",
             "Service/zookeeper-headless",
             "StatefulSet/zookeeper",
             "Service/zookeeper",

@@ -18,12 +18,64 @@ pub trait Progress: Sync {
     fn step(&self, app: &str, message: &str);
 }
 
-/// Progress lines on stderr, for the CLI.
-pub struct StderrProgress;
+/// Progress on stderr for the CLI, each line with the time since the run started. On a
+/// terminal a "waiting …" line is redrawn in place until something else happens; elsewhere
+/// (CI logs, pipes) every line stands on its own.
+pub struct StderrProgress {
+    started: Instant,
+    terminal: bool,
+    /// A waiting line is on screen and the cursor is at its end.
+    transient: std::sync::Mutex<bool>,
+}
+
+impl StderrProgress {
+    pub fn new() -> StderrProgress {
+        use std::io::IsTerminal;
+        StderrProgress {
+            started: Instant::now(),
+            terminal: std::io::stderr().is_terminal(),
+            transient: std::sync::Mutex::new(false),
+        }
+    }
+}
+
+impl Drop for StderrProgress {
+    /// A waiting line still on screen is ended, so what is printed next starts on its own line.
+    fn drop(&mut self) {
+        if *self.transient.lock().unwrap_or_else(|p| p.into_inner()) {
+            eprintln!();
+        }
+    }
+}
+
+impl Default for StderrProgress {
+    fn default() -> Self {
+        StderrProgress::new()
+    }
+}
 
 impl Progress for StderrProgress {
     fn step(&self, app: &str, message: &str) {
-        eprintln!("{app}: {message}");
+        let line = format!(
+            "[{:>4}s] {app}: {message}",
+            self.started.elapsed().as_secs()
+        );
+        let mut transient = self.transient.lock().unwrap_or_else(|p| p.into_inner());
+        if !self.terminal {
+            eprintln!("{line}");
+            return;
+        }
+        // \r and "erase line" redraw the waiting line; anything else ends it.
+        if *transient {
+            eprint!("\r\x1b[2K");
+        }
+        if message.starts_with("waiting") {
+            eprint!("{line}");
+            *transient = true;
+        } else {
+            eprintln!("{line}");
+            *transient = false;
+        }
     }
 }
 
@@ -57,6 +109,8 @@ enum Removal {
 /// How long one app's wait for pods may take before the run gives up (it resumes next run).
 pub const WAIT_TIMEOUT: Duration = Duration::from_secs(600);
 const POLL: Duration = Duration::from_millis(500);
+/// Longest silence while waiting.
+const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 
 impl Cluster {
     /// Executes every app's work; removals last, so a run that is stopped midway has converged
@@ -380,6 +434,7 @@ impl Cluster {
     ) -> Result<(), ClusterError> {
         let started = Instant::now();
         let mut last_count = usize::MAX;
+        let mut last_line = Instant::now();
         loop {
             let left = self.pods_left(ns, name, selector).await?;
             // Pods gone is not enough: the controller must also have seen it (status 0 for the
@@ -387,9 +442,18 @@ impl Cluster {
             if left == 0 && self.statefulset_settled_at_zero(ns, name).await? {
                 return Ok(());
             }
-            if left != last_count {
-                progress.step(key, &format!("waiting for {left} pod(s) to stop"));
+            // A line when the count changes, and at least every few seconds while it does not,
+            // so a long wait is never silent.
+            if left != last_count || last_line.elapsed() >= PROGRESS_EVERY {
+                progress.step(
+                    key,
+                    &format!(
+                        "waiting for {left} pod(s) to stop ({}s)",
+                        started.elapsed().as_secs()
+                    ),
+                );
                 last_count = left;
+                last_line = Instant::now();
             }
             if started.elapsed() > WAIT_TIMEOUT {
                 return Err(ClusterError::Timeout {

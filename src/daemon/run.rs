@@ -21,7 +21,7 @@ use super::systemd::Systemd;
 use crate::cluster::{AppKey, Cluster, OwnedCache, PlanOptions, Progress, head_commit};
 use crate::config::{Config, DriftMode};
 use crate::plan::{Action, AppPlan};
-use crate::spec::{App, LoadError, Loaded, load_dir};
+use crate::spec::{App, LoadError, Loaded, SpecCache, load_dir_cached};
 use crate::watch::{self, RescanReason, WatchEvent, WatchOptions};
 
 /// How the daemon runs, from the command line.
@@ -70,6 +70,8 @@ struct Shared {
     retained_pvcs: Mutex<HashSet<String>>,
     /// Whether this process holds the leader lease; None without leader election (always leads).
     leading: Option<tokio::sync::watch::Receiver<bool>>,
+    /// Checked specs by file text, so a reload re-checks only the files that changed.
+    spec_cache: Mutex<SpecCache>,
     /// Apps whose current drift was already counted and logged (once per occurrence, not per
     /// look: in report mode every status change would count it again).
     drift_seen: Mutex<HashSet<AppKey>>,
@@ -184,6 +186,7 @@ pub async fn run(
         states: Mutex::new(BTreeMap::new()),
         retained_pvcs: Mutex::new(HashSet::new()),
         drift_seen: Mutex::new(HashSet::new()),
+        spec_cache: Mutex::new(SpecCache::default()),
         leading: leading.clone(),
     });
     if !shared.is_leader() {
@@ -338,7 +341,17 @@ async fn reload(shared: &Shared, shutdown: &CancellationToken) -> Option<BTreeSe
         .read()
         .unwrap_or_else(|p| p.into_inner())
         .clone();
-    let loaded = match tokio::task::spawn_blocking(move || load_dir(&dir, &config)).await {
+    let mut cache =
+        std::mem::take(&mut *shared.spec_cache.lock().unwrap_or_else(|p| p.into_inner()));
+    let result = tokio::task::spawn_blocking(move || {
+        let loaded = load_dir_cached(&dir, &config, &mut cache);
+        (loaded, cache)
+    })
+    .await;
+    let loaded = match result.map(|(loaded, cache)| {
+        *shared.spec_cache.lock().unwrap_or_else(|p| p.into_inner()) = cache;
+        loaded
+    }) {
         Ok(Ok(loaded)) => loaded,
         Ok(Err(err @ LoadError::Missing { .. })) => {
             error!(error = %err, "the spec directory is missing; nothing is changed until it is back");

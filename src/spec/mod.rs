@@ -274,6 +274,37 @@ fn not_utf8(path: &Path, err: std::string::FromUtf8Error) -> Diagnostic {
 
 /// Read and check every spec under `dir` (recursively), then the rules across files.
 pub fn load_dir(dir: &Path, config: &Config) -> Result<Loaded, LoadError> {
+    load_dir_cached(dir, config, &mut SpecCache::default())
+}
+
+/// What the last load of a directory checked, per file, keyed by the file's text: the daemon
+/// reloads the whole directory on every change, and re-checking only the files whose text
+/// changed keeps an edit's latency independent of how many apps there are.
+#[derive(Debug, Default)]
+pub struct SpecCache {
+    /// The config the entries were checked with; another config empties the cache.
+    config: Option<Config>,
+    entries: std::collections::HashMap<PathBuf, (u64, Checked)>,
+}
+
+fn text_hash(text: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    text.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// [`load_dir`], reusing `cache` for files whose text is unchanged. Cross-file rules always run
+/// over every file, so the result is the same as a fresh load.
+pub fn load_dir_cached(
+    dir: &Path,
+    config: &Config,
+    cache: &mut SpecCache,
+) -> Result<Loaded, LoadError> {
+    if cache.config.as_ref() != Some(config) {
+        cache.entries.clear();
+        cache.config = Some(config.clone());
+    }
     let meta = std::fs::metadata(dir).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => LoadError::Missing {
             dir: dir.to_path_buf(),
@@ -301,7 +332,17 @@ pub fn load_dir(dir: &Path, config: &Config) -> Result<Loaded, LoadError> {
     for path in files {
         let rel = path.strip_prefix(dir).unwrap_or(&path).to_path_buf();
         let c = match read_spec(&path) {
-            Ok(text) => check_source(&path, &rel, &text, config),
+            Ok(text) => {
+                let hash = text_hash(&text);
+                match cache.entries.get(&path) {
+                    Some((h, c)) if *h == hash => c.clone(),
+                    _ => {
+                        let c = check_source(&path, &rel, &text, config);
+                        cache.entries.insert(path.clone(), (hash, c.clone()));
+                        c
+                    }
+                }
+            }
             Err(d) => Checked {
                 app: None,
                 diagnostics: vec![*d],
@@ -314,6 +355,8 @@ pub fn load_dir(dir: &Path, config: &Config) -> Result<Loaded, LoadError> {
         };
         checked.push((path, c));
     }
+    let present: std::collections::HashSet<&PathBuf> = checked.iter().map(|(p, _)| p).collect();
+    cache.entries.retain(|path, _| present.contains(path));
     cross_file_rules(&mut checked);
 
     for (path, c) in checked {
@@ -419,3 +462,44 @@ fn cross_file_rules(checked: &mut [(PathBuf, Checked)]) {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod cache_tests {
+    use super::*;
+
+    fn app(replicas: u32) -> String {
+        format!("replicas = {replicas}\n[containers.web]\nimage = \"nginx:1.27\"\n")
+    }
+
+    #[test]
+    fn a_cached_reload_equals_a_fresh_load_after_edits_adds_and_removals() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = Config::default();
+        std::fs::write(dir.path().join("a.toml"), app(1)).expect("write");
+        std::fs::write(dir.path().join("b.toml"), app(1)).expect("write");
+        let mut cache = SpecCache::default();
+        let first = load_dir_cached(dir.path(), &config, &mut cache).expect("load");
+        assert_eq!(first.apps.len(), 2);
+
+        std::fs::write(dir.path().join("a.toml"), app(3)).expect("edit");
+        std::fs::remove_file(dir.path().join("b.toml")).expect("remove");
+        std::fs::write(dir.path().join("c.toml"), "replicas = [\n").expect("broken");
+        let cached = load_dir_cached(dir.path(), &config, &mut cache).expect("reload");
+        let fresh = load_dir(dir.path(), &config).expect("fresh");
+        assert_eq!(cached.apps, fresh.apps);
+        assert_eq!(cached.broken, fresh.broken);
+        assert_eq!(cached.apps[0].replicas, 3, "the edit is seen");
+        assert_eq!(cache.entries.len(), 2, "the removed file left the cache");
+
+        // Duplicates across files are found even when both files come from the cache.
+        std::fs::write(
+            dir.path().join("c.toml"),
+            "name = \"a\"\n".to_string() + &app(1),
+        )
+        .expect("dup");
+        let dup = load_dir_cached(dir.path(), &config, &mut cache).expect("reload");
+        assert_eq!(dup.broken.len(), 2, "{:?}", dup.broken);
+        let again = load_dir_cached(dir.path(), &config, &mut cache).expect("reload");
+        assert_eq!(again.broken, dup.broken);
+    }
+}
