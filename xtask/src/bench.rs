@@ -194,7 +194,7 @@ fn build(root: &Path, release: bool) -> Result<PathBuf> {
         args = vec!["build", "--release", "-p", "berth"];
     }
     eprintln!("+ cargo {}", args.join(" "));
-    let status = cargo_command(root)
+    let status = crate::tasks::cargo_command(root)
         .args(&args)
         .status()
         .context("running cargo")?;
@@ -209,31 +209,6 @@ fn build(root: &Path, release: bool) -> Result<PathBuf> {
     fs::copy(root.join("target").join(profile).join("berth"), &copy)
         .context("copying the berth binary")?;
     Ok(copy)
-}
-
-/// `cargo` without the variables `cargo run` set for xtask itself: build scripts rerun when
-/// those change, which would rebuild them for every nested call (as in tasks.rs).
-fn cargo_command(root: &Path) -> Command {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.current_dir(root);
-    for (key, _) in std::env::vars_os() {
-        let key = key.to_string_lossy();
-        if key.starts_with("CARGO_PKG_")
-            || key.starts_with("CARGO_BIN_")
-            || matches!(
-                key.as_ref(),
-                "CARGO_MANIFEST_DIR"
-                    | "CARGO_MANIFEST_PATH"
-                    | "CARGO_CRATE_NAME"
-                    | "CARGO_PRIMARY_PACKAGE"
-                    | "OUT_DIR"
-            )
-        {
-            cmd.env_remove(key.as_ref());
-        }
-    }
-    cmd
 }
 
 fn app_name(i: usize) -> String {

@@ -26,9 +26,10 @@ pub fn man(root: &Path) -> anyhow::Result<()> {
 
 #[cfg(not(feature = "man"))]
 pub fn man(root: &Path) -> anyhow::Result<()> {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut cmd = std::process::Command::new(cargo);
-    cmd.current_dir(root).args([
+    // Without the variables cargo set for this xtask run, which would describe xtask to the
+    // nested build.
+    let mut cmd = crate::tasks::cargo_command(root);
+    cmd.args([
         "run",
         "--quiet",
         "--package",
@@ -38,22 +39,6 @@ pub fn man(root: &Path) -> anyhow::Result<()> {
         "--",
         "man",
     ]);
-    // The variables cargo set for this xtask run would describe xtask to the nested build.
-    for (key, _) in std::env::vars_os() {
-        let key = key.to_string_lossy();
-        if key.starts_with("CARGO_PKG_")
-            || key.starts_with("CARGO_BIN_")
-            || matches!(
-                key.as_ref(),
-                "CARGO_MANIFEST_DIR"
-                    | "CARGO_MANIFEST_PATH"
-                    | "CARGO_CRATE_NAME"
-                    | "CARGO_PRIMARY_PACKAGE"
-            )
-        {
-            cmd.env_remove(key.as_ref());
-        }
-    }
     let status = cmd.status()?;
     anyhow::ensure!(status.success(), "building the man pages failed ({status})");
     Ok(())

@@ -247,7 +247,7 @@ fn create_example_namespaces(root: &Path, layout: &Layout) -> Result<()> {
 /// A `cargo` command for the workspace, without the variables `cargo run` set for xtask itself:
 /// build scripts (ring's, for one) rerun when those change, which would rebuild them for every
 /// nested call.
-fn cargo_command(root: &Path) -> Command {
+pub(crate) fn cargo_command(root: &Path) -> Command {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(root);
