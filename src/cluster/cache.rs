@@ -107,11 +107,17 @@ impl Cluster {
             let changed = changed.clone();
             let shutdown = shutdown.clone();
             // default_backoff: without it a failing watch retries in a hot loop.
-            // managedFields are dropped before caching: nothing berth decides reads them, and
+            // managedFields and status are dropped before caching: nothing berth decides from
+            // the cache reads them (removal reads the StatefulSet's status from the server), and
             // they are the bulk of each object (most of the daemon's memory at 1000 apps).
             let mut events = watcher(api, config)
                 .default_backoff()
-                .modify(|object| object.metadata.managed_fields = None)
+                .modify(|object| {
+                    object.metadata.managed_fields = None;
+                    if let Some(map) = object.data.as_object_mut() {
+                        map.remove("status");
+                    }
+                })
                 .reflect(writer)
                 .boxed();
             tasks.spawn(async move {
