@@ -16,7 +16,7 @@ use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Service;
 
 use support::daemon::{Daemon, write_atomic};
-use support::{TestNamespace, berth, ensure_rbac, simple_app, wait_for};
+use support::{TestNamespace, berth, ensure_rbac, simple_app, statefulset_identity, wait_for};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -46,22 +46,7 @@ async fn live(ns: &TestNamespace) -> Live {
         .get("web")
         .await
         .expect("the StatefulSet is still there");
-    let m = &sts.metadata;
-    let managed: Vec<_> = m
-        .managed_fields
-        .iter()
-        .flatten()
-        .filter(|f| f.subresource.as_deref() != Some("status"))
-        .collect();
-    let statefulset = serde_json::json!({
-        "uid": m.uid,
-        "generation": m.generation,
-        "labels": m.labels,
-        "annotations": m.annotations,
-        "deletionTimestamp": m.deletion_timestamp,
-        "managedFields": managed,
-        "spec": sts.spec,
-    });
+    let statefulset = statefulset_identity(&sts);
     let svc = |name: &'static str| async move {
         let s = ns
             .api::<Service>()

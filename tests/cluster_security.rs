@@ -17,7 +17,10 @@ use kube::Api;
 use kube::api::{DeleteParams, PostParams};
 
 use support::daemon::{Daemon, write_atomic};
-use support::{Specs, TestNamespace, berth, berth_kubeconfig, ensure_rbac, simple_app, wait_for};
+use support::{
+    Specs, TestNamespace, berth, berth_kubeconfig, ensure_rbac, simple_app, statefulset_identity,
+    wait_for,
+};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -135,25 +138,11 @@ async fn a_secret_looking_env_value_never_appears_in_output_or_logs() {
 
 /// Decodes standard base64 (kubeconfig `*-data` fields); whitespace is skipped.
 fn base64_decode(text: &str) -> Vec<u8> {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let (mut out, mut acc, mut bits) = (Vec::new(), 0u32, 0);
-    for c in text
-        .bytes()
-        .filter(|c| !c.is_ascii_whitespace() && *c != b'=')
-    {
-        let v = ALPHABET
-            .iter()
-            .position(|a| *a == c)
-            .unwrap_or_else(|| panic!("not base64: {c}")) as u32;
-        acc = (acc << 6) | v;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    out
+    use base64::Engine as _;
+    let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(compact)
+        .unwrap_or_else(|e| panic!("not base64: {e}"))
 }
 
 /// Strings that must never be logged: each `*-data` credential as written in the kubeconfig,
@@ -315,24 +304,9 @@ async fn versions(ns: &TestNamespace) -> Vec<(String, serde_json::Value)> {
         .await
         .expect("list")
     {
-        let m = sts.metadata;
-        let managed: Vec<_> = m
-            .managed_fields
-            .iter()
-            .flatten()
-            .filter(|f| f.subresource.as_deref() != Some("status"))
-            .collect();
-        let fingerprint = serde_json::json!({
-            "uid": m.uid,
-            "generation": m.generation,
-            "labels": m.labels,
-            "annotations": m.annotations,
-            "deletionTimestamp": m.deletion_timestamp,
-            "managedFields": managed,
-            "spec": sts.spec,
-        });
+        let fingerprint = statefulset_identity(&sts);
         out.push((
-            format!("StatefulSet/{}", m.name.unwrap_or_default()),
+            format!("StatefulSet/{}", sts.metadata.name.unwrap_or_default()),
             fingerprint,
         ));
     }

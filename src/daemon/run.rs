@@ -395,10 +395,10 @@ async fn reload(shared: &Shared, shutdown: &CancellationToken) -> Option<BTreeSe
     let broken =
         |l: &Loaded| -> BTreeSet<String> { l.broken.iter().map(|b| b.name.clone()).collect() };
     let (was, is) = (broken(&old), broken(&loaded));
-    for name in was.symmetric_difference(&is) {
-        changed.extend(shared.cache.keys().into_iter().filter(|(_, n)| n == name));
-    }
     let live = shared.cache.keys();
+    for name in was.symmetric_difference(&is) {
+        changed.extend(live.iter().filter(|(_, n)| n == name).cloned());
+    }
     let pending_removals = live.iter().filter(|k| !after.contains_key(*k)).count();
     shared.metrics.set_pending_removals(pending_removals as i64);
     *shared.specs.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(loaded);
@@ -493,11 +493,8 @@ async fn reconcile(shared: &Shared, key: &AppKey) -> Outcome {
     let scope = BTreeSet::from([key.clone()]);
     // An app with a spec is planned from its own objects: the removal limit only concerns apps
     // without one, and the whole fleet's inventory per reconcile made the first sync O(N²).
-    let has_spec = specs
-        .apps
-        .iter()
-        .any(|a| a.namespace == key.0 && a.name == key.1);
-    let inventory = if has_spec {
+    let spec = find_app(&specs, key).cloned();
+    let inventory = if spec.is_some() {
         shared.cache.inventory_of(&scope)
     } else {
         shared.cache.inventory(Some(&scope))
@@ -519,11 +516,6 @@ async fn reconcile(shared: &Shared, key: &AppKey) -> Outcome {
         shared.forget(key);
         return Outcome::Done;
     };
-    let spec = specs
-        .apps
-        .iter()
-        .find(|a| a.namespace == key.0 && a.name == key.1)
-        .cloned();
     match &plan.action {
         Action::Unchanged => {
             shared
@@ -635,6 +627,17 @@ async fn reconcile(shared: &Shared, key: &AppKey) -> Outcome {
         }
     }
     Outcome::Done
+}
+
+/// The app of `key` in the loaded specs, which are sorted by namespace and name.
+fn find_app<'a>(specs: &'a Loaded, key: &AppKey) -> Option<&'a App> {
+    specs
+        .apps
+        .binary_search_by(|a| {
+            (a.namespace.as_str(), a.name.as_str()).cmp(&(key.0.as_str(), key.1.as_str()))
+        })
+        .ok()
+        .map(|i| &specs.apps[i])
 }
 
 fn log_plan(app: &str, plan: &AppPlan) {

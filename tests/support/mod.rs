@@ -196,3 +196,25 @@ pub fn simple_app(replicas: u32, size: &str) -> String {
          [volumes.data]\nsize = \"{size}\"\n"
     )
 }
+
+/// What anyone but the StatefulSet controller could change on a StatefulSet: uid, generation,
+/// labels, annotations, spec and the managedFields of the main resource. Its status (and the
+/// resourceVersion a status write bumps) is the controller's, which may write it at any time.
+pub fn statefulset_identity(sts: &k8s_openapi::api::apps::v1::StatefulSet) -> serde_json::Value {
+    let m = &sts.metadata;
+    let managed: Vec<_> = m
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter(|f| f.subresource.as_deref() != Some("status"))
+        .collect();
+    serde_json::json!({
+        "uid": m.uid,
+        "generation": m.generation,
+        "labels": m.labels,
+        "annotations": m.annotations,
+        "deletionTimestamp": m.deletion_timestamp,
+        "managedFields": managed,
+        "spec": sts.spec,
+    })
+}
