@@ -102,7 +102,8 @@ impl Cluster {
         for kind in Kind::ALL {
             let writer = reflector::store::Writer::new(kind.resource());
             let reader = writer.as_reader();
-            let api = kind.all(&self.client);
+            let api = kind.all(&self.watch_client);
+            let store = reader.clone();
             let config = watcher::Config::default().labels(&selector);
             let changed = changed.clone();
             let shutdown = shutdown.clone();
@@ -122,14 +123,35 @@ impl Cluster {
                 .boxed();
             tasks.spawn(async move {
                 let mut listed = false;
+                // Apps with objects in the cache when a re-list began (after a watch expired with
+                // 410 Gone, or the API server restarted). Changes made while the watch was down
+                // arrive only as the new list, not as events: every app in the old or the new
+                // list is looked at again once it is complete.
+                let mut before_relist: Option<BTreeSet<AppKey>> = None;
                 loop {
                     let event = tokio::select! {
                         _ = shutdown.cancelled() => return,
                         event = events.next() => event,
                     };
                     match event {
-                        Some(Ok(watcher::Event::InitDone)) => listed = true,
-                        Some(Ok(watcher::Event::Init)) => listed = false,
+                        Some(Ok(watcher::Event::InitDone)) => {
+                            listed = true;
+                            if let Some(mut keys) = before_relist.take() {
+                                keys.extend(store.state().iter().filter_map(|o| app_key(o)));
+                                tracing::info!(kind = %kind, apps = keys.len(), "owned objects re-listed; checking their apps again");
+                                for key in keys {
+                                    let _ = changed.send(key);
+                                }
+                            }
+                        }
+                        Some(Ok(watcher::Event::Init)) => {
+                            // The store still holds the previous list until InitDone swaps it.
+                            if listed {
+                                before_relist =
+                                    Some(store.state().iter().filter_map(|o| app_key(o)).collect());
+                            }
+                            listed = false;
+                        }
                         Some(Ok(watcher::Event::Apply(o) | watcher::Event::Delete(o))) if listed => {
                             if let Some(key) = app_key(&o) {
                                 let _ = changed.send(key);

@@ -81,10 +81,19 @@ pub enum ClusterError {
     Cancelled { what: String },
 }
 
+/// How long one API request may wait for its response. kube's default is no limit, so a
+/// connection that stalls (a half-open TCP session after a network cut, a hung proxy) would hold
+/// an apply, and with it the app's queue slot, forever. Watches use their own client without
+/// this limit: they are idle by design, and the watcher has its own idle timeout.
+pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// A connection to the cluster, for one berth instance.
 #[derive(Clone)]
 pub struct Cluster {
+    /// For requests: reads, dry-runs, applies, deletes, leases. Bounded by [`REQUEST_TIMEOUT`].
     client: kube::Client,
+    /// For the long-lived watches of the daemon's caches.
+    watch_client: kube::Client,
     /// This berth instance: only objects labelled with it are berth's to change.
     instance: String,
 }
@@ -106,12 +115,23 @@ impl Cluster {
             // No kubeconfig at all: inside a pod, use its service account.
             Err(err) => kube::Config::incluster().map_err(|_| ClusterError::Kubeconfig(err))?,
         };
-        let client = kube::Client::try_from(config).map_err(ClusterError::Client)?;
-        Ok(Cluster::new(client, instance))
+        let watch_client = kube::Client::try_from(config.clone()).map_err(ClusterError::Client)?;
+        let mut request_config = config;
+        request_config.read_timeout = Some(REQUEST_TIMEOUT);
+        // Count from when the request was sent, not from when its pooled connection went idle.
+        request_config.reset_reader_on_write = true;
+        let client = kube::Client::try_from(request_config).map_err(ClusterError::Client)?;
+        Ok(Cluster {
+            client,
+            watch_client,
+            instance: instance.to_string(),
+        })
     }
 
+    /// A cluster whose requests and watches share `client`.
     pub fn new(client: kube::Client, instance: &str) -> Cluster {
         Cluster {
+            watch_client: client.clone(),
             client,
             instance: instance.to_string(),
         }
