@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use super::inventory::LiveApp;
 use super::planner::{Planned, Work};
-use super::{Cluster, ClusterError, FIELD_MANAGER, Kind, REMOVING_ANNOTATION};
+use super::{Cluster, ClusterError, FIELD_MANAGER, Kind, REMOVING_ANNOTATION, RESTART_LABEL};
 
 /// Where progress of long steps goes (a terminal, a log).
 pub trait Progress: Sync {
@@ -112,6 +112,20 @@ const POLL: Duration = Duration::from_millis(500);
 /// Longest silence while waiting.
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 
+/// Test hook of the safety suite: with `BERTH_CRASH_AT=<point>` berth kills itself with SIGKILL
+/// right after that step, as a crash or the OOM killer would, so the tests can restart it after
+/// every step of a removal and of a recreate. The points are named where they are called.
+/// Unset (always, outside the tests) it costs one environment lookup per step.
+fn crash_point(point: &str) {
+    if std::env::var_os("BERTH_CRASH_AT").is_some_and(|v| v == point) {
+        // SIGKILL, not exit or abort: no destructor runs and nothing is flushed or tidied up.
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", &std::process::id().to_string()])
+            .status();
+        std::process::abort();
+    }
+}
+
 impl Cluster {
     /// Executes every app's work; removals last, so a run that is stopped midway has converged
     /// the apps that stay first.
@@ -184,9 +198,13 @@ impl Cluster {
                 objects,
                 delete,
                 cancel_removal,
+                restart_marked,
             } => {
                 self.apply_app(ns, name, objects, delete, *cancel_removal)
                     .await?;
+                if *restart_marked {
+                    self.restart_marked_pods(key, ns, name, progress).await?;
+                }
                 Ok(Outcome::Done("applied", Vec::new()))
             }
             Work::Recreate {
@@ -368,6 +386,7 @@ impl Cluster {
                     .await
                     .map_err(step("marking the StatefulSet for removal and scaling it to 0"))?;
                 progress.step(key, &format!("marked for removal, scaled {before} → 0"));
+                crash_point("removal:marked");
             } else {
                 progress.step(key, "resuming the removal (already scaled to 0)");
             }
@@ -384,6 +403,7 @@ impl Cluster {
             self.delete_owned(Kind::StatefulSet, sts, DeleteParams::background())
                 .await?;
             progress.step(key, "StatefulSet deleted");
+            crash_point("removal:statefulset-deleted");
         }
         // Then the access Service and PDB, the headless Service last: pods kept their DNS names
         // until the very end.
@@ -401,6 +421,7 @@ impl Cluster {
             self.delete_owned(*kind, object, DeleteParams::background())
                 .await?;
             progress.step(key, &format!("{kind} {} deleted", object.name_any()));
+            crash_point("removal:object-deleted");
         }
         let pvcs = self.retained_pvcs(live).await?;
         if !pvcs.is_empty() {
@@ -519,9 +540,14 @@ impl Cluster {
         Ok(names)
     }
 
-    /// Recreate without an outage: delete the StatefulSet orphaning its pods, apply it anew
-    /// (the pods and PVCs are adopted), expand grown PVCs, and where the change needs new pods,
-    /// restart them one at a time, each Ready before the next goes.
+    /// Recreate without an outage: expand grown PVCs, mark the pods that need a restart, delete
+    /// the StatefulSet orphaning its pods, apply it anew (the pods and PVCs are adopted), then
+    /// restart the marked pods one at a time, each Ready before the next goes.
+    ///
+    /// Every step survives a crash: the expansion comes before anything irreversible (a crash
+    /// before the delete replans the same recreate), and the restarts are carried by the pods'
+    /// own [`RESTART_LABEL`], which outlives the StatefulSet, so the next plan finds them
+    /// whatever step was reached.
     #[allow(clippy::too_many_arguments)]
     async fn recreate_app(
         &self,
@@ -535,37 +561,23 @@ impl Cluster {
         progress: &dyn Progress,
     ) -> Result<(), ClusterError> {
         let name = live_sts.name_any();
-        self.delete_owned(Kind::StatefulSet, live_sts, DeleteParams::orphan())
-            .await?;
-        progress.step(
-            key,
-            "StatefulSet deleted with its pods orphaned (they keep running)",
-        );
-        let started = Instant::now();
-        while self.get(Kind::StatefulSet, ns, &name).await?.is_some() {
-            if started.elapsed() > WAIT_TIMEOUT {
-                return Err(ClusterError::Timeout {
-                    what: format!("waiting for StatefulSet {ns}/{name} to be deleted"),
-                    seconds: WAIT_TIMEOUT.as_secs(),
-                });
-            }
-            tokio::time::sleep(POLL).await;
-        }
-        self.apply_app(ns, &name, objects, delete, false).await?;
-        progress.step(key, "StatefulSet created anew; it adopts the running pods");
         let selector = selector_of(live_sts);
         let claims: Api<PersistentVolumeClaim> = Api::namespaced(self.client.clone(), ns);
+        let step = |operation: &'static str, object: &str| {
+            let (ns, object) = (ns.to_string(), object.to_string());
+            move |source| ClusterError::Step {
+                operation,
+                namespace: ns,
+                name: object,
+                source,
+            }
+        };
         for (volume, size) in expand {
             let prefix = format!("{volume}-{name}-");
             let list = claims
                 .list(&ListParams::default().labels(&selector))
                 .await
-                .map_err(|source| ClusterError::Step {
-                    operation: "listing PVCs to expand",
-                    namespace: ns.to_string(),
-                    name: name.clone(),
-                    source,
-                })?;
+                .map_err(step("listing PVCs to expand", &name))?;
             for pvc in list
                 .items
                 .iter()
@@ -580,23 +592,61 @@ impl Cluster {
                         ),
                     )
                     .await
-                    .map_err(|source| ClusterError::Step {
-                        operation: "expanding a PVC",
-                        namespace: ns.to_string(),
-                        name: pvc.name_any(),
-                        source,
-                    })?;
+                    .map_err(step("expanding a PVC", &pvc.name_any()))?;
                 progress.step(key, &format!("PVC {} expanded to {size}", pvc.name_any()));
+                crash_point("recreate:expanded");
             }
         }
         if restart_pods {
-            self.restart_pods_one_by_one(key, ns, &name, progress)
-                .await?;
+            let pods: Api<Pod> = Api::namespaced(self.client.clone(), ns);
+            let list = pods
+                .list_metadata(&ListParams::default().labels(&selector))
+                .await
+                .map_err(step("listing the pods to restart", &name))?;
+            for pod in &list.items {
+                pods.patch_metadata(
+                    &pod.name_any(),
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({"metadata": {"labels": {RESTART_LABEL: self.instance}}})),
+                )
+                .await
+                .map_err(step("marking a pod for restart", &pod.name_any()))?;
+            }
+            progress.step(
+                key,
+                &format!("{} pod(s) marked for a restart", list.items.len()),
+            );
+            crash_point("recreate:marked");
         }
+        self.delete_owned(Kind::StatefulSet, live_sts, DeleteParams::orphan())
+            .await?;
+        progress.step(
+            key,
+            "StatefulSet deleted with its pods orphaned (they keep running)",
+        );
+        crash_point("recreate:orphaned");
+        let started = Instant::now();
+        while self.get(Kind::StatefulSet, ns, &name).await?.is_some() {
+            if started.elapsed() > WAIT_TIMEOUT {
+                return Err(ClusterError::Timeout {
+                    what: format!("waiting for StatefulSet {ns}/{name} to be deleted"),
+                    seconds: WAIT_TIMEOUT.as_secs(),
+                });
+            }
+            tokio::time::sleep(POLL).await;
+        }
+        self.apply_app(ns, &name, objects, delete, false).await?;
+        progress.step(key, "StatefulSet created anew; it adopts the running pods");
+        crash_point("recreate:created");
+        // Also pods marked by an earlier recreate that was cut short.
+        self.restart_marked_pods(key, ns, &name, progress).await?;
         Ok(())
     }
 
-    async fn restart_pods_one_by_one(
+    /// Restarts, one at a time and highest ordinal first (as a rolling update goes), the pods
+    /// of an app that carry [`RESTART_LABEL`]; each new pod is Ready before the next goes. The
+    /// new pods come without the label, so a restart cut short resumes with the rest.
+    pub(crate) async fn restart_marked_pods(
         &self,
         key: &str,
         ns: &str,
@@ -604,17 +654,6 @@ impl Cluster {
         progress: &dyn Progress,
     ) -> Result<(), ClusterError> {
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), ns);
-        let sts = self
-            .get(Kind::StatefulSet, ns, name)
-            .await?
-            .ok_or_else(|| ClusterError::Cancelled {
-                what: format!("restarting the pods of {key}: the StatefulSet is gone"),
-            })?;
-        let replicas = sts
-            .data
-            .pointer("/spec/replicas")
-            .and_then(Value::as_i64)
-            .unwrap_or(0);
         let step_err = |operation: &'static str, pod: &str| {
             let (ns, pod) = (ns.to_string(), pod.to_string());
             move |source| ClusterError::Step {
@@ -624,9 +663,22 @@ impl Cluster {
                 source,
             }
         };
-        // Highest ordinal first, as a rolling update goes.
-        for ordinal in (0..replicas).rev() {
-            let pod_name = format!("{name}-{ordinal}");
+        let marked = pods
+            .list_metadata(&ListParams::default().labels(&restart_selector(&self.instance, name)))
+            .await
+            .map_err(step_err("listing the pods to restart", name))?;
+        let mut ordinals: Vec<(i64, String)> = marked
+            .items
+            .iter()
+            .filter_map(|p| {
+                let pod_name = p.name_any();
+                let ordinal = pod_name.strip_prefix(&format!("{name}-"))?.parse().ok()?;
+                Some((ordinal, pod_name))
+            })
+            .collect();
+        ordinals.sort_by(|a, b| b.cmp(a));
+        for (_, pod_name) in ordinals {
+            // Never take a pod down while another of the app is not Ready yet.
             self.wait_pod_ready(key, &pods, &pod_name, None).await?;
             let Some(old) = pods
                 .get_opt(&pod_name)
@@ -635,10 +687,23 @@ impl Cluster {
             else {
                 continue;
             };
-            pods.delete(&pod_name, &DeleteParams::default())
-                .await
-                .map_err(step_err("restarting a pod", &pod_name))?;
+            if !old.labels().contains_key(RESTART_LABEL) {
+                continue;
+            }
+            pods.delete(
+                &pod_name,
+                &DeleteParams {
+                    preconditions: Some(Preconditions {
+                        uid: old.uid(),
+                        resource_version: None,
+                    }),
+                    ..DeleteParams::default()
+                },
+            )
+            .await
+            .map_err(step_err("restarting a pod", &pod_name))?;
             progress.step(key, &format!("restarting {pod_name}"));
+            crash_point("recreate:pod-restarted");
             self.wait_pod_ready(key, &pods, &pod_name, old.uid())
                 .await?;
             progress.step(key, &format!("{pod_name} is Ready again"));
@@ -676,6 +741,14 @@ impl Cluster {
             tokio::time::sleep(POLL).await;
         }
     }
+}
+
+/// The pods of app `name` that an interrupted recreate left marked for a restart.
+pub(crate) fn restart_selector(instance: &str, name: &str) -> String {
+    format!(
+        "{RESTART_LABEL}={instance},{}={name}",
+        crate::render::NAME_LABEL
+    )
 }
 
 /// `k=v,k=v` from a StatefulSet's `spec.selector.matchLabels`.

@@ -26,6 +26,11 @@ pub const FIELD_MANAGER: &str = "berth";
 /// The value is the replica count before the removal started.
 pub const REMOVING_ANNOTATION: &str = "berth.dev/removing";
 
+/// Set (to the instance's name) on each pod a recreate must restart, before the StatefulSet is
+/// deleted; the pod's replacement comes without it. A run that finds marked pods restarts them
+/// one at a time, so a recreate cut short at any step still ends with every pod restarted.
+pub const RESTART_LABEL: &str = "berth.dev/restart-pending";
+
 /// Operational errors; each names the operation that failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
@@ -40,6 +45,13 @@ pub enum ClusterError {
         kind: Kind,
         namespace: String,
         name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("listing {what} in namespace {namespace}")]
+    List {
+        what: &'static str,
+        namespace: String,
         #[source]
         source: kube::Error,
     },

@@ -6,18 +6,19 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use futures::StreamExt;
+use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
-use kube::api::{DynamicObject, ListParams, Patch, PatchParams};
+use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
 use serde_json::Value;
 use tokio::sync::OnceCell;
 
 use super::inventory::{Inventory, LiveApp};
-use super::{Cluster, ClusterError, FIELD_MANAGER, Kind, REMOVING_ANNOTATION};
+use super::{Cluster, ClusterError, FIELD_MANAGER, Kind, REMOVING_ANNOTATION, RESTART_LABEL};
 use crate::plan::{
     Action, AppPlan, FINGERPRINT_ANNOTATION, ObjectChange, ObjectRef, Plan, contained_in,
     fingerprint, immutable_changes, normalize, summarize,
 };
-use crate::render::{RenderContext, render_app, source_value};
+use crate::render::{NAME_LABEL, RenderContext, render_app, source_value};
 use crate::spec::{App, Loaded};
 
 /// From this many apps without owned objects in one namespace, the planner lists the names of
@@ -78,6 +79,8 @@ pub(crate) enum Work {
         delete: Vec<(Kind, DynamicObject)>,
         /// The StatefulSet carries the removal mark: the spec is back, so drop the mark.
         cancel_removal: bool,
+        /// Pods carry the restart mark of a recreate cut short: restart them one at a time.
+        restart_marked: bool,
     },
     /// Delete the StatefulSet orphaning its pods, create it anew, expand PVCs, maybe restart pods.
     Recreate {
@@ -166,6 +169,7 @@ impl Cluster {
         let lookups = Lookups {
             existing: self.prefetch_names(&apps, inventory, concurrency).await?,
             namespaces: Mutex::default(),
+            restarts: self.marked_pods(&apps, concurrency).await?,
         };
         // Apps are independent: plan them concurrently, then take the results in app order so
         // the outcome (and which error wins) does not depend on timing.
@@ -504,6 +508,17 @@ impl Cluster {
                 .summary
                 .insert(0, "removal cancelled: the spec is back".to_string());
         }
+        let marked = lookups
+            .restarts
+            .get(&(ns.clone(), app.name.clone()))
+            .filter(|pods| !pods.is_empty());
+        if let Some(pods) = marked {
+            app_plan.summary.push(format!(
+                "restart {} pod(s) one at a time, left marked by a recreate that was cut short: {}",
+                pods.len(),
+                pods.join(", ")
+            ));
+        }
 
         let work = if let Some((reasons, expand, restart_pods, live_statefulset)) = recreate {
             app_plan.action = Action::Recreate { reasons };
@@ -514,7 +529,7 @@ impl Cluster {
                 expand,
                 restart_pods,
             })
-        } else if changed_objects.is_empty() && delete.is_empty() {
+        } else if changed_objects.is_empty() && delete.is_empty() && marked.is_none() {
             app_plan.action = Action::Unchanged;
             None
         } else {
@@ -541,6 +556,7 @@ impl Cluster {
                 objects: changed_objects,
                 delete,
                 cancel_removal,
+                restart_marked: marked.is_some(),
             })
         };
         Ok((app_plan, work))
@@ -611,6 +627,8 @@ struct Lookups {
     existing: HashMap<(Kind, String), HashSet<String>>,
     /// Per namespace, whether it exists: settled by the first dry-run create planned in it.
     namespaces: Mutex<HashMap<String, Arc<OnceCell<()>>>>,
+    /// `(namespace, app)` → its pods that carry the restart mark of an unfinished recreate.
+    restarts: HashMap<(String, String), Vec<String>>,
 }
 
 impl Lookups {
@@ -699,6 +717,53 @@ impl Cluster {
             .await
             .into_iter()
             .collect()
+    }
+}
+
+impl Cluster {
+    /// Pods that a recreate marked for a restart and that still wait for it, by app: one list
+    /// (metadata only, by the mark's label, so normally empty) per namespace of the planned
+    /// apps. This is how a recreate cut short at any step is finished by the next run.
+    async fn marked_pods(
+        &self,
+        apps: &[&App],
+        concurrency: usize,
+    ) -> Result<HashMap<(String, String), Vec<String>>, ClusterError> {
+        let namespaces: BTreeSet<&str> = apps.iter().map(|a| a.namespace.as_str()).collect();
+        let selector = format!("{RESTART_LABEL}={}", self.instance);
+        // (Futures built in a loop, not a closure: see `plan_scoped`.)
+        let mut lists = Vec::new();
+        for ns in namespaces {
+            let selector = &selector;
+            lists.push(async move {
+                let pods: Api<Pod> = Api::namespaced(self.client.clone(), ns);
+                pods.list_metadata(&ListParams::default().labels(selector))
+                    .await
+                    .map_err(|source| ClusterError::List {
+                        what: "pods marked for a restart",
+                        namespace: ns.to_string(),
+                        source,
+                    })
+            });
+        }
+        let mut marked: HashMap<(String, String), Vec<String>> = HashMap::new();
+        for list in futures::stream::iter(lists)
+            .buffer_unordered(concurrency)
+            .collect::<Vec<_>>()
+            .await
+        {
+            for pod in list?.items {
+                if let (Some(ns), Some(app)) =
+                    (pod.namespace(), pod.labels().get(NAME_LABEL).cloned())
+                {
+                    marked.entry((ns, app)).or_default().push(pod.name_any());
+                }
+            }
+        }
+        for pods in marked.values_mut() {
+            pods.sort();
+        }
+        Ok(marked)
     }
 }
 

@@ -1,6 +1,11 @@
 //! A real local Kubernetes control plane on loopback: etcd, kube-apiserver,
 //! kube-controller-manager, kube-scheduler, kwok (one fake node) and the harness's own storage
 //! provisioner. State lives in target/cluster/; `down` stops only the PIDs `up` recorded.
+//!
+//! A second, named instance (`--name faults`: target/cluster-faults/, every port + 1000) serves
+//! the fault tests, which stop and restart its components one at a time
+//! (`cluster stop-component` / `start-component`) without disturbing the tests that share the
+//! default instance.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -28,8 +33,38 @@ pub const STORAGE_CLASS: &str = "standard";
 /// The provisioner name the StorageClass points at; served by `xtask provisioner`.
 pub const PROVISIONER: &str = "berth.dev/local-hostpath";
 
-/// The files of one cluster, all under target/cluster/.
+/// The named instances and the offset added to every port of the default one.
+const INSTANCES: [(&str, u16); 2] = [("default", 0), ("faults", 1000)];
+
+/// The loopback ports of one instance.
+#[derive(Clone, Copy, Debug)]
+pub struct Ports {
+    pub etcd_client: u16,
+    pub etcd_peer: u16,
+    pub apiserver: u16,
+    pub kcm: u16,
+    pub scheduler: u16,
+    pub kwok: u16,
+}
+
+impl Ports {
+    fn with_offset(offset: u16) -> Ports {
+        Ports {
+            etcd_client: ETCD_CLIENT_PORT + offset,
+            etcd_peer: ETCD_PEER_PORT + offset,
+            apiserver: APISERVER_PORT + offset,
+            kcm: KCM_PORT + offset,
+            scheduler: SCHEDULER_PORT + offset,
+            kwok: KWOK_PORT + offset,
+        }
+    }
+}
+
+/// The files of one cluster, all under target/cluster/ (target/cluster-NAME/ for a named one).
 pub struct Layout {
+    /// `default`, or the instance's name.
+    pub name: &'static str,
+    pub ports: Ports,
     pub dir: PathBuf,
     pub pki: PathBuf,
     pub logs: PathBuf,
@@ -41,9 +76,30 @@ pub struct Layout {
 }
 
 impl Layout {
+    /// The default instance.
     pub fn new(root: &Path) -> Layout {
-        let dir = root.join("target").join("cluster");
+        Layout::at(root, INSTANCES[0])
+    }
+
+    /// A named instance; only the names in [`INSTANCES`] exist, so their ports never collide.
+    pub fn named(root: &Path, name: &str) -> Result<Layout> {
+        match INSTANCES.iter().find(|(n, _)| *n == name) {
+            Some(instance) => Ok(Layout::at(root, *instance)),
+            None => bail!(
+                "no cluster instance `{name}`; the instances are: {}",
+                INSTANCES.map(|(n, _)| n).join(", ")
+            ),
+        }
+    }
+
+    fn at(root: &Path, (name, offset): (&'static str, u16)) -> Layout {
+        let dir = match name {
+            "default" => root.join("target").join("cluster"),
+            _ => root.join("target").join(format!("cluster-{name}")),
+        };
         Layout {
+            name,
+            ports: Ports::with_offset(offset),
             pki: dir.join("pki"),
             logs: dir.join("logs"),
             pids: dir.join("pids"),
@@ -65,14 +121,18 @@ const COMPONENTS: [(&str, &str); 6] = [
     ("provisioner", "provisioner"),
 ];
 
-/// Brings the cluster up, or reuses a running one. Returns true when this call started it.
+/// Brings the default cluster up, or reuses a running one. Returns true when this call started it.
 pub fn up(root: &Path) -> Result<bool> {
-    let layout = Layout::new(root);
+    up_instance(root, &Layout::new(root))
+}
+
+/// Brings the instance of `layout` up, or reuses it when it runs.
+pub fn up_instance(root: &Path, layout: &Layout) -> Result<bool> {
     let bins = gobuild::ensure_binaries(root)?;
-    let running = running_components(&layout);
-    if running.len() == COMPONENTS.len() && apiserver_ready(&layout) {
-        println!("cluster already running; reusing it");
-        print_usage(&layout);
+    let running = running_components(layout);
+    if running.len() == COMPONENTS.len() && apiserver_ready(layout) {
+        println!("cluster `{}` already running; reusing it", layout.name);
+        print_usage(layout);
         return Ok(false);
     }
     if !running.is_empty() {
@@ -81,16 +141,17 @@ pub fn up(root: &Path) -> Result<bool> {
             running.len(),
             COMPONENTS.len()
         );
-        down(root)?;
+        down_instance(layout)?;
     }
     let started_at = Instant::now();
+    let ports = layout.ports;
     for (port, component) in [
-        (ETCD_CLIENT_PORT, "etcd"),
-        (ETCD_PEER_PORT, "etcd (peer)"),
-        (APISERVER_PORT, "kube-apiserver"),
-        (KCM_PORT, "kube-controller-manager"),
-        (SCHEDULER_PORT, "kube-scheduler"),
-        (KWOK_PORT, "kwok"),
+        (ports.etcd_client, "etcd"),
+        (ports.etcd_peer, "etcd (peer)"),
+        (ports.apiserver, "kube-apiserver"),
+        (ports.kcm, "kube-controller-manager"),
+        (ports.scheduler, "kube-scheduler"),
+        (ports.kwok, "kwok"),
     ] {
         process::ensure_port_free(port, component)?;
     }
@@ -99,139 +160,53 @@ pub fn up(root: &Path) -> Result<bool> {
         fs::create_dir_all(d)?;
     }
     make_pki(&layout.pki)?;
-    write_kubeconfig(&layout, &layout.kubeconfig, "admin")?;
-    write_kubeconfig(&layout, &layout.berth_kubeconfig, "berth")?;
-    let result = start_all(&layout, &bins);
+    write_kubeconfig(layout, &layout.kubeconfig, "admin")?;
+    write_kubeconfig(layout, &layout.berth_kubeconfig, "berth")?;
+    write_ports(layout)?;
+    let result = start_all(layout, &bins);
     if let Err(err) = result {
         // Leave nothing half-started behind; the logs stay for a look.
-        stop_recorded(&layout);
+        stop_recorded(layout);
         return Err(err.context(format!(
             "the local control plane did not start; component logs are in {}",
             layout.logs.display()
         )));
     }
-    println!("cluster up in {:.1}s", started_at.elapsed().as_secs_f64());
-    print_usage(&layout);
+    println!(
+        "cluster `{}` up in {:.1}s",
+        layout.name,
+        started_at.elapsed().as_secs_f64()
+    );
+    print_usage(layout);
     Ok(true)
 }
 
+/// ports.json: the instance's ports, for the tests that reach etcd or put a proxy in front of
+/// the API server.
+fn write_ports(layout: &Layout) -> Result<()> {
+    let p = layout.ports;
+    let json = serde_json::json!({
+        "etcd_client": p.etcd_client,
+        "etcd_peer": p.etcd_peer,
+        "apiserver": p.apiserver,
+        "kube_controller_manager": p.kcm,
+        "kube_scheduler": p.scheduler,
+        "kwok": p.kwok,
+    });
+    let path = layout.dir.join("ports.json");
+    fs::write(&path, serde_json::to_string_pretty(&json)?)
+        .with_context(|| format!("writing {}", path.display()))
+}
+
 fn start_all(layout: &Layout, bins: &Binaries) -> Result<()> {
-    let pki = &layout.pki;
-    let p = |f: &str| pki.join(f).display().to_string();
-    let kubeconfig = layout.kubeconfig.display().to_string();
-    let etcd_url = format!("http://127.0.0.1:{ETCD_CLIENT_PORT}");
-    let peer_url = format!("http://127.0.0.1:{ETCD_PEER_PORT}");
-
-    let mut etcd_cmd = Command::new(&bins.etcd);
-    etcd_cmd.args([
-        "--name=local".to_string(),
-        format!("--data-dir={}", layout.dir.join("etcd").display()),
-        format!("--listen-client-urls={etcd_url}"),
-        format!("--advertise-client-urls={etcd_url}"),
-        format!("--listen-peer-urls={peer_url}"),
-        format!("--initial-advertise-peer-urls={peer_url}"),
-        format!("--initial-cluster=local={peer_url}"),
-        // Test data only: fsync costs seconds per write burst on a shared disk.
-        "--unsafe-no-fsync=true".to_string(),
-        "--log-level=warn".to_string(),
-    ]);
-    let mut etcd = process::spawn("etcd", etcd_cmd, &layout.logs, &layout.pids)?;
-    process::wait_for(
-        "etcd to be healthy",
-        Duration::from_secs(30),
-        &mut [&mut etcd],
-        || http_get_ok(ETCD_CLIENT_PORT, "/health"),
-    )?;
-
-    let mut apiserver_cmd = Command::new(&bins.kube_apiserver);
-    apiserver_cmd.args([
-        format!("--etcd-servers={etcd_url}"),
-        "--bind-address=127.0.0.1".to_string(),
-        "--advertise-address=127.0.0.1".to_string(),
-        format!("--secure-port={APISERVER_PORT}"),
-        format!("--tls-cert-file={}", p("apiserver.crt")),
-        format!("--tls-private-key-file={}", p("apiserver.key")),
-        format!("--client-ca-file={}", p("ca.crt")),
-        "--service-account-issuer=https://kubernetes.default.svc.cluster.local".to_string(),
-        format!("--service-account-key-file={}", p("sa.pub")),
-        format!("--service-account-signing-key-file={}", p("sa.key")),
-        "--service-cluster-ip-range=10.96.0.0/16".to_string(),
-        "--authorization-mode=RBAC".to_string(),
-        "--allow-privileged=true".to_string(),
-        // ServiceAccount: envtest parity, pods do not wait for a `default` ServiceAccount per
-        // namespace. TaintNodesByCondition: it puts a not-ready taint on every new node that only
-        // the node-lifecycle controller removes, and that controller stays off (see below).
-        "--disable-admission-plugins=ServiceAccount,TaintNodesByCondition".to_string(),
-        // A loopback endpoint for the `kubernetes` Service fails validation; nothing needs it.
-        "--endpoint-reconciler-type=none".to_string(),
-        "--profiling=false".to_string(),
-        "--v=1".to_string(),
-    ]);
-    let mut apiserver =
-        process::spawn("kube-apiserver", apiserver_cmd, &layout.logs, &layout.pids)?;
-    process::wait_for(
-        "kube-apiserver /readyz",
-        Duration::from_secs(120),
-        &mut [&mut etcd, &mut apiserver],
-        || apiserver_ready(layout),
-    )?;
-
-    let common = |port: u16| {
-        vec![
-            format!("--kubeconfig={kubeconfig}"),
-            format!("--authentication-kubeconfig={kubeconfig}"),
-            format!("--authorization-kubeconfig={kubeconfig}"),
-            "--bind-address=127.0.0.1".to_string(),
-            format!("--secure-port={port}"),
-            "--leader-elect=false".to_string(),
-            "--v=1".to_string(),
-        ]
-    };
-    let mut kcm_cmd = Command::new(&bins.kube_controller_manager);
-    kcm_cmd.args(common(KCM_PORT)).args([
-        "--use-service-account-credentials=false",
-        // Only what berth's behaviour depends on: the StatefulSet controller, the garbage
-        // collector (pods and revisions go with their StatefulSet), namespace cleanup, Service
-        // endpoints, PodDisruptionBudget status, and the PV controllers that bind and protect
-        // the volumes the harness provisioner creates. node-lifecycle stays out: it would taint
-        // and evict kwok's node whenever a heartbeat lags.
-        "--controllers=statefulset-controller,garbage-collector-controller,namespace-controller,\
-         serviceaccount-controller,endpointslice-controller,endpoints-controller,\
-         disruption-controller,persistentvolume-binder-controller,\
-         persistentvolumeclaim-protection-controller,persistentvolume-protection-controller",
-    ]);
-    let mut kcm = process::spawn(
-        "kube-controller-manager",
-        kcm_cmd,
-        &layout.logs,
-        &layout.pids,
-    )?;
-
-    let mut scheduler_cmd = Command::new(&bins.kube_scheduler);
-    scheduler_cmd.args(common(SCHEDULER_PORT));
-    let mut scheduler =
-        process::spawn("kube-scheduler", scheduler_cmd, &layout.logs, &layout.pids)?;
-
-    let kwok_home = layout.dir.join("kwok-home");
-    fs::create_dir_all(&kwok_home)?;
-    let mut kwok_cmd = Command::new(&bins.kwok);
-    kwok_cmd
-        // A stray ~/.kwok/kwok.yaml could carry other stages; kwok's built-in defaults are wanted.
-        .env("HOME", &kwok_home)
-        .args([
-            format!("--kubeconfig={kubeconfig}"),
-            format!("--config={}", bins.kwok_stages.display()),
-            "--manage-all-nodes=true".to_string(),
-            "--cidr=10.244.0.1/16".to_string(),
-            "--node-ip=10.0.0.1".to_string(),
-            format!("--server-address=127.0.0.1:{KWOK_PORT}"),
-        ]);
-    let mut kwok = process::spawn("kwok", kwok_cmd, &layout.logs, &layout.pids)?;
-
-    let mut provisioner_cmd = Command::new(std::env::current_exe()?);
-    provisioner_cmd.args(["provisioner", &kubeconfig]);
-    let mut provisioner =
-        process::spawn("provisioner", provisioner_cmd, &layout.logs, &layout.pids)?;
+    let mut etcd = spawn_component(layout, bins, "etcd")?;
+    wait_component_ready(layout, "etcd", &mut [&mut etcd])?;
+    let mut apiserver = spawn_component(layout, bins, "kube-apiserver")?;
+    wait_component_ready(layout, "kube-apiserver", &mut [&mut etcd, &mut apiserver])?;
+    let mut kcm = spawn_component(layout, bins, "kube-controller-manager")?;
+    let mut scheduler = spawn_component(layout, bins, "kube-scheduler")?;
+    let mut kwok = spawn_component(layout, bins, "kwok")?;
+    let mut provisioner = spawn_component(layout, bins, "provisioner")?;
 
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -247,18 +222,209 @@ fn start_all(layout: &Layout, bins: &Binaries) -> Result<()> {
         &mut kwok,
         &mut provisioner,
     ];
-    process::wait_for(
-        "kube-controller-manager and kube-scheduler to serve",
-        Duration::from_secs(60),
-        all,
-        || port_open(KCM_PORT) && port_open(SCHEDULER_PORT) && port_open(KWOK_PORT),
-    )?;
+    for component in ["kube-controller-manager", "kube-scheduler", "kwok"] {
+        wait_component_ready(layout, component, all)?;
+    }
     process::wait_for(
         &format!("node {NODE_NAME} to turn Ready (kwok)"),
         Duration::from_secs(60),
         all,
         || rt.block_on(node_ready(client.clone())),
     )?;
+    Ok(())
+}
+
+/// The command line of one component of the instance in `layout`.
+fn component_command(layout: &Layout, bins: &Binaries, component: &str) -> Result<Command> {
+    let ports = layout.ports;
+    let pki = &layout.pki;
+    let p = |f: &str| pki.join(f).display().to_string();
+    let kubeconfig = layout.kubeconfig.display().to_string();
+    let etcd_url = format!("http://127.0.0.1:{}", ports.etcd_client);
+    let peer_url = format!("http://127.0.0.1:{}", ports.etcd_peer);
+    let common = |port: u16| {
+        vec![
+            format!("--kubeconfig={kubeconfig}"),
+            format!("--authentication-kubeconfig={kubeconfig}"),
+            format!("--authorization-kubeconfig={kubeconfig}"),
+            "--bind-address=127.0.0.1".to_string(),
+            format!("--secure-port={port}"),
+            "--leader-elect=false".to_string(),
+            "--v=1".to_string(),
+        ]
+    };
+    let cmd = match component {
+        "etcd" => {
+            let mut cmd = Command::new(&bins.etcd);
+            cmd.args([
+                "--name=local".to_string(),
+                format!("--data-dir={}", layout.dir.join("etcd").display()),
+                format!("--listen-client-urls={etcd_url}"),
+                format!("--advertise-client-urls={etcd_url}"),
+                format!("--listen-peer-urls={peer_url}"),
+                format!("--initial-advertise-peer-urls={peer_url}"),
+                format!("--initial-cluster=local={peer_url}"),
+                // Test data only: fsync costs seconds per write burst on a shared disk.
+                "--unsafe-no-fsync=true".to_string(),
+                "--log-level=warn".to_string(),
+            ]);
+            cmd
+        }
+        "kube-apiserver" => {
+            let mut cmd = Command::new(&bins.kube_apiserver);
+            cmd.args([
+                format!("--etcd-servers={etcd_url}"),
+                "--bind-address=127.0.0.1".to_string(),
+                "--advertise-address=127.0.0.1".to_string(),
+                format!("--secure-port={}", ports.apiserver),
+                format!("--tls-cert-file={}", p("apiserver.crt")),
+                format!("--tls-private-key-file={}", p("apiserver.key")),
+                format!("--client-ca-file={}", p("ca.crt")),
+                "--service-account-issuer=https://kubernetes.default.svc.cluster.local".to_string(),
+                format!("--service-account-key-file={}", p("sa.pub")),
+                format!("--service-account-signing-key-file={}", p("sa.key")),
+                "--service-cluster-ip-range=10.96.0.0/16".to_string(),
+                "--authorization-mode=RBAC".to_string(),
+                "--allow-privileged=true".to_string(),
+                // ServiceAccount: envtest parity, pods do not wait for a `default` ServiceAccount
+                // per namespace. TaintNodesByCondition: it puts a not-ready taint on every new
+                // node that only the node-lifecycle controller removes, and that controller stays
+                // off (see below).
+                "--disable-admission-plugins=ServiceAccount,TaintNodesByCondition".to_string(),
+                // A loopback endpoint for the `kubernetes` Service fails validation; nothing
+                // needs it.
+                "--endpoint-reconciler-type=none".to_string(),
+                "--profiling=false".to_string(),
+                "--v=1".to_string(),
+            ]);
+            cmd
+        }
+        "kube-controller-manager" => {
+            let mut cmd = Command::new(&bins.kube_controller_manager);
+            cmd.args(common(ports.kcm)).args([
+                "--use-service-account-credentials=false",
+                // Only what berth's behaviour depends on: the StatefulSet controller, the garbage
+                // collector (pods and revisions go with their StatefulSet), namespace cleanup,
+                // Service endpoints, PodDisruptionBudget status, and the PV controllers that bind
+                // and protect the volumes the harness provisioner creates. node-lifecycle stays
+                // out: it would taint and evict kwok's node whenever a heartbeat lags.
+                "--controllers=statefulset-controller,garbage-collector-controller,\
+                 namespace-controller,serviceaccount-controller,endpointslice-controller,\
+                 endpoints-controller,disruption-controller,persistentvolume-binder-controller,\
+                 persistentvolumeclaim-protection-controller,persistentvolume-protection-controller",
+            ]);
+            cmd
+        }
+        "kube-scheduler" => {
+            let mut cmd = Command::new(&bins.kube_scheduler);
+            cmd.args(common(ports.scheduler));
+            cmd
+        }
+        "kwok" => {
+            let kwok_home = layout.dir.join("kwok-home");
+            fs::create_dir_all(&kwok_home)?;
+            let mut cmd = Command::new(&bins.kwok);
+            // A stray ~/.kwok/kwok.yaml could carry other stages; only the harness's are wanted.
+            cmd.env("HOME", &kwok_home).args([
+                format!("--kubeconfig={kubeconfig}"),
+                format!("--config={}", bins.kwok_stages.display()),
+                "--manage-all-nodes=true".to_string(),
+                "--cidr=10.244.0.1/16".to_string(),
+                "--node-ip=10.0.0.1".to_string(),
+                format!("--server-address=127.0.0.1:{}", ports.kwok),
+            ]);
+            cmd
+        }
+        "provisioner" => {
+            let mut cmd = Command::new(std::env::current_exe()?);
+            cmd.args(["provisioner", &kubeconfig]);
+            cmd
+        }
+        other => bail!(
+            "no component `{other}`; the components are: {}",
+            COMPONENTS.map(|(n, _)| n).join(", ")
+        ),
+    };
+    Ok(cmd)
+}
+
+fn spawn_component(layout: &Layout, bins: &Binaries, component: &str) -> Result<Started> {
+    let name = COMPONENTS
+        .iter()
+        .map(|(n, _)| *n)
+        .find(|n| *n == component)
+        .with_context(|| format!("no component `{component}`"))?;
+    let cmd = component_command(layout, bins, name)?;
+    process::spawn(name, cmd, &layout.logs, &layout.pids)
+}
+
+/// Waits until `component` serves; fails early when one of `started` exits.
+fn wait_component_ready(
+    layout: &Layout,
+    component: &str,
+    started: &mut [&mut Started],
+) -> Result<()> {
+    let ports = layout.ports;
+    let (timeout, probe): (u64, Box<dyn Fn() -> bool>) = match component {
+        "etcd" => (
+            30,
+            Box::new(move || http_get_ok(ports.etcd_client, "/health")),
+        ),
+        "kube-apiserver" => (120, Box::new(|| apiserver_ready(layout))),
+        "kube-controller-manager" => (60, Box::new(move || port_open(ports.kcm))),
+        "kube-scheduler" => (60, Box::new(move || port_open(ports.scheduler))),
+        "kwok" => (60, Box::new(move || port_open(ports.kwok))),
+        _ => (0, Box::new(|| true)),
+    };
+    process::wait_for(
+        &format!("{component} to serve"),
+        Duration::from_secs(timeout),
+        started,
+        probe,
+    )
+}
+
+/// Stops one component of a running instance (SIGTERM, or SIGKILL with `kill`), for the fault
+/// tests. Its PID file stays, so `start_component` and `down` know the instance.
+pub fn stop_component(layout: &Layout, component: &str, kill: bool) -> Result<()> {
+    let (name, needle) = COMPONENTS
+        .iter()
+        .find(|(n, _)| *n == component)
+        .with_context(|| format!("no component `{component}`"))?;
+    let pid_file = layout.pids.join(format!("{name}.pid"));
+    let Some(pid) = process::live_pid(&pid_file, needle) else {
+        bail!("{name} of cluster `{}` is not running", layout.name);
+    };
+    if kill {
+        process::kill(pid, name, needle, &pid_file);
+    } else {
+        process::stop(pid, name, needle, &pid_file);
+    }
+    println!("{name} of cluster `{}` stopped (pid {pid})", layout.name);
+    Ok(())
+}
+
+/// Starts one stopped component again with the command line `up` used, and waits until it
+/// serves. Its log is appended to.
+pub fn start_component(root: &Path, layout: &Layout, component: &str) -> Result<()> {
+    let (name, needle) = COMPONENTS
+        .iter()
+        .find(|(n, _)| *n == component)
+        .with_context(|| format!("no component `{component}`"))?;
+    if let Some(pid) = process::live_pid(&layout.pids.join(format!("{name}.pid")), needle) {
+        bail!(
+            "{name} of cluster `{}` already runs (pid {pid})",
+            layout.name
+        );
+    }
+    let bins = gobuild::ensure_binaries(root)?;
+    let mut started = spawn_component(layout, &bins, name)?;
+    wait_component_ready(layout, name, &mut [&mut started])?;
+    println!(
+        "{name} of cluster `{}` started (pid {})",
+        layout.name,
+        started.child.id()
+    );
     Ok(())
 }
 
@@ -331,7 +497,10 @@ async fn node_ready(client: kube::Client) -> bool {
 }
 
 pub fn down(root: &Path) -> Result<()> {
-    let layout = Layout::new(root);
+    down_instance(&Layout::new(root))
+}
+
+pub fn down_instance(layout: &Layout) -> Result<()> {
     if !layout.dir.exists() {
         println!(
             "no local cluster state in {}; nothing to stop",
@@ -339,10 +508,10 @@ pub fn down(root: &Path) -> Result<()> {
         );
         return Ok(());
     }
-    stop_recorded(&layout);
+    stop_recorded(layout);
     fs::remove_dir_all(&layout.dir)
         .with_context(|| format!("removing {}", layout.dir.display()))?;
-    println!("cluster stopped and its state removed");
+    println!("cluster `{}` stopped and its state removed", layout.name);
     Ok(())
 }
 
@@ -366,8 +535,7 @@ fn running_components(layout: &Layout) -> Vec<&'static str> {
         .collect()
 }
 
-pub fn status(root: &Path) -> Result<()> {
-    let layout = Layout::new(root);
+pub fn status(layout: &Layout) -> Result<()> {
     let mut all_up = true;
     for (name, needle) in COMPONENTS {
         match process::live_pid(&layout.pids.join(format!("{name}.pid")), needle) {
@@ -378,8 +546,12 @@ pub fn status(root: &Path) -> Result<()> {
             }
         }
     }
-    if !apiserver_ready(&layout) {
-        bail!("the local cluster is not serving; start it with `cargo xtask cluster up`");
+    if !apiserver_ready(layout) {
+        bail!(
+            "the local cluster `{}` is not serving; start it with `cargo xtask cluster up{}`",
+            layout.name,
+            name_flag(layout)
+        );
     }
     let summary = kube_client::block_on(async {
         let client = kube_client::client(&layout.kubeconfig).await?;
@@ -388,14 +560,16 @@ pub fn status(root: &Path) -> Result<()> {
         anyhow::Ok((version.git_version, ready))
     })??;
     println!(
-        "kube-apiserver {} at https://127.0.0.1:{APISERVER_PORT}; node {NODE_NAME} {}",
+        "kube-apiserver {} at https://127.0.0.1:{}; node {NODE_NAME} {}",
         summary.0,
+        layout.ports.apiserver,
         if summary.1 { "Ready" } else { "not Ready" }
     );
     println!("KUBECONFIG={}", layout.kubeconfig.display());
     if !all_up {
         bail!(
-            "some components are not running; `cargo xtask cluster down && cargo xtask cluster up` restarts the cluster"
+            "some components are not running; `cargo xtask cluster down{0} && cargo xtask cluster up{0}` restarts the cluster",
+            name_flag(layout)
         );
     }
     Ok(())
@@ -403,18 +577,28 @@ pub fn status(root: &Path) -> Result<()> {
 
 fn print_usage(layout: &Layout) {
     println!(
-        "\nThe local control plane runs on 127.0.0.1:{APISERVER_PORT} (one kwok node, default \
+        "\nThe local control plane runs on 127.0.0.1:{} (one kwok node, default \
          StorageClass `{STORAGE_CLASS}`).\n  export KUBECONFIG={}\n  kubectl get nodes,sc\n  \
-         cargo xtask cluster status | down\nComponent logs: {}",
+         cargo xtask cluster status{flag} | down{flag}\nComponent logs: {}",
+        layout.ports.apiserver,
         layout.kubeconfig.display(),
-        layout.logs.display()
+        layout.logs.display(),
+        flag = name_flag(layout),
     );
+}
+
+/// ` --name NAME` for a named instance, nothing for the default one.
+fn name_flag(layout: &Layout) -> String {
+    match layout.name {
+        "default" => String::new(),
+        name => format!(" --name {name}"),
+    }
 }
 
 /// True once kube-apiserver answers /readyz with 200, authenticated as admin: anonymous
 /// requests get 403 until RBAC bootstrap has run.
 pub fn apiserver_ready(layout: &Layout) -> bool {
-    if !layout.kubeconfig.is_file() || !port_open(APISERVER_PORT) {
+    if !layout.kubeconfig.is_file() || !port_open(layout.ports.apiserver) {
         return false;
     }
     kube_client::block_on(async {
@@ -558,10 +742,11 @@ fn write_kubeconfig(layout: &Layout, path: &Path, user: &str) -> Result<()> {
     };
     let text = format!(
         "apiVersion: v1\nkind: Config\nclusters:\n- name: berth-local\n  cluster:\n    server: \
-         https://127.0.0.1:{APISERVER_PORT}\n    certificate-authority-data: {}\nusers:\n- name: \
+         https://127.0.0.1:{}\n    certificate-authority-data: {}\nusers:\n- name: \
          {user}\n  user:\n    client-certificate-data: {}\n    client-key-data: {}\ncontexts:\n- \
          name: berth-local\n  context:\n    cluster: berth-local\n    user: {user}\n    \
          namespace: default\ncurrent-context: berth-local\n",
+        layout.ports.apiserver,
         b64("ca.crt")?,
         b64(&format!("{user}.crt"))?,
         b64(&format!("{user}.key"))?,

@@ -29,6 +29,10 @@ tasks:
                    kube-scheduler, kwok, storage provisioner); reuses a running one
   cluster down     stop what `cluster up` started and remove its state
   cluster status   say what runs
+  cluster stop-component COMPONENT [--kill]     stop one component (SIGTERM, or SIGKILL)
+  cluster start-component COMPONENT             start it again and wait until it serves
+                   every `cluster` task takes `--name faults` for the fault tests' own instance
+                   (target/cluster-faults, ports + 1000)
   build-bins       only build (or find in the cache) the control-plane binaries
   test             the one test command: lints, unit tests, control plane, integration tests
   demo             control plane up, then `berth watch config/apps` against it
@@ -42,9 +46,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let result = match args.as_slice() {
-        ["cluster", "up"] => cluster::up(&workspace_root()).map(|_| ()),
-        ["cluster", "down"] => cluster::down(&workspace_root()),
-        ["cluster", "status"] => cluster::status(&workspace_root()),
+        ["cluster", rest @ ..] => cluster_task(rest),
         ["build-bins"] => gobuild::ensure_binaries(&workspace_root()).map(|_| ()),
         ["test", rest @ ..] => tasks::test(&workspace_root(), rest),
         ["demo"] => tasks::demo(&workspace_root()),
@@ -67,6 +69,35 @@ fn main() -> ExitCode {
             eprintln!("xtask: {err:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `cluster …` with an optional `--name NAME` anywhere after it.
+fn cluster_task(args: &[&str]) -> anyhow::Result<()> {
+    let root = workspace_root();
+    let mut name = "default";
+    let mut kill = false;
+    let mut rest = Vec::new();
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        match *arg {
+            "--name" => {
+                name = iter
+                    .next()
+                    .ok_or_else(|| anyhow::anyhow!("--name needs an instance name"))?
+            }
+            "--kill" => kill = true,
+            other => rest.push(other),
+        }
+    }
+    let layout = cluster::Layout::named(&root, name)?;
+    match rest.as_slice() {
+        ["up"] => cluster::up_instance(&root, &layout).map(|_| ()),
+        ["down"] => cluster::down_instance(&layout),
+        ["status"] => cluster::status(&layout),
+        ["stop-component", component] => cluster::stop_component(&layout, component, kill),
+        ["start-component", component] => cluster::start_component(&root, &layout, component),
+        _ => anyhow::bail!("unknown cluster task: {}\n\n{USAGE}", args.join(" ")),
     }
 }
 

@@ -20,7 +20,12 @@ pub struct Started {
 pub fn spawn(name: &'static str, mut cmd: Command, logs: &Path, pids: &Path) -> Result<Started> {
     use std::os::unix::process::CommandExt;
     let log = logs.join(format!("{name}.log"));
-    let out = fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+    // Appended to: a component the fault tests restart keeps its earlier log.
+    let out = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .with_context(|| format!("opening {}", log.display()))?;
     let err = out.try_clone()?;
     cmd.stdin(Stdio::null())
         .stdout(out)
@@ -92,6 +97,20 @@ pub fn stop(pid: u32, name: &str, expect_in_cmdline: &str, pid_file: &Path) {
     let _ = Command::new("kill")
         .args(["-KILL", &pid.to_string()])
         .status();
+}
+
+/// SIGKILL at once, as a crash would end the process; waits until it is gone.
+pub fn kill(pid: u32, name: &str, expect_in_cmdline: &str, pid_file: &Path) {
+    let _ = Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline && live_pid(pid_file, expect_in_cmdline).is_some() {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if live_pid(pid_file, expect_in_cmdline).is_some() {
+        eprintln!("{name} (pid {pid}) is still there 10s after SIGKILL");
+    }
 }
 
 /// Fails with a clear message when something else already listens on a port the cluster needs.
