@@ -15,7 +15,7 @@ use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Service};
 use kube::api::ListParams;
 
 use support::daemon::Daemon;
-use support::{Run, Specs, TestNamespace, berth, berth_kubeconfig, ensure_rbac, wait_for};
+use support::{Run, Specs, TestNamespace, berth, berth_with_env, ensure_rbac, wait_for};
 
 const TIMEOUT: Duration = Duration::from_secs(180);
 
@@ -33,20 +33,7 @@ fn app(size: &str, headless: Option<&str>) -> String {
 
 /// `berth` with the crash hook set to `point`.
 async fn berth_crashing_at(ns: &TestNamespace, point: &str, args: &[&str]) -> Run {
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_berth"));
-    cmd.env("KUBECONFIG", berth_kubeconfig())
-        .env("NO_COLOR", "1")
-        .env("BERTH_CRASH_AT", point)
-        .env_remove("BERTH_CONFIG")
-        .args(["--instance", &ns.name, "--namespace", &ns.name])
-        .args(args)
-        .stdin(std::process::Stdio::null());
-    let out = cmd.output().await.expect("run berth");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    berth_with_env(ns, &[("BERTH_CRASH_AT", point.as_ref())], args).await
 }
 
 fn assert_killed(run: &Run, point: &str) {

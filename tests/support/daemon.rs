@@ -54,8 +54,11 @@ impl Daemon {
             .port();
         let admin = format!("127.0.0.1:{port}");
         let out = std::fs::File::create(&log).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_berth"))
-            .env("KUBECONFIG", berth_kubeconfig())
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_berth"));
+        if !env.iter().any(|(k, _)| *k == "KUBECONFIG") {
+            cmd.env("KUBECONFIG", berth_kubeconfig());
+        }
+        let child = cmd
             .env_remove("BERTH_CONFIG")
             .args(["--instance", &ns.name, "--namespace", &ns.name])
             .args(global)

@@ -4,6 +4,7 @@
 #![allow(dead_code)] // Each test binary uses a different part of this module.
 
 pub mod daemon;
+pub mod faults;
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -33,7 +34,11 @@ pub struct TestNamespace {
 
 impl TestNamespace {
     pub async fn new(prefix: &str) -> TestNamespace {
-        let client = admin_client().await;
+        TestNamespace::new_in(admin_client().await, prefix).await
+    }
+
+    /// A fresh namespace in the cluster of `client` (the fault tests' own cluster).
+    pub async fn new_in(client: kube::Client, prefix: &str) -> TestNamespace {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.subsec_nanos())
@@ -145,8 +150,20 @@ impl Run {
 /// Runs the berth binary as the restricted `berth` user, with the test namespace as the berth
 /// instance (so parallel tests never see each other's apps as removals).
 pub async fn berth(ns: &TestNamespace, args: &[&str]) -> Run {
+    berth_with_env(ns, &[("KUBECONFIG", &berth_kubeconfig())], args).await
+}
+
+/// Like [`berth`], with extra environment variables (set last, so `KUBECONFIG` there wins).
+pub async fn berth_with_env(
+    ns: &TestNamespace,
+    env: &[(&str, &std::ffi::OsStr)],
+    args: &[&str],
+) -> Run {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_berth"));
-    cmd.env("KUBECONFIG", berth_kubeconfig())
+    if !env.iter().any(|(k, _)| *k == "KUBECONFIG") {
+        cmd.env("KUBECONFIG", berth_kubeconfig());
+    }
+    cmd.envs(env.iter().copied())
         .env("NO_COLOR", "1")
         .env_remove("BERTH_CONFIG")
         .args(["--instance", &ns.name, "--namespace", &ns.name])

@@ -418,6 +418,24 @@ pub fn start_component(root: &Path, layout: &Layout, component: &str) -> Result<
         );
     }
     let bins = gobuild::ensure_binaries(root)?;
+    // A killed process's threads may still hold its listening socket for a moment after its
+    // PID looks gone.
+    let ports = layout.ports;
+    let port = match *name {
+        "etcd" => Some(ports.etcd_client),
+        "kube-apiserver" => Some(ports.apiserver),
+        "kube-controller-manager" => Some(ports.kcm),
+        "kube-scheduler" => Some(ports.scheduler),
+        "kwok" => Some(ports.kwok),
+        _ => None,
+    };
+    if let Some(port) = port {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while process::ensure_port_free(port, name).is_err() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        process::ensure_port_free(port, name)?;
+    }
     let mut started = spawn_component(layout, &bins, name)?;
     wait_component_ready(layout, name, &mut [&mut started])?;
     println!(

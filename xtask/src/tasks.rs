@@ -40,15 +40,20 @@ pub fn test(root: &Path, filter: &[&str]) -> Result<()> {
     let mut integration = vec!["test", "--workspace"];
     integration.extend(filter);
     integration.extend(["--", "--ignored"]);
+    // The fault tests bring up their own instance (`--name faults`) through this binary, and
+    // stop and start its components; it goes down again at the end.
+    let xtask = std::env::current_exe().context("locating the xtask binary")?;
     let result = cargo_test(
         root,
         &integration,
         &[
             ("KUBECONFIG", layout.kubeconfig.as_os_str()),
             ("BERTH_TEST_KUBECONFIG", layout.berth_kubeconfig.as_os_str()),
+            ("BERTH_XTASK", xtask.as_os_str()),
         ],
         &mut counts,
     );
+
     if result.is_err() {
         for name in [
             "kube-apiserver",
@@ -63,6 +68,20 @@ pub fn test(root: &Path, filter: &[&str]) -> Result<()> {
                 process::tail(&log, 15)
             );
         }
+    }
+    let faults = Layout::named(root, "faults")?;
+    if faults.dir.exists() {
+        if result.is_err() {
+            for name in ["etcd", "kube-apiserver"] {
+                let log = faults.logs.join(format!("{name}.log"));
+                eprintln!(
+                    "--- last lines of {}:\n{}",
+                    log.display(),
+                    process::tail(&log, 15)
+                );
+            }
+        }
+        cluster::down_instance(&faults)?;
     }
     if we_started {
         cluster::down(root)?;

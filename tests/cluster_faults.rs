@@ -1,0 +1,389 @@
+//! Faults of the control plane itself, on the fault tests' own cluster (support::faults): the
+//! API server killed during an apply and during a removal's wait for pods, etcd killed and
+//! restarted, and a watch that expires (410 Gone) after etcd compaction. After each, berth
+//! converges to the files with no object lost or duplicated and every PVC kept.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Service};
+use kube::Api;
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
+
+use support::daemon::{Daemon, write_atomic};
+use support::faults::{FaultCluster, fault_cluster};
+use support::{Run, TestNamespace, berth_with_env, ensure_rbac, simple_app, wait_for};
+
+const TIMEOUT: Duration = Duration::from_secs(120);
+
+async fn setup(cluster: &FaultCluster, prefix: &str) -> (TestNamespace, tempfile::TempDir) {
+    let client = cluster.admin_client().await;
+    ensure_rbac(&client).await;
+    let ns = TestNamespace::new_in(client, prefix).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir(dir.path().join("specs")).expect("specs dir");
+    (ns, dir)
+}
+
+/// berth as the restricted user of the fault cluster.
+async fn berth(cluster: &FaultCluster, ns: &TestNamespace, args: &[&str]) -> Run {
+    berth_with_env(ns, &[("KUBECONFIG", &cluster.berth_kubeconfig())], args).await
+}
+
+async fn daemon(cluster: &FaultCluster, ns: &TestNamespace, dir: &tempfile::TempDir) -> Daemon {
+    let kubeconfig = cluster.berth_kubeconfig();
+    Daemon::start_with_env(
+        ns,
+        &dir.path().join("specs"),
+        &[],
+        &[],
+        &[("KUBECONFIG", &kubeconfig)],
+        dir.path().join("berth.log"),
+    )
+    .await
+}
+
+async fn names<K>(ns: &TestNamespace) -> BTreeSet<String>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+    <K as kube::Resource>::DynamicType: Default,
+{
+    ns.api::<K>()
+        .list(&ListParams::default())
+        .await
+        .expect("list")
+        .items
+        .iter()
+        .map(|o| o.meta().name.clone().unwrap_or_default())
+        .collect()
+}
+
+fn is_ready(pod: &Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane: run with `cargo xtask test`"]
+async fn an_apply_cut_by_an_apiserver_crash_converges_after_the_restart() {
+    let (_serial, cluster) = fault_cluster().await;
+    let (ns, dir) = setup(&cluster, "fault-apply").await;
+    let specs = dir.path().join("specs");
+    const APPS: usize = 60;
+    for i in 0..APPS {
+        write_atomic(&specs, &format!("app-{i:02}.toml"), &simple_app(0, "1Gi"));
+    }
+    let path = specs.to_str().expect("utf-8").to_string();
+    let apply = {
+        let kubeconfig = cluster.berth_kubeconfig();
+        let ns_name = ns.name.clone();
+        tokio::spawn(async move {
+            let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_berth"))
+                .env("KUBECONFIG", kubeconfig)
+                .env("NO_COLOR", "1")
+                .env_remove("BERTH_CONFIG")
+                .args(["--instance", &ns_name, "--namespace", &ns_name])
+                .args(["apply", "--yes", &path])
+                .stdin(std::process::Stdio::null())
+                .output()
+                .await
+                .expect("run berth");
+            (
+                out.status.code(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            )
+        })
+    };
+    // Kill the API server as soon as the first StatefulSet is there: mid-apply.
+    let statefulsets = ns.api::<StatefulSet>();
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let n = statefulsets
+            .list_metadata(&ListParams::default())
+            .await
+            .map(|l| l.items.len())
+            .unwrap_or(0);
+        if n > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "berth apply created nothing");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    cluster.kill("kube-apiserver");
+    let killed_at = Instant::now();
+    let (code, stderr) = apply.await.expect("apply task");
+    println!(
+        "berth apply ended {:.1}s after the API server died, exit {code:?}:\n{stderr}",
+        killed_at.elapsed().as_secs_f64()
+    );
+    assert_ne!(code, Some(0), "the apply cannot have finished: {stderr}");
+    assert!(
+        stderr.contains("127.0.0.1") || stderr.to_lowercase().contains("connect"),
+        "the error names the connection: {stderr}"
+    );
+    cluster.start("kube-apiserver");
+
+    let created_before = names::<StatefulSet>(&ns).await.len();
+    let rerun = berth(
+        &cluster,
+        &ns,
+        &["apply", "--yes", specs.to_str().expect("utf-8 path")],
+    )
+    .await;
+    rerun.expect_code(0);
+    println!("{created_before} of {APPS} StatefulSets were created before the crash");
+    let want: BTreeSet<String> = (0..APPS).map(|i| format!("app-{i:02}")).collect();
+    assert_eq!(names::<StatefulSet>(&ns).await, want, "every app, once");
+    let headless: BTreeSet<String> = want.iter().map(|n| format!("{n}-headless")).collect();
+    assert_eq!(names::<Service>(&ns).await, headless, "every Service, once");
+    berth(
+        &cluster,
+        &ns,
+        &["diff", specs.to_str().expect("utf-8 path")],
+    )
+    .await
+    .expect_code(0);
+    ns.cleanup().await;
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane: run with `cargo xtask test`"]
+async fn a_removal_waiting_for_pods_survives_an_apiserver_restart() {
+    let (_serial, cluster) = fault_cluster().await;
+    let (ns, dir) = setup(&cluster, "fault-removal").await;
+    let specs = dir.path().join("specs");
+    write_atomic(&specs, "web.toml", &simple_app(1, "1Gi"));
+    // A second app keeps the directory from looking emptied (that removal would be held back).
+    write_atomic(&specs, "keep.toml", &simple_app(0, "1Gi"));
+    let daemon = daemon(&cluster, &ns, &dir).await;
+    let pods = ns.api::<Pod>();
+    wait_for("web-0 Ready", TIMEOUT, || async {
+        is_ready(&pods.get_opt("web-0").await.ok()??).then_some(())
+    })
+    .await;
+    let pvc_uid = ns
+        .api::<PersistentVolumeClaim>()
+        .get("data-web-0")
+        .await
+        .expect("pvc")
+        .metadata
+        .uid;
+    // Held in Terminating by the test's own finalizer: the removal waits for it.
+    pods.patch(
+        "web-0",
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({"metadata": {"finalizers": ["berth.dev/test-hold"]}})),
+    )
+    .await
+    .expect("hold web-0");
+    std::fs::remove_file(specs.join("web.toml")).expect("remove");
+    wait_for("the removal waiting for web-0", TIMEOUT, || async {
+        let pod = pods.get_opt("web-0").await.ok()??;
+        pod.metadata.deletion_timestamp.is_some().then_some(())
+    })
+    .await;
+
+    cluster.kill("kube-apiserver");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        daemon.get("/healthz").await.as_deref(),
+        Some("ok"),
+        "the daemon lives through the outage"
+    );
+    cluster.start("kube-apiserver");
+    assert!(
+        ns.api::<StatefulSet>()
+            .get_opt("web")
+            .await
+            .expect("get")
+            .is_some(),
+        "nothing deleted while web-0 is still stopping"
+    );
+    pods.patch(
+        "web-0",
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({"metadata": {"finalizers": null}})),
+    )
+    .await
+    .expect("release web-0");
+    wait_for("the removal to finish", TIMEOUT, || async {
+        let sts = ns.api::<StatefulSet>().get_opt("web").await.ok()?;
+        let svc = ns.api::<Service>().get_opt("web-headless").await.ok()?;
+        (sts.is_none() && svc.is_none()).then_some(())
+    })
+    .await;
+    let pvc = ns
+        .api::<PersistentVolumeClaim>()
+        .get("data-web-0")
+        .await
+        .expect("the PVC is kept");
+    assert_eq!(pvc.metadata.uid, pvc_uid, "the same PVC");
+    assert!(
+        daemon.log().contains("app removed; volumes kept"),
+        "{}",
+        daemon.log()
+    );
+    ns.cleanup().await;
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane: run with `cargo xtask test`"]
+async fn an_etcd_crash_is_ridden_out_and_edits_and_drift_are_handled_after_it() {
+    let (_serial, cluster) = fault_cluster().await;
+    let (ns, dir) = setup(&cluster, "fault-etcd").await;
+    let specs = dir.path().join("specs");
+    write_atomic(&specs, "web.toml", &simple_app(0, "1Gi"));
+    let daemon = daemon(&cluster, &ns, &dir).await;
+    let statefulsets = ns.api::<StatefulSet>();
+    let uid = statefulsets.get("web").await.expect("web").metadata.uid;
+
+    cluster.kill("etcd");
+    // An edit while etcd is down: it cannot land now, and must not be lost.
+    write_atomic(
+        &specs,
+        "web.toml",
+        &simple_app(0, "1Gi").replace("nginx:1.27", "nginx:1.28"),
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(daemon.get("/healthz").await.as_deref(), Some("ok"));
+    cluster.start("etcd");
+
+    let image = |sts: &StatefulSet| {
+        sts.spec.as_ref()?.template.spec.as_ref()?.containers[0]
+            .image
+            .clone()
+    };
+    wait_for(
+        "the edit made during the outage to land",
+        TIMEOUT,
+        || async {
+            let sts = statefulsets.get_opt("web").await.ok()??;
+            (image(&sts).as_deref() == Some("nginx:1.28")).then_some(())
+        },
+    )
+    .await;
+    // Drift after the outage is still seen: the watches came back.
+    statefulsets
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"spec": {"replicas": 2}})),
+        )
+        .await
+        .expect("drift");
+    wait_for("the drift to be corrected", TIMEOUT, || async {
+        let sts = statefulsets.get_opt("web").await.ok()??;
+        (sts.spec?.replicas == Some(0)).then_some(())
+    })
+    .await;
+    assert_eq!(
+        statefulsets.get("web").await.expect("web").metadata.uid,
+        uid,
+        "the same StatefulSet"
+    );
+    berth(
+        &cluster,
+        &ns,
+        &["diff", specs.to_str().expect("utf-8 path")],
+    )
+    .await
+    .expect_code(0);
+    ns.cleanup().await;
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane: run with `cargo xtask test`"]
+async fn a_watch_expired_by_compaction_is_relisted_and_drift_made_meanwhile_is_corrected() {
+    let (_serial, cluster) = fault_cluster().await;
+    let (ns, dir) = setup(&cluster, "fault-gone").await;
+    let specs = dir.path().join("specs");
+    write_atomic(&specs, "web.toml", &simple_app(0, "1Gi"));
+    write_atomic(&specs, "db.toml", &simple_app(0, "1Gi"));
+    let daemon = daemon(&cluster, &ns, &dir).await;
+    let statefulsets = ns.api::<StatefulSet>();
+
+    // Frozen, the daemon cannot notice the API server going away; when it wakes its watch
+    // connections are dead and it resumes them from resourceVersions the new API server no
+    // longer serves. Everything below happens with no watch of berth's open: events buffered
+    // in a live connection would otherwise hand it the changes without any re-list.
+    daemon.signal("STOP");
+    // Unrelated writes first: the restarted API server's watch cache then starts past every
+    // resourceVersion the daemon has seen, so all three of its watches expire.
+    let config_maps: Api<ConfigMap> = ns.api();
+    let cm: ConfigMap =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": "churn"}})).expect("cm");
+    config_maps
+        .create(&PostParams::default(), &cm)
+        .await
+        .expect("churn");
+    for i in 0..20 {
+        config_maps
+            .patch(
+                "churn",
+                &PatchParams::default(),
+                &Patch::Merge(serde_json::json!({"data": {"i": i.to_string()}})),
+            )
+            .await
+            .expect("churn");
+    }
+    cluster.kill("kube-apiserver");
+    cluster.start("kube-apiserver");
+    statefulsets
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"spec": {"replicas": 2}})),
+        )
+        .await
+        .expect("drift");
+    statefulsets
+        .delete("db", &Default::default())
+        .await
+        .expect("delete db behind berth's back");
+    let revision = cluster.compact_etcd();
+    daemon.signal("CONT");
+    println!("API server restarted, etcd compacted at revision {revision}, daemon resumed");
+
+    let d = &daemon;
+    wait_for(
+        "the drift made while the watches were gone to be corrected after the re-lists",
+        TIMEOUT,
+        || async {
+            let web = statefulsets.get_opt("web").await.ok()??;
+            let db = statefulsets.get_opt("db").await.ok()??;
+            let relists = d.log().matches("owned objects re-listed").count();
+            (web.spec?.replicas == Some(0)
+                && db.metadata.deletion_timestamp.is_none()
+                && relists == 3)
+                .then_some(())
+        },
+    )
+    .await;
+    let log = daemon.log();
+    let expired = log
+        .lines()
+        .filter(|l| l.contains("too old resource version"))
+        .count();
+    assert_eq!(expired, 3, "each of the three watches expired:\n{log}");
+    let relisted = log
+        .lines()
+        .filter(|l| l.contains("owned objects re-listed"))
+        .count();
+    assert_eq!(relisted, 3, "each was re-listed:\n{log}");
+    berth(
+        &cluster,
+        &ns,
+        &["diff", specs.to_str().expect("utf-8 path")],
+    )
+    .await
+    .expect_code(0);
+    ns.cleanup().await;
+}
