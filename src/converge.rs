@@ -159,7 +159,16 @@ pub fn apply(
     for (app, error) in &report.failed {
         eprintln!("error: {app}: {error}");
     }
-    if !report.failed.is_empty() {
+    if !report.not_attempted.is_empty() {
+        eprintln!(
+            "error: the API server stopped answering; {} app(s) were not attempted and are \
+             as they were: {}. Run again once it is reachable: apply continues from the \
+             cluster's state",
+            report.not_attempted.len(),
+            report.not_attempted.join(", ")
+        );
+    }
+    if !report.failed.is_empty() || !report.not_attempted.is_empty() {
         return Ok(exit::ERROR);
     }
     Ok(failed_exit)

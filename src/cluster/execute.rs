@@ -90,6 +90,9 @@ pub struct Report {
     pub retained_pvcs: Vec<String>,
     /// Removals that are waiting for pods to stop (only when not waiting in place).
     pub waiting: Vec<String>,
+    /// Apps not started because the API server had stopped answering: once one app's request
+    /// fails in transport, the rest would only each print the same error.
+    pub not_attempted: Vec<String>,
 }
 
 /// How one app's work ended (errors aside).
@@ -148,6 +151,8 @@ impl Cluster {
     ) -> Report {
         let mut report = Report::default();
         let concurrency = planned.concurrency.max(1);
+        let unreachable = std::sync::atomic::AtomicBool::new(false);
+        let unreachable = &unreachable;
         let (removals, staying): (Vec<_>, Vec<_>) = planned
             .work
             .iter()
@@ -159,10 +164,16 @@ impl Cluster {
             for ((ns, name), work) in stage {
                 pending.push(async move {
                     let key = format!("{ns}/{name}");
+                    if unreachable.load(std::sync::atomic::Ordering::Relaxed) {
+                        return (key, None);
+                    }
                     let outcome = self
                         .execute_app(&key, ns, name, work, progress, wait_for_pods)
                         .await;
-                    (key, outcome)
+                    if outcome.as_ref().is_err_and(is_transport_error) {
+                        unreachable.store(true, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    (key, Some(outcome))
                 });
             }
             let mut outcomes: Vec<_> = futures::stream::iter(pending)
@@ -172,12 +183,13 @@ impl Cluster {
             outcomes.sort_by(|a, b| a.0.cmp(&b.0));
             for (key, outcome) in outcomes {
                 match outcome {
-                    Ok(Outcome::Done(what, pvcs)) => {
+                    Some(Ok(Outcome::Done(what, pvcs))) => {
                         report.retained_pvcs.extend(pvcs);
                         report.done.push((key, what));
                     }
-                    Ok(Outcome::Waiting) => report.waiting.push(key),
-                    Err(err) => report.failed.push((key, error_chain(&err))),
+                    Some(Ok(Outcome::Waiting)) => report.waiting.push(key),
+                    Some(Err(err)) => report.failed.push((key, error_chain(&err))),
+                    None => report.not_attempted.push(key),
                 }
             }
         }
@@ -741,6 +753,22 @@ impl Cluster {
             tokio::time::sleep(POLL).await;
         }
     }
+}
+
+/// True when the request never got an answer from the API server (connection refused or
+/// reset, TLS cut, timeout): as opposed to an answer that refused this one object.
+fn is_transport_error(err: &ClusterError) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = source {
+        if let Some(kube_err) = e.downcast_ref::<kube::Error>() {
+            return matches!(
+                kube_err,
+                kube::Error::HyperError(_) | kube::Error::Service(_)
+            );
+        }
+        source = e.source();
+    }
+    false
 }
 
 /// The pods of app `name` that an interrupted recreate left marked for a restart.

@@ -36,6 +36,9 @@ tasks:
   build-bins       only build (or find in the cache) the control-plane binaries
   test             the one test command: lints, unit tests, control plane, integration tests
   demo             control plane up, then `berth watch config/apps` against it
+  soak [--rounds N]
+                   the safety suite's fault, crash, network and load tests N times (default 3),
+                   with their longer variants (BERTH_SOAK=1)
   man              man pages from the CLI definition: target/man/berth.1 (+ one per subcommand)
   bench [--apps N] [--edits M] [--repeat R] [--idle SECS] [--release]
                    berth vs kubectl on the running control plane (default 1000 apps, 100 edits,
@@ -50,6 +53,7 @@ fn main() -> ExitCode {
         ["build-bins"] => gobuild::ensure_binaries(&workspace_root()).map(|_| ()),
         ["test", rest @ ..] => tasks::test(&workspace_root(), rest),
         ["demo"] => tasks::demo(&workspace_root()),
+        ["soak", rest @ ..] => tasks::soak(&workspace_root(), rest),
         ["man"] => man::man(&workspace_root()),
         ["bench", rest @ ..] => bench::bench(&workspace_root(), rest),
         // Started by `cluster up` as a background process; not meant to be run by hand.

@@ -100,6 +100,71 @@ pub fn test(root: &Path, filter: &[&str]) -> Result<()> {
     Ok(())
 }
 
+/// The safety suite's cluster tests (faults, crashes, network, load), `rounds` times over, with
+/// `BERTH_SOAK=1` so the tests that have a longer variant run it. Each round is a fresh
+/// `cargo test` on the same control plane; a failing round stops the soak.
+pub fn soak(root: &Path, args: &[&str]) -> Result<()> {
+    let rounds: u32 = match args {
+        [] => 3,
+        ["--rounds", n] => n
+            .parse()
+            .ok()
+            .filter(|n| *n > 0)
+            .with_context(|| format!("--rounds needs a positive number, not `{n}`"))?,
+        _ => bail!("usage: cargo xtask soak [--rounds N]"),
+    };
+    let started = Instant::now();
+    let we_started = cluster::up(root)?;
+    let layout = Layout::new(root);
+    let xtask = std::env::current_exe().context("locating the xtask binary")?;
+    let mut counts = TestCounts::default();
+    let mut result = Ok(());
+    for round in 1..=rounds {
+        println!("soak: round {round} of {rounds}");
+        result = cargo_test(
+            root,
+            &[
+                "test",
+                "--test",
+                "cluster_faults",
+                "--test",
+                "cluster_crash",
+                "--test",
+                "cluster_network",
+                "--test",
+                "cluster_load",
+                "--",
+                "--ignored",
+            ],
+            &[
+                ("KUBECONFIG", layout.kubeconfig.as_os_str()),
+                ("BERTH_TEST_KUBECONFIG", layout.berth_kubeconfig.as_os_str()),
+                ("BERTH_XTASK", xtask.as_os_str()),
+                ("BERTH_SOAK", "1".as_ref()),
+            ],
+            &mut counts,
+        );
+        if result.is_err() {
+            break;
+        }
+    }
+    let faults = Layout::named(root, "faults")?;
+    if faults.dir.exists() {
+        cluster::down_instance(&faults)?;
+    }
+    if we_started {
+        cluster::down(root)?;
+    }
+    result.context("a soak round failed")?;
+    println!(
+        "xtask soak: {rounds} round(s) in {:.0}s; summary: {} passed, {} failed",
+        started.elapsed().as_secs_f64(),
+        counts.passed,
+        counts.failed
+    );
+    Ok(())
+}
+
 /// Totals over every `test result:` line cargo test printed.
 #[derive(Debug, Default)]
 struct TestCounts {
