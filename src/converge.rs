@@ -76,6 +76,8 @@ fn plan_options(config: &Config, flags: &ConvergeFlags, dir: &Path) -> PlanOptio
         max_removals: config.safety.max_removals,
         commit: head_commit(dir),
         concurrency: flags.concurrency,
+        // A fresh list per run: what it shows is what the server has.
+        live_from_cache: false,
     }
 }
 

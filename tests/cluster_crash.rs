@@ -201,6 +201,13 @@ async fn recreate_killed_at(prefix: &str, point: &str, daemon: bool) {
     wait_ready(&ns, 2).await;
     let sts = ns.api::<StatefulSet>().get("db").await.expect("sts");
     assert_ne!(sts.metadata.uid, old_uid, "the StatefulSet was recreated");
+    assert!(
+        !sts.metadata
+            .annotations
+            .as_ref()
+            .is_some_and(|a| a.contains_key("berth.dev/restart-pending")),
+        "the StatefulSet's restart mark is cleared (killed at {point})"
+    );
     assert_eq!(
         sts.spec.as_ref().map(|s| s.service_name.clone()),
         Some(Some("db-peers".to_string()))

@@ -527,3 +527,58 @@ async fn dry_run_writes_nothing_and_sighup_reloads_the_config() {
     );
     ns.cleanup().await;
 }
+
+/// Regression: a converge that writes two objects (the StatefulSet and the access Service) used
+/// to be followed at once by a second one: the watch echo of berth's first write re-queued the
+/// app, the cache did not have the second write yet, so the stale Service looked drifted and was
+/// written again (a false `berth_drift_total`, and one extra write per edit).
+#[tokio::test]
+#[ignore = "needs the local control plane: run with `cargo xtask test`"]
+async fn a_converge_is_never_taken_for_drift_by_its_own_echo() {
+    let (ns, dir) = setup("watch-echo").await;
+    let specs = dir.path().join("specs");
+    std::fs::create_dir(&specs).expect("dir");
+    let spec = |i: u32| {
+        format!(
+            "replicas = 0\n\n[containers.app]\nimage = \"nginx:1.{i}\"\nports = {{ web = 80 }}\n\n\
+             [service]\nports = {{ web = {} }}\n",
+            8000 + i
+        )
+    };
+    write_atomic(&specs, "app.toml", &spec(0));
+    let daemon = Daemon::start(&ns, &specs, &[], dir.path().join("berth.log")).await;
+    const EDITS: u32 = 10;
+    for i in 1..=EDITS {
+        write_atomic(&specs, "app.toml", &spec(i));
+        wait_for("the edit to be live on both objects", TIMEOUT, || async {
+            let sts = ns.api::<StatefulSet>().get_opt("app").await.ok()??;
+            let svc = ns.api::<Service>().get_opt("app").await.ok()??;
+            let image = sts.spec?.template.spec?.containers[0].image.clone()?;
+            let port = svc.spec?.ports?[0].port;
+            (image == format!("nginx:1.{i}") && port == 8000 + i as i32).then_some(())
+        })
+        .await;
+        // Long enough for an echo's extra reconcile to show in the log.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let log = daemon.log();
+    let converges = log
+        .lines()
+        .filter(|l| l.contains("\"message\":\"converging\""))
+        .count();
+    assert_eq!(
+        converges,
+        1 + EDITS as usize,
+        "one converge for the create and one per edit:\n{log}"
+    );
+    assert!(
+        !log.contains("drifted from the spec"),
+        "no drift was made, none may be reported:\n{log}"
+    );
+    let metrics = daemon.get("/metrics").await.expect("metrics");
+    assert!(
+        metrics.lines().any(|l| l == "berth_drift_total 0"),
+        "{metrics}"
+    );
+    ns.cleanup().await;
+}

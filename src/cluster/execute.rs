@@ -11,7 +11,10 @@ use serde_json::{Value, json};
 
 use super::inventory::LiveApp;
 use super::planner::{Planned, Work};
-use super::{Cluster, ClusterError, FIELD_MANAGER, Kind, REMOVING_ANNOTATION, RESTART_LABEL};
+use super::{
+    Cluster, ClusterError, FIELD_MANAGER, Kind, REMOVING_ANNOTATION, RESTART_ANNOTATION,
+    RESTART_LABEL,
+};
 
 /// Where progress of long steps goes (a terminal, a log).
 pub trait Progress: Sync {
@@ -647,7 +650,16 @@ impl Cluster {
             }
             tokio::time::sleep(POLL).await;
         }
-        self.apply_app(ns, &name, objects, delete, false).await?;
+        let mut objects = objects.to_vec();
+        if restart_pods {
+            // Created with the mark, so a crash before the restarts are done leaves it to see.
+            for (kind, object) in objects.iter_mut() {
+                if *kind == Kind::StatefulSet {
+                    super::planner::mark_restart_pending(object);
+                }
+            }
+        }
+        self.apply_app(ns, &name, &objects, delete, false).await?;
         progress.step(key, "StatefulSet created anew; it adopts the running pods");
         crash_point("recreate:created");
         // Also pods marked by an earlier recreate that was cut short.
@@ -720,6 +732,17 @@ impl Cluster {
                 .await?;
             progress.step(key, &format!("{pod_name} is Ready again"));
         }
+        // Every marked pod is restarted: the StatefulSet's mark goes (a merge patch: removing
+        // an annotation berth never set is a no-op).
+        Kind::StatefulSet
+            .api(&self.client, ns)
+            .patch(
+                name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"metadata": {"annotations": {RESTART_ANNOTATION: null}}})),
+            )
+            .await
+            .map_err(step_err("clearing the restart mark", name))?;
         Ok(())
     }
 

@@ -30,6 +30,10 @@ pub const REMOVING_ANNOTATION: &str = "berth.dev/removing";
 /// deleted; the pod's replacement comes without it. A run that finds marked pods restarts them
 /// one at a time, so a recreate cut short at any step still ends with every pod restarted.
 pub const RESTART_LABEL: &str = "berth.dev/restart-pending";
+/// Set on a StatefulSet while pods of its app still carry [`RESTART_LABEL`]: it tells a plan to
+/// look for them (one pod list), so no plan has to look when nothing is pending. Created with
+/// the StatefulSet by the recreate, removed once the last marked pod has been restarted.
+pub const RESTART_ANNOTATION: &str = "berth.dev/restart-pending";
 
 /// Operational errors; each names the operation that failed.
 #[derive(Debug, thiserror::Error)]

@@ -13,7 +13,10 @@ use serde_json::Value;
 use tokio::sync::OnceCell;
 
 use super::inventory::{Inventory, LiveApp};
-use super::{Cluster, ClusterError, FIELD_MANAGER, Kind, REMOVING_ANNOTATION, RESTART_LABEL};
+use super::{
+    Cluster, ClusterError, FIELD_MANAGER, Kind, REMOVING_ANNOTATION, RESTART_ANNOTATION,
+    RESTART_LABEL,
+};
 use crate::plan::{
     Action, AppPlan, FINGERPRINT_ANNOTATION, ObjectChange, ObjectRef, Plan, contained_in,
     fingerprint, immutable_changes, normalize, summarize,
@@ -40,6 +43,10 @@ pub struct PlanOptions {
     pub commit: Option<String>,
     /// Apps planned, and later converged, at the same time (at least 1).
     pub concurrency: usize,
+    /// The inventory comes from the daemon's watch caches, which can lag behind berth's own
+    /// last writes: an app that looks changed is read again from the server before anything
+    /// is decided (otherwise the echo of a converge would be taken for drift, and re-applied).
+    pub live_from_cache: bool,
 }
 
 impl PlanOptions {
@@ -57,6 +64,7 @@ impl Default for PlanOptions {
             max_removals: 0,
             commit: None,
             concurrency: PlanOptions::DEFAULT_CONCURRENCY,
+            live_from_cache: false,
         }
     }
 }
@@ -169,7 +177,7 @@ impl Cluster {
         let lookups = Lookups {
             existing: self.prefetch_names(&apps, inventory, concurrency).await?,
             namespaces: Mutex::default(),
-            restarts: self.marked_pods(&apps, concurrency).await?,
+            restarts: self.marked_pods(&apps, inventory, concurrency).await?,
         };
         // Apps are independent: plan them concurrently, then take the results in app order so
         // the outcome (and which error wins) does not depend on timing.
@@ -341,20 +349,33 @@ impl Cluster {
         // The live object of each desired one: from the inventory when berth owns it, else a
         // direct read, which also finds same-name objects that are not berth's. A prefetched
         // name list that lacks the name proves there is nothing to read.
+        let cached: Vec<Option<DynamicObject>> = desired
+            .iter()
+            .map(|(kind, want)| {
+                let name = name_of(want);
+                owned
+                    .and_then(|o| {
+                        o.objects
+                            .iter()
+                            .find(|(k, obj)| k == kind && obj.name_any() == name)
+                    })
+                    .map(|(_, obj)| obj.clone())
+            })
+            .collect();
+        // A cache is trusted only to say "nothing to do": anything else is decided on what the
+        // server has now.
+        let reread = options.live_from_cache
+            && desired.iter().zip(&cached).any(|((kind, want), c)| {
+                c.as_ref()
+                    .is_none_or(|c| !in_sync(&live_json(*kind, c), want))
+            });
         let mut live: Vec<Option<DynamicObject>> = Vec::new();
-        for (kind, want) in &desired {
+        for ((kind, want), cached) in desired.iter().zip(cached) {
             let name = name_of(want);
-            let found = owned
-                .and_then(|o| {
-                    o.objects
-                        .iter()
-                        .find(|(k, obj)| k == kind && obj.name_any() == name)
-                })
-                .map(|(_, obj)| obj.clone());
-            let found = match found {
-                Some(obj) => Some(obj),
+            let found = match cached {
+                Some(obj) if !reread => Some(obj),
                 None if lookups.absent(*kind, &ns, &name) => None,
-                None => self.get(*kind, &ns, &name).await?,
+                _ => self.get(*kind, &ns, &name).await?,
             };
             if let Some(obj) = &found
                 && !self.owns(obj)
@@ -508,16 +529,35 @@ impl Cluster {
                 .summary
                 .insert(0, "removal cancelled: the spec is back".to_string());
         }
-        let marked = lookups
+        // Pods a recreate cut short left to restart: the StatefulSet says so, or it is missing
+        // (the recreate stopped between deleting and creating it) and marked pods remain.
+        let marked_pods = lookups
             .restarts
             .get(&(ns.clone(), app.name.clone()))
             .filter(|pods| !pods.is_empty());
-        if let Some(pods) = marked {
-            app_plan.summary.push(format!(
+        let restart_pending = live_sts
+            .as_ref()
+            .is_some_and(|s| s.annotations().contains_key(RESTART_ANNOTATION));
+        let marked = (restart_pending || (live_sts.is_none() && marked_pods.is_some()))
+            .then(|| marked_pods.cloned().unwrap_or_default());
+        match &marked {
+            Some(pods) if !pods.is_empty() => app_plan.summary.push(format!(
                 "restart {} pod(s) one at a time, left marked by a recreate that was cut short: {}",
                 pods.len(),
                 pods.join(", ")
-            ));
+            )),
+            Some(_) => app_plan
+                .summary
+                .push("finish a recreate that was cut short (clear its mark)".to_string()),
+            None => {}
+        }
+        if marked.is_some() && live_sts.is_none() {
+            // Created with the mark, so a crash before the restarts are done leaves it to see.
+            for (kind, object) in changed_objects.iter_mut() {
+                if *kind == Kind::StatefulSet {
+                    mark_restart_pending(object);
+                }
+            }
         }
 
         let work = if let Some((reasons, expand, restart_pods, live_statefulset)) = recreate {
@@ -722,14 +762,27 @@ impl Cluster {
 
 impl Cluster {
     /// Pods that a recreate marked for a restart and that still wait for it, by app: one list
-    /// (metadata only, by the mark's label, so normally empty) per namespace of the planned
-    /// apps. This is how a recreate cut short at any step is finished by the next run.
+    /// (metadata only, by the mark's label) per namespace where a planned app has no
+    /// StatefulSet (a recreate may have stopped between deleting and creating it) or one with
+    /// [`RESTART_ANNOTATION`]. Nowhere else: the daemon plans one app per change, and a list
+    /// per plan would cost the fleet a request per reconcile.
     async fn marked_pods(
         &self,
         apps: &[&App],
+        inventory: &Inventory,
         concurrency: usize,
     ) -> Result<HashMap<(String, String), Vec<String>>, ClusterError> {
-        let namespaces: BTreeSet<&str> = apps.iter().map(|a| a.namespace.as_str()).collect();
+        let namespaces: BTreeSet<&str> = apps
+            .iter()
+            .filter(|app| {
+                let sts = inventory
+                    .apps
+                    .get(&(app.namespace.clone(), app.name.clone()))
+                    .and_then(LiveApp::statefulset);
+                sts.is_none_or(|s| s.annotations().contains_key(RESTART_ANNOTATION))
+            })
+            .map(|a| a.namespace.as_str())
+            .collect();
         let selector = format!("{RESTART_LABEL}={}", self.instance);
         // (Futures built in a loop, not a closure: see `plan_scoped`.)
         let mut lists = Vec::new();
@@ -764,6 +817,21 @@ impl Cluster {
             pods.sort();
         }
         Ok(marked)
+    }
+}
+
+/// Adds [`RESTART_ANNOTATION`] to a rendered StatefulSet.
+pub(crate) fn mark_restart_pending(statefulset: &mut Value) {
+    if let Some(metadata) = statefulset
+        .get_mut("metadata")
+        .and_then(Value::as_object_mut)
+    {
+        let annotations = metadata
+            .entry("annotations")
+            .or_insert_with(|| Value::Object(Default::default()));
+        if let Some(map) = annotations.as_object_mut() {
+            map.insert(RESTART_ANNOTATION.to_string(), Value::from("true"));
+        }
     }
 }
 

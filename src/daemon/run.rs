@@ -489,6 +489,7 @@ async fn reconcile(shared: &Shared, key: &AppKey) -> Outcome {
         commit,
         // One app per reconcile: the workers are the daemon's concurrency.
         concurrency: 1,
+        live_from_cache: true,
     };
     let scope = BTreeSet::from([key.clone()]);
     // An app with a spec is planned from its own objects: the removal limit only concerns apps
