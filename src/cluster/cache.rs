@@ -17,6 +17,10 @@ use super::inventory::Inventory;
 use super::{Cluster, Kind};
 use crate::render::{NAME_LABEL, owner_selector};
 
+/// Server-side timeout of each watch request, and with it how long a dead connection can go
+/// unnoticed (see [`Cluster::start_cache`]).
+const WATCH_TIMEOUT_SECS: u32 = 60;
+
 /// `(namespace, app)`.
 pub type AppKey = (String, String);
 
@@ -104,7 +108,15 @@ impl Cluster {
             let reader = writer.as_reader();
             let api = kind.all(&self.watch_client);
             let store = reader.clone();
-            let config = watcher::Config::default().labels(&selector);
+            // A watch over a connection that died without a FIN or RST (a network blip, a NAT
+            // dropping the flow) receives nothing and raises nothing: the watcher's only way out
+            // is its idle timeout, the server-side timeout plus a few seconds. kube's 290 s
+            // default left drift unseen for five minutes; a healthy watch gets a bookmark at
+            // least every minute, so a one-minute watch costs one re-watch request per kind per
+            // minute and bounds a blind spell to about that.
+            let config = watcher::Config::default()
+                .labels(&selector)
+                .timeout(WATCH_TIMEOUT_SECS);
             let changed = changed.clone();
             let shutdown = shutdown.clone();
             // default_backoff: without it a failing watch retries in a hot loop.

@@ -5,6 +5,7 @@
 
 pub mod daemon;
 pub mod faults;
+pub mod proxy;
 
 use std::future::Future;
 use std::time::{Duration, Instant};
