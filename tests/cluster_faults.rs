@@ -248,11 +248,12 @@ async fn a_removal_waiting_for_pods_survives_an_apiserver_restart() {
         .await
         .expect("the PVC is kept");
     assert_eq!(pvc.metadata.uid, pvc_uid, "the same PVC");
-    assert!(
-        daemon.log().contains("app removed; volumes kept"),
-        "{}",
-        daemon.log()
-    );
+    // The log line follows the last delete, which the test may see first.
+    let d = &daemon;
+    wait_for("the daemon to report the removal", TIMEOUT, || async move {
+        d.log().contains("app removed; volumes kept").then_some(())
+    })
+    .await;
     ns.cleanup().await;
 }
 
