@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -150,7 +151,7 @@ pub async fn run(
     info!("waiting for the caches of owned objects");
     tokio::select! {
         _ = shutdown.cancelled() => return finish(tasks, &systemd, None).await,
-        ready = cache.wait_until_ready() => ready?,
+        ready = cache.wait_until_ready() => ready.context("a watch of owned objects ended before its first list")?,
     }
 
     let election = if options.leader_elect || config.leader_election.enabled {
@@ -498,6 +499,14 @@ async fn reconcile(shared: &Shared, key: &AppKey) -> Outcome {
         shared.cache.inventory_of(&scope)
     } else {
         shared.cache.inventory(Some(&scope))
+    };
+    let inventory = match inventory {
+        Ok(inventory) => inventory,
+        Err(err) => {
+            error!(app = %app_name, error = %err, "reading the cached objects failed; retrying with backoff");
+            shared.set_state(key, "error");
+            return Outcome::Failed;
+        }
     };
     let planned = match shared
         .cluster
