@@ -63,9 +63,10 @@ struct Shared {
     /// The last loaded spec directory; swapped whole on each reload.
     specs: RwLock<Arc<Loaded>>,
     commit: RwLock<Option<String>>,
-    /// The app as last converged successfully: a plan with changes for an app whose spec is
-    /// the same as then means someone else changed the live objects (drift).
-    converged: Mutex<HashMap<AppKey, App>>,
+    /// The hash of each app's spec as last converged successfully: a plan with changes for an
+    /// app whose spec is the same as then means someone else changed the live objects (drift).
+    /// A hash, not a copy: a copy of every spec was megabytes at 1000 apps.
+    converged: Mutex<HashMap<AppKey, u64>>,
     /// Each app's state, for berth_apps{state} and the systemd status line.
     states: Mutex<BTreeMap<AppKey, &'static str>>,
     retained_pvcs: Mutex<HashSet<String>>,
@@ -379,12 +380,12 @@ async fn reload(shared: &Shared, shutdown: &CancellationToken) -> Option<BTreeSe
         .read()
         .unwrap_or_else(|p| p.into_inner())
         .clone();
-    let index = |l: &Loaded| -> BTreeMap<AppKey, App> {
+    fn index(l: &Loaded) -> BTreeMap<AppKey, &App> {
         l.apps
             .iter()
-            .map(|a| ((a.namespace.clone(), a.name.clone()), a.clone()))
+            .map(|a| ((a.namespace.clone(), a.name.clone()), a))
             .collect()
-    };
+    }
     let (before, after) = (index(&old), index(&loaded));
     let mut changed: BTreeSet<AppKey> = before
         .keys()
@@ -402,7 +403,7 @@ async fn reload(shared: &Shared, shutdown: &CancellationToken) -> Option<BTreeSe
     }
     let pending_removals = live.iter().filter(|k| !after.contains_key(*k)).count();
     shared.metrics.set_pending_removals(pending_removals as i64);
-    *shared.specs.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(loaded);
+    *shared.specs.write().unwrap_or_else(|p| p.into_inner()) = loaded;
     Some(changed)
 }
 
@@ -494,7 +495,7 @@ async fn reconcile(shared: &Shared, key: &AppKey) -> Outcome {
     let scope = BTreeSet::from([key.clone()]);
     // An app with a spec is planned from its own objects: the removal limit only concerns apps
     // without one, and the whole fleet's inventory per reconcile made the first sync O(N²).
-    let spec = find_app(&specs, key).cloned();
+    let spec = find_app(&specs, key).map(spec_hash);
     let inventory = if spec.is_some() {
         shared.cache.inventory_of(&scope)
     } else {
@@ -533,12 +534,12 @@ async fn reconcile(shared: &Shared, key: &AppKey) -> Outcome {
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(key);
             shared.set_state(key, "in-sync");
-            if let Some(app) = spec {
+            if let Some(hash) = spec {
                 shared
                     .converged
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
-                    .insert(key.clone(), app);
+                    .insert(key.clone(), hash);
             }
             return Outcome::Done;
         }
@@ -623,8 +624,8 @@ async fn reconcile(shared: &Shared, key: &AppKey) -> Outcome {
     }
     let mut converged = shared.converged.lock().unwrap_or_else(|p| p.into_inner());
     match spec {
-        Some(app) => {
-            converged.insert(key.clone(), app);
+        Some(hash) => {
+            converged.insert(key.clone(), hash);
             drop(converged);
             shared.set_state(key, "in-sync");
         }
@@ -647,6 +648,15 @@ fn find_app<'a>(specs: &'a Loaded, key: &AppKey) -> Option<&'a App> {
         })
         .ok()
         .map(|i| &specs.apps[i])
+}
+
+/// A hash of everything in an app's spec. SipHash's 64 bits make two different specs with the
+/// same hash (a spec change taken for drift) vanishingly unlikely.
+fn spec_hash(app: &App) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    app.hash(&mut hasher);
+    hasher.finish()
 }
 
 fn log_plan(app: &str, plan: &AppPlan) {
