@@ -322,3 +322,51 @@ impl Cluster {
         OwnedCache { kinds }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn objects_are_trimmed_as_read_and_parse_back_whole() {
+        let json = serde_json::json!({
+            "apiVersion": "apps/v1",
+            "kind": "StatefulSet",
+            "metadata": {
+                "name": "web",
+                "namespace": "shop",
+                "resourceVersion": "42",
+                "labels": { NAME_LABEL: "web-app", "team": "a" },
+                "annotations": { SOURCE_ANNOTATION: "shop/web.toml", "berth.dev/applied": "f" },
+                "managedFields": [{ "manager": "berth", "operation": "Apply" }]
+            },
+            "spec": { "replicas": 2, "serviceName": "web" },
+            "status": { "replicas": 2 }
+        });
+        let trimmed: Trimmed = serde_json::from_value(json.clone()).expect("deserialize");
+        assert_eq!(trimmed.app_key(), Some(("shop".into(), "web-app".into())));
+        assert_eq!(trimmed.source.as_deref(), Some("shop/web.toml"));
+        assert_eq!(trimmed.metadata.resource_version.as_deref(), Some("42"));
+
+        let mut objects = Objects::new();
+        trimmed.store(&mut objects);
+        let cached = &objects[&("shop".to_string(), "web".to_string())];
+        let object = parse(cached).expect("parse");
+        let mut expected: DynamicObject = serde_json::from_value(json).expect("object");
+        expected.metadata.managed_fields = None;
+        expected.data.as_object_mut().expect("map").remove("status");
+        assert_eq!(
+            object, expected,
+            "the cache gives back the object less managedFields and status"
+        );
+
+        // A later version without the app label takes the object out of the cache.
+        let unlabelled = serde_json::json!({
+            "metadata": { "name": "web", "namespace": "shop", "resourceVersion": "43" }
+        });
+        let trimmed: Trimmed = serde_json::from_value(unlabelled).expect("deserialize");
+        assert_eq!(trimmed.app_key(), None);
+        trimmed.store(&mut objects);
+        assert!(objects.is_empty());
+    }
+}
