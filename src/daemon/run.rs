@@ -380,13 +380,7 @@ async fn reload(shared: &Shared, shutdown: &CancellationToken) -> Option<BTreeSe
         .read()
         .unwrap_or_else(|p| p.into_inner())
         .clone();
-    fn index(l: &Loaded) -> BTreeMap<AppKey, &App> {
-        l.apps
-            .iter()
-            .map(|a| ((a.namespace.clone(), a.name.clone()), a))
-            .collect()
-    }
-    let (before, after) = (index(&old), index(&loaded));
+    let (before, after) = (by_key(&old), by_key(&loaded));
     let mut changed: BTreeSet<AppKey> = before
         .keys()
         .chain(after.keys())
@@ -405,6 +399,15 @@ async fn reload(shared: &Shared, shutdown: &CancellationToken) -> Option<BTreeSe
     shared.metrics.set_pending_removals(pending_removals as i64);
     *shared.specs.write().unwrap_or_else(|p| p.into_inner()) = loaded;
     Some(changed)
+}
+
+/// The loaded apps by key, borrowed: a reload compares two whole directories.
+fn by_key(loaded: &Loaded) -> BTreeMap<AppKey, &App> {
+    loaded
+        .apps
+        .iter()
+        .map(|a| ((a.namespace.clone(), a.name.clone()), a))
+        .collect()
 }
 
 fn report_spec_errors(shared: &Shared, loaded: &Loaded) {
