@@ -1,21 +1,28 @@
-//! Live state for the daemon: one reflector per kind on the objects this instance owns, so plans
+//! Live state for the daemon: one watch per kind on the objects this instance owns, so plans
 //! read a local cache instead of asking the API server, and every change to an owned object
 //! (berth's own writes, and drift) names the app to look at again.
+//!
+//! The cache keeps each object as JSON text, not as a parsed tree: at 1000 apps the 3000 trees
+//! (every key and string a separate allocation) were most of the daemon's memory, while a plan
+//! needs the objects of one app at a time, parsed again from the text when it asks.
 
-use std::collections::BTreeSet;
+use std::borrow::Cow;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, RwLock};
 
 use futures::StreamExt;
 use kube::ResourceExt;
-use kube::api::DynamicObject;
-use kube::runtime::reflector::{self, Store};
+use kube::api::{Api, ApiResource, DynamicObject, ObjectMeta};
+use kube::core::DynamicResourceScope;
 use kube::runtime::{WatchStreamExt, watcher};
-use tokio::sync::mpsc;
+use serde::de::{Deserialize, Deserializer, Error as _};
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::inventory::Inventory;
 use super::{Cluster, Kind};
-use crate::render::{NAME_LABEL, owner_selector};
+use crate::render::{NAME_LABEL, SOURCE_ANNOTATION, owner_selector};
 
 /// Server-side timeout of each watch request, and with it how long a dead connection can go
 /// unnoticed (see [`Cluster::start_cache`]).
@@ -24,32 +31,72 @@ const WATCH_TIMEOUT_SECS: u32 = 60;
 /// `(namespace, app)`.
 pub type AppKey = (String, String);
 
+/// One owned object of an app.
+#[derive(Debug)]
+struct Cached {
+    /// The app it belongs to (its `app.kubernetes.io/name` label).
+    app: String,
+    /// Its `berth.dev/source` annotation: an app's identity in the inventory needs no parsing.
+    source: Option<String>,
+    /// The whole object as JSON, without managedFields and status.
+    json: Box<str>,
+}
+
+/// The objects of one kind, by namespace and name.
+type Objects = HashMap<(String, String), Cached>;
+
 /// The readers of the owned-object caches.
 #[derive(Clone)]
 pub struct OwnedCache {
-    stores: Vec<(Kind, Store<DynamicObject>)>,
+    kinds: Vec<KindCache>,
+}
+
+#[derive(Clone)]
+struct KindCache {
+    kind: Kind,
+    objects: Arc<RwLock<Objects>>,
+    /// True once the first complete list is in `objects`.
+    ready: watch::Receiver<bool>,
+}
+
+impl KindCache {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Objects> {
+        self.objects.read().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The cached object parsed again. It is JSON the cache wrote from a parsed object, so this fails
+/// only if serde_json cannot read its own output.
+fn parse(cached: &Cached) -> Result<DynamicObject, serde_json::Error> {
+    serde_json::from_str(&cached.json)
 }
 
 impl OwnedCache {
     /// Waits until every cache holds a complete first list (never decide removals before that:
-    /// an empty cache would look like "nothing is deployed").
-    pub async fn wait_until_ready(&self) -> Result<(), reflector::store::WriterDropped> {
-        for (_, store) in &self.stores {
-            store.wait_until_ready().await?;
+    /// an empty cache would look like "nothing is deployed"). An error means a watch ended first.
+    pub async fn wait_until_ready(&self) -> Result<(), watch::error::RecvError> {
+        for cache in &self.kinds {
+            cache.ready.clone().wait_for(|ready| *ready).await?;
         }
         Ok(())
     }
 
     /// The inventory: full objects for apps in `scope` (all when None), identities for the rest.
-    pub fn inventory(&self, scope: Option<&BTreeSet<AppKey>>) -> Inventory {
+    pub fn inventory(
+        &self,
+        scope: Option<&BTreeSet<AppKey>>,
+    ) -> Result<Inventory, serde_json::Error> {
         let mut inventory = Inventory::default();
-        for (kind, store) in &self.stores {
-            for object in store.state() {
-                let keep = scope.is_none_or(|s| s.contains(&app_key(&object).unwrap_or_default()));
-                inventory.add(*kind, &object, keep);
+        for cache in &self.kinds {
+            for ((namespace, _), cached) in cache.read().iter() {
+                if scope.is_none_or(|s| s.contains(&(namespace.clone(), cached.app.clone()))) {
+                    inventory.add(cache.kind, parse(cached)?);
+                } else {
+                    inventory.add_identity(namespace, &cached.app, cached.source.as_deref());
+                }
             }
         }
-        inventory
+        Ok(inventory)
     }
 
     /// The inventory of the apps in `scope` alone: their objects, and no identities of other
@@ -57,43 +104,142 @@ impl OwnedCache {
     /// without one), at the cost of one pass over the caches without copying anything else:
     /// [`OwnedCache::inventory`] builds every app's identity, which for each of N apps at
     /// start-up made the first sync quadratic.
-    pub fn inventory_of(&self, scope: &BTreeSet<AppKey>) -> Inventory {
+    pub fn inventory_of(&self, scope: &BTreeSet<AppKey>) -> Result<Inventory, serde_json::Error> {
         let mut inventory = Inventory::default();
-        for (kind, store) in &self.stores {
-            for object in store.state() {
-                let (Some(ns), Some(app)) = (
-                    object.metadata.namespace.as_deref(),
-                    object.labels().get(NAME_LABEL),
-                ) else {
-                    continue;
-                };
-                if scope.iter().any(|(n, a)| n == ns && a == app) {
-                    inventory.add(*kind, &object, true);
+        for cache in &self.kinds {
+            for ((namespace, _), cached) in cache.read().iter() {
+                if scope
+                    .iter()
+                    .any(|(n, a)| n == namespace && *a == cached.app)
+                {
+                    inventory.add(cache.kind, parse(cached)?);
                 }
             }
         }
-        inventory
+        Ok(inventory)
     }
 
     /// Every app that has owned objects.
     pub fn keys(&self) -> BTreeSet<AppKey> {
-        self.stores
-            .iter()
-            .flat_map(|(_, s)| s.state())
-            .filter_map(|o| app_key(&o))
-            .collect()
+        self.kinds.iter().flat_map(|c| keys(&c.read())).collect()
     }
 }
 
-fn app_key(object: &DynamicObject) -> Option<AppKey> {
-    Some((
-        object.namespace()?,
-        object.labels().get(NAME_LABEL)?.clone(),
-    ))
+fn keys(objects: &Objects) -> BTreeSet<AppKey> {
+    objects
+        .iter()
+        .map(|((namespace, _), cached)| (namespace.clone(), cached.app.clone()))
+        .collect()
+}
+
+/// An owned object as a list page or a watch event delivers it, trimmed as it is read: one
+/// object's tree lives only until it is turned into text, never a page of them at once.
+#[derive(Debug, Clone)]
+struct Trimmed {
+    /// Name, namespace and resourceVersion (what the watcher reads to resume), nothing else.
+    metadata: ObjectMeta,
+    /// None for an object without the app label: it belongs to no app.
+    app: Option<String>,
+    source: Option<String>,
+    json: Box<str>,
+}
+
+impl<'de> Deserialize<'de> for Trimmed {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let mut object = DynamicObject::deserialize(deserializer)?;
+        // Nothing berth decides from the cache reads managedFields or status (removal reads the
+        // StatefulSet's status from the server), and they are the bulk of each object.
+        object.metadata.managed_fields = None;
+        if let Some(map) = object.data.as_object_mut() {
+            map.remove("status");
+        }
+        let json = serde_json::to_string(&object).map_err(D::Error::custom)?;
+        let app = object.labels_mut().remove(NAME_LABEL);
+        let source = object.annotations_mut().remove(SOURCE_ANNOTATION);
+        let meta = object.metadata;
+        Ok(Trimmed {
+            metadata: ObjectMeta {
+                name: meta.name,
+                namespace: meta.namespace,
+                resource_version: meta.resource_version,
+                ..ObjectMeta::default()
+            },
+            app,
+            source,
+            json: json.into_boxed_str(),
+        })
+    }
+}
+
+/// What the watcher needs to list and watch `Trimmed` through the dynamic API of a kind.
+impl kube::Resource for Trimmed {
+    type DynamicType = ApiResource;
+    type Scope = DynamicResourceScope;
+
+    fn kind(dt: &ApiResource) -> Cow<'_, str> {
+        dt.kind.as_str().into()
+    }
+
+    fn group(dt: &ApiResource) -> Cow<'_, str> {
+        dt.group.as_str().into()
+    }
+
+    fn version(dt: &ApiResource) -> Cow<'_, str> {
+        dt.version.as_str().into()
+    }
+
+    fn api_version(dt: &ApiResource) -> Cow<'_, str> {
+        dt.api_version.as_str().into()
+    }
+
+    fn plural(dt: &ApiResource) -> Cow<'_, str> {
+        dt.plural.as_str().into()
+    }
+
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
+    }
+}
+
+impl Trimmed {
+    fn id(&self) -> (String, String) {
+        (
+            self.metadata.namespace.clone().unwrap_or_default(),
+            self.metadata.name.clone().unwrap_or_default(),
+        )
+    }
+
+    fn app_key(&self) -> Option<AppKey> {
+        Some((self.metadata.namespace.clone()?, self.app.clone()?))
+    }
+
+    /// Puts the object in `objects`, or takes it out when it has lost its app label.
+    fn store(self, objects: &mut Objects) {
+        let id = self.id();
+        match self.app {
+            Some(app) => {
+                objects.insert(
+                    id,
+                    Cached {
+                        app,
+                        source: self.source,
+                        json: self.json,
+                    },
+                );
+            }
+            None => {
+                objects.remove(&id);
+            }
+        }
+    }
 }
 
 impl Cluster {
-    /// Starts the reflectors. Each change after the initial list sends the app's key to
+    /// Starts the watches. Each change after the initial list sends the app's key to
     /// `changed`. The tasks run in `tasks` until `shutdown`.
     pub fn start_cache(
         &self,
@@ -102,12 +248,11 @@ impl Cluster {
         shutdown: CancellationToken,
     ) -> OwnedCache {
         let selector = owner_selector(&self.instance);
-        let mut stores = Vec::new();
+        let mut kinds = Vec::new();
         for kind in Kind::ALL {
-            let writer = reflector::store::Writer::new(kind.resource());
-            let reader = writer.as_reader();
-            let api = kind.all(&self.watch_client);
-            let store = reader.clone();
+            let objects = Arc::new(RwLock::new(Objects::new()));
+            let (ready_tx, ready) = watch::channel(false);
+            let api: Api<Trimmed> = Api::all_with(self.watch_client.clone(), &kind.resource());
             // A watch over a connection that died without a FIN or RST (a network blip, a NAT
             // dropping the flow) receives nothing and raises nothing: the watcher's only way out
             // is its idle timeout, the server-side timeout plus a few seconds. kube's 290 s
@@ -117,23 +262,13 @@ impl Cluster {
             let config = watcher::Config::default()
                 .labels(&selector)
                 .timeout(WATCH_TIMEOUT_SECS);
-            let changed = changed.clone();
-            let shutdown = shutdown.clone();
+            let (store, changed, shutdown) = (objects.clone(), changed.clone(), shutdown.clone());
             // default_backoff: without it a failing watch retries in a hot loop.
-            // managedFields and status are dropped before caching: nothing berth decides from
-            // the cache reads them (removal reads the StatefulSet's status from the server), and
-            // they are the bulk of each object (most of the daemon's memory at 1000 apps).
-            let mut events = watcher(api, config)
-                .default_backoff()
-                .modify(|object| {
-                    object.metadata.managed_fields = None;
-                    if let Some(map) = object.data.as_object_mut() {
-                        map.remove("status");
-                    }
-                })
-                .reflect(writer)
-                .boxed();
+            let mut events = watcher(api, config).default_backoff().boxed();
             tasks.spawn(async move {
+                let write = || store.write().unwrap_or_else(|p| p.into_inner());
+                // A list in progress; the cache keeps the previous one until it is complete.
+                let mut listing: Option<Objects> = None;
                 let mut listed = false;
                 // Apps with objects in the cache when a re-list began (after a watch expired with
                 // 410 Gone, or the API server restarted). Changes made while the watch was down
@@ -146,30 +281,43 @@ impl Cluster {
                         event = events.next() => event,
                     };
                     match event {
+                        Some(Ok(watcher::Event::Init)) => {
+                            if listed {
+                                before_relist = Some(keys(&write()));
+                            }
+                            listed = false;
+                            listing = Some(Objects::new());
+                        }
+                        Some(Ok(watcher::Event::InitApply(o))) => {
+                            o.store(listing.get_or_insert_default());
+                        }
                         Some(Ok(watcher::Event::InitDone)) => {
+                            let mut objects = write();
+                            *objects = listing.take().unwrap_or_default();
                             listed = true;
-                            if let Some(mut keys) = before_relist.take() {
-                                keys.extend(store.state().iter().filter_map(|o| app_key(o)));
-                                tracing::info!(kind = %kind, apps = keys.len(), "owned objects re-listed; checking their apps again");
-                                for key in keys {
+                            ready_tx.send_replace(true);
+                            if let Some(mut keys_before) = before_relist.take() {
+                                keys_before.extend(keys(&objects));
+                                drop(objects);
+                                tracing::info!(kind = %kind, apps = keys_before.len(), "owned objects re-listed; checking their apps again");
+                                for key in keys_before {
                                     let _ = changed.send(key);
                                 }
                             }
                         }
-                        Some(Ok(watcher::Event::Init)) => {
-                            // The store still holds the previous list until InitDone swaps it.
-                            if listed {
-                                before_relist =
-                                    Some(store.state().iter().filter_map(|o| app_key(o)).collect());
-                            }
-                            listed = false;
-                        }
-                        Some(Ok(watcher::Event::Apply(o) | watcher::Event::Delete(o))) if listed => {
-                            if let Some(key) = app_key(&o) {
+                        Some(Ok(watcher::Event::Apply(o))) => {
+                            let key = o.app_key();
+                            o.store(&mut write());
+                            if let (true, Some(key)) = (listed, key) {
                                 let _ = changed.send(key);
                             }
                         }
-                        Some(Ok(_)) => {}
+                        Some(Ok(watcher::Event::Delete(o))) => {
+                            write().remove(&o.id());
+                            if let (true, Some(key)) = (listed, o.app_key()) {
+                                let _ = changed.send(key);
+                            }
+                        }
                         Some(Err(err)) => {
                             tracing::warn!(kind = %kind, error = %err, "watch of owned objects failed; retrying");
                         }
@@ -177,8 +325,60 @@ impl Cluster {
                     }
                 }
             });
-            stores.push((kind, reader));
+            kinds.push(KindCache {
+                kind,
+                objects,
+                ready,
+            });
         }
-        OwnedCache { stores }
+        OwnedCache { kinds }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn objects_are_trimmed_as_read_and_parse_back_whole() {
+        let json = serde_json::json!({
+            "apiVersion": "apps/v1",
+            "kind": "StatefulSet",
+            "metadata": {
+                "name": "web",
+                "namespace": "shop",
+                "resourceVersion": "42",
+                "labels": { NAME_LABEL: "web-app", "team": "a" },
+                "annotations": { SOURCE_ANNOTATION: "shop/web.toml", "berth.dev/applied": "f" },
+                "managedFields": [{ "manager": "berth", "operation": "Apply" }]
+            },
+            "spec": { "replicas": 2, "serviceName": "web" },
+            "status": { "replicas": 2 }
+        });
+        let trimmed: Trimmed = serde_json::from_value(json.clone()).expect("deserialize");
+        assert_eq!(trimmed.app_key(), Some(("shop".into(), "web-app".into())));
+        assert_eq!(trimmed.source.as_deref(), Some("shop/web.toml"));
+        assert_eq!(trimmed.metadata.resource_version.as_deref(), Some("42"));
+
+        let mut objects = Objects::new();
+        trimmed.store(&mut objects);
+        let cached = &objects[&("shop".to_string(), "web".to_string())];
+        let object = parse(cached).expect("parse");
+        let mut expected: DynamicObject = serde_json::from_value(json).expect("object");
+        expected.metadata.managed_fields = None;
+        expected.data.as_object_mut().expect("map").remove("status");
+        assert_eq!(
+            object, expected,
+            "the cache gives back the object less managedFields and status"
+        );
+
+        // A later version without the app label takes the object out of the cache.
+        let unlabelled = serde_json::json!({
+            "metadata": { "name": "web", "namespace": "shop", "resourceVersion": "43" }
+        });
+        let trimmed: Trimmed = serde_json::from_value(unlabelled).expect("deserialize");
+        assert_eq!(trimmed.app_key(), None);
+        trimmed.store(&mut objects);
+        assert!(objects.is_empty());
     }
 }

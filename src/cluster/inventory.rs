@@ -43,33 +43,44 @@ impl Inventory {
     pub fn from_objects(objects: impl IntoIterator<Item = (Kind, DynamicObject)>) -> Inventory {
         let mut inventory = Inventory::default();
         for (kind, object) in objects {
-            inventory.add(kind, &object, true);
+            inventory.add(kind, object);
         }
         inventory
     }
 
-    /// Adds one object; with `keep` false only the app's identity and source are recorded
-    /// (enough to count removals), not a copy of the object.
-    pub fn add(&mut self, kind: Kind, object: &DynamicObject, keep: bool) {
-        let namespace = object.namespace().unwrap_or_default();
-        let Some(app) = object.labels().get(NAME_LABEL).cloned() else {
+    /// Adds one object to its app; an object without the app label is skipped.
+    pub fn add(&mut self, kind: Kind, object: DynamicObject) {
+        let Some(app) = object.labels().get(NAME_LABEL) else {
             return;
         };
+        let namespace = object.namespace().unwrap_or_default();
+        let source = object
+            .annotations()
+            .get(SOURCE_ANNOTATION)
+            .map(String::as_str);
+        let entry = self.entry(&namespace, app, source);
+        entry.objects.push((kind, object));
+    }
+
+    /// Records an app's identity and source without its objects (enough to count removals).
+    pub fn add_identity(&mut self, namespace: &str, app: &str, source: Option<&str>) {
+        self.entry(namespace, app, source);
+    }
+
+    fn entry(&mut self, namespace: &str, app: &str, source: Option<&str>) -> &mut LiveApp {
         let entry = self
             .apps
-            .entry((namespace.clone(), app.clone()))
+            .entry((namespace.to_string(), app.to_string()))
             .or_insert_with(|| LiveApp {
-                namespace,
-                name: app,
+                namespace: namespace.to_string(),
+                name: app.to_string(),
                 objects: Vec::new(),
                 source: None,
             });
         if entry.source.is_none() {
-            entry.source = object.annotations().get(SOURCE_ANNOTATION).cloned();
+            entry.source = source.map(str::to_string);
         }
-        if keep {
-            entry.objects.push((kind, object.clone()));
-        }
+        entry
     }
 }
 

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -62,9 +63,10 @@ struct Shared {
     /// The last loaded spec directory; swapped whole on each reload.
     specs: RwLock<Arc<Loaded>>,
     commit: RwLock<Option<String>>,
-    /// The app as last converged successfully: a plan with changes for an app whose spec is
-    /// the same as then means someone else changed the live objects (drift).
-    converged: Mutex<HashMap<AppKey, App>>,
+    /// The hash of each app's spec as last converged successfully: a plan with changes for an
+    /// app whose spec is the same as then means someone else changed the live objects (drift).
+    /// A hash, not a copy: a copy of every spec was megabytes at 1000 apps.
+    converged: Mutex<HashMap<AppKey, u64>>,
     /// Each app's state, for berth_apps{state} and the systemd status line.
     states: Mutex<BTreeMap<AppKey, &'static str>>,
     retained_pvcs: Mutex<HashSet<String>>,
@@ -150,7 +152,7 @@ pub async fn run(
     info!("waiting for the caches of owned objects");
     tokio::select! {
         _ = shutdown.cancelled() => return finish(tasks, &systemd, None).await,
-        ready = cache.wait_until_ready() => ready?,
+        ready = cache.wait_until_ready() => ready.context("a watch of owned objects ended before its first list")?,
     }
 
     let election = if options.leader_elect || config.leader_election.enabled {
@@ -378,13 +380,7 @@ async fn reload(shared: &Shared, shutdown: &CancellationToken) -> Option<BTreeSe
         .read()
         .unwrap_or_else(|p| p.into_inner())
         .clone();
-    let index = |l: &Loaded| -> BTreeMap<AppKey, App> {
-        l.apps
-            .iter()
-            .map(|a| ((a.namespace.clone(), a.name.clone()), a.clone()))
-            .collect()
-    };
-    let (before, after) = (index(&old), index(&loaded));
+    let (before, after) = (by_key(&old), by_key(&loaded));
     let mut changed: BTreeSet<AppKey> = before
         .keys()
         .chain(after.keys())
@@ -401,8 +397,17 @@ async fn reload(shared: &Shared, shutdown: &CancellationToken) -> Option<BTreeSe
     }
     let pending_removals = live.iter().filter(|k| !after.contains_key(*k)).count();
     shared.metrics.set_pending_removals(pending_removals as i64);
-    *shared.specs.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(loaded);
+    *shared.specs.write().unwrap_or_else(|p| p.into_inner()) = loaded;
     Some(changed)
+}
+
+/// The loaded apps by key, borrowed: a reload compares two whole directories.
+fn by_key(loaded: &Loaded) -> BTreeMap<AppKey, &App> {
+    loaded
+        .apps
+        .iter()
+        .map(|a| ((a.namespace.clone(), a.name.clone()), a))
+        .collect()
 }
 
 fn report_spec_errors(shared: &Shared, loaded: &Loaded) {
@@ -494,11 +499,19 @@ async fn reconcile(shared: &Shared, key: &AppKey) -> Outcome {
     let scope = BTreeSet::from([key.clone()]);
     // An app with a spec is planned from its own objects: the removal limit only concerns apps
     // without one, and the whole fleet's inventory per reconcile made the first sync O(N²).
-    let spec = find_app(&specs, key).cloned();
+    let spec = find_app(&specs, key).map(spec_hash);
     let inventory = if spec.is_some() {
         shared.cache.inventory_of(&scope)
     } else {
         shared.cache.inventory(Some(&scope))
+    };
+    let inventory = match inventory {
+        Ok(inventory) => inventory,
+        Err(err) => {
+            error!(app = %app_name, error = %err, "reading the cached objects failed; retrying with backoff");
+            shared.set_state(key, "error");
+            return Outcome::Failed;
+        }
     };
     let planned = match shared
         .cluster
@@ -525,12 +538,12 @@ async fn reconcile(shared: &Shared, key: &AppKey) -> Outcome {
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(key);
             shared.set_state(key, "in-sync");
-            if let Some(app) = spec {
+            if let Some(hash) = spec {
                 shared
                     .converged
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
-                    .insert(key.clone(), app);
+                    .insert(key.clone(), hash);
             }
             return Outcome::Done;
         }
@@ -615,8 +628,8 @@ async fn reconcile(shared: &Shared, key: &AppKey) -> Outcome {
     }
     let mut converged = shared.converged.lock().unwrap_or_else(|p| p.into_inner());
     match spec {
-        Some(app) => {
-            converged.insert(key.clone(), app);
+        Some(hash) => {
+            converged.insert(key.clone(), hash);
             drop(converged);
             shared.set_state(key, "in-sync");
         }
@@ -639,6 +652,15 @@ fn find_app<'a>(specs: &'a Loaded, key: &AppKey) -> Option<&'a App> {
         })
         .ok()
         .map(|i| &specs.apps[i])
+}
+
+/// A hash of everything in an app's spec. SipHash's 64 bits make two different specs with the
+/// same hash (a spec change taken for drift) vanishingly unlikely.
+fn spec_hash(app: &App) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    app.hash(&mut hasher);
+    hasher.finish()
 }
 
 fn log_plan(app: &str, plan: &AppPlan) {

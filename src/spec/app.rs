@@ -11,7 +11,7 @@ use super::quantity::Quantity;
 
 /// One stateful app: a StatefulSet, its headless Service, an optional access Service and an
 /// optional PodDisruptionBudget.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Hash, Serialize)]
 pub struct App {
     /// StatefulSet name: the file stem unless the spec sets `name`.
     pub name: String,
@@ -54,7 +54,7 @@ impl App {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum PodManagement {
     /// OrderedReady: one pod at a time, each Ready before the next.
@@ -63,7 +63,7 @@ pub enum PodManagement {
     Parallel,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(tag = "strategy", rename_all = "kebab-case")]
 pub enum UpdateStrategy {
     Rolling {
@@ -74,14 +74,14 @@ pub enum UpdateStrategy {
 }
 
 /// An integer or a percentage such as "25%" (maxUnavailable, minAvailable).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(untagged)]
 pub enum IntOrPercent {
     Int(i32),
     Percent(String),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct Dns {
     pub policy: Option<DnsPolicy>,
     pub nameservers: Vec<String>,
@@ -90,7 +90,7 @@ pub struct Dns {
     pub options: BTreeMap<String, Option<String>>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum DnsPolicy {
     ClusterFirst,
     ClusterFirstWithHostNet,
@@ -109,7 +109,7 @@ impl DnsPolicy {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Spread {
     /// At most one pod per node.
@@ -127,14 +127,14 @@ impl Spread {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DisruptionBudget {
     MaxUnavailable(IntOrPercent),
     MinAvailable(IntOrPercent),
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Hash, Serialize)]
 pub struct Container {
     pub name: String,
     pub image: String,
@@ -154,7 +154,7 @@ pub struct Container {
     pub mounts: Vec<Mount>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum PullPolicy {
     Always,
@@ -173,13 +173,13 @@ impl PullPolicy {
 }
 
 /// Request and limit of one resource; the shorthand `cpu = "250m"` sets both.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Hash, Serialize)]
 pub struct Resource {
     pub request: Option<Quantity>,
     pub limit: Option<Quantity>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct Port {
     pub name: String,
     pub number: u16,
@@ -204,13 +204,13 @@ impl Protocol {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct EnvVar {
     pub name: String,
     pub value: EnvValue,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EnvValue {
     Literal(String),
@@ -226,7 +226,7 @@ pub enum EnvValue {
     Field(String),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct Probe {
     pub action: ProbeAction,
     pub delay_seconds: Option<i32>,
@@ -236,7 +236,7 @@ pub struct Probe {
     pub success: Option<i32>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ProbeAction {
     Exec(Vec<String>),
@@ -249,14 +249,14 @@ pub enum ProbeAction {
 }
 
 /// A port given by number or by the name of a container port.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(untagged)]
 pub enum PortRef {
     Number(u16),
     Name(String),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct Mount {
     pub volume: String,
     pub path: String,
@@ -264,13 +264,13 @@ pub struct Mount {
     pub read_only: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Hash, Serialize)]
 pub struct Volume {
     pub name: String,
     pub kind: VolumeKind,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum VolumeKind {
     /// A volumeClaimTemplate: one PVC per pod, kept when pods or the app go away.
@@ -288,7 +288,7 @@ pub enum VolumeKind {
     HostPath(String),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum AccessMode {
     ReadWriteOnce,
     ReadOnlyMany,
@@ -307,7 +307,7 @@ impl AccessMode {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct AccessService {
     pub name: String,
     pub kind: ServiceType,
@@ -315,7 +315,7 @@ pub struct AccessService {
     pub annotations: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum ServiceType {
     ClusterIP,
     NodePort,
@@ -332,7 +332,7 @@ impl ServiceType {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct ServicePort {
     pub name: String,
     pub port: u16,

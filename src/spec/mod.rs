@@ -17,6 +17,7 @@ pub mod validate;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 pub use app::*;
 pub use diag::{Diagnostic, Location, Severity, use_color};
@@ -274,7 +275,7 @@ fn not_utf8(path: &Path, err: std::string::FromUtf8Error) -> Diagnostic {
 
 /// Read and check every spec under `dir` (recursively), then the rules across files.
 pub fn load_dir(dir: &Path, config: &Config) -> Result<Loaded, LoadError> {
-    load_dir_cached(dir, config, &mut SpecCache::default())
+    load(dir, config, &mut SpecCache::default())
 }
 
 /// What the last load of a directory checked, per file, keyed by the file's text: the daemon
@@ -284,7 +285,20 @@ pub fn load_dir(dir: &Path, config: &Config) -> Result<Loaded, LoadError> {
 pub struct SpecCache {
     /// The config the entries were checked with; another config empties the cache.
     config: Option<Config>,
-    entries: std::collections::HashMap<PathBuf, (u64, Checked)>,
+    entries: std::collections::HashMap<PathBuf, CacheEntry>,
+    /// The last load: the apps of unchanged files are taken from there. The caller holds the
+    /// same `Arc`, so the cache costs no second copy of every app.
+    last: Arc<Loaded>,
+}
+
+#[derive(Debug)]
+struct CacheEntry {
+    /// The hash of the file's text.
+    hash: u64,
+    /// What checking the file found, without its app (that is in [`SpecCache::last`]).
+    checked: Checked,
+    /// The app's `(namespace, name)` when the file was valid on its own.
+    app: Option<(String, String)>,
 }
 
 fn text_hash(text: &str) -> u64 {
@@ -300,9 +314,39 @@ pub fn load_dir_cached(
     dir: &Path,
     config: &Config,
     cache: &mut SpecCache,
-) -> Result<Loaded, LoadError> {
+) -> Result<Arc<Loaded>, LoadError> {
+    let loaded = Arc::new(load(dir, config, cache)?);
+    cache.last = loaded.clone();
+    Ok(loaded)
+}
+
+/// The cached file's check, its app taken from the last load. None when the app is not there
+/// (a cross-file rule refused it last time): the file is checked again.
+fn from_cache(entry: &CacheEntry, last: &Loaded, rel: &Path) -> Option<Checked> {
+    let app = match &entry.app {
+        None => None,
+        Some(key) => {
+            let i = last
+                .apps
+                .binary_search_by(|a| (&a.namespace, &a.name).cmp(&(&key.0, &key.1)))
+                .ok()?;
+            let app = &last.apps[i];
+            if app.source_path != rel {
+                return None;
+            }
+            Some(app.clone())
+        }
+    };
+    Some(Checked {
+        app,
+        ..entry.checked.clone()
+    })
+}
+
+fn load(dir: &Path, config: &Config, cache: &mut SpecCache) -> Result<Loaded, LoadError> {
     if cache.config.as_ref() != Some(config) {
         cache.entries.clear();
+        cache.last = Arc::default();
         cache.config = Some(config.clone());
     }
     let meta = std::fs::metadata(dir).map_err(|e| match e.kind() {
@@ -334,11 +378,29 @@ pub fn load_dir_cached(
         let c = match read_spec(&path) {
             Ok(text) => {
                 let hash = text_hash(&text);
-                match cache.entries.get(&path) {
-                    Some((h, c)) if *h == hash => c.clone(),
-                    _ => {
+                let cached = cache
+                    .entries
+                    .get(&path)
+                    .filter(|e| e.hash == hash)
+                    .and_then(|e| from_cache(e, &cache.last, &rel));
+                match cached {
+                    Some(c) => c,
+                    None => {
                         let c = check_source(&path, &rel, &text, config);
-                        cache.entries.insert(path.clone(), (hash, c.clone()));
+                        let entry = CacheEntry {
+                            hash,
+                            checked: Checked {
+                                app: None,
+                                diagnostics: c.diagnostics.clone(),
+                                name_hint: c.name_hint.clone(),
+                                namespace_hint: c.namespace_hint.clone(),
+                            },
+                            app: c
+                                .app
+                                .as_ref()
+                                .map(|a| (a.namespace.clone(), a.name.clone())),
+                        };
+                        cache.entries.insert(path.clone(), entry);
                         c
                     }
                 }
@@ -501,5 +563,13 @@ mod cache_tests {
         assert_eq!(dup.broken.len(), 2, "{:?}", dup.broken);
         let again = load_dir_cached(dir.path(), &config, &mut cache).expect("reload");
         assert_eq!(again.broken, dup.broken);
+
+        // The clash resolved, a.toml (unchanged, its app refused last time) is valid again.
+        std::fs::remove_file(dir.path().join("c.toml")).expect("remove");
+        let fixed = load_dir_cached(dir.path(), &config, &mut cache).expect("reload");
+        let fresh = load_dir(dir.path(), &config).expect("fresh");
+        assert_eq!(fixed.apps, fresh.apps);
+        assert_eq!(fixed.apps.len(), 1);
+        assert!(fixed.broken.is_empty());
     }
 }

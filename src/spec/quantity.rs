@@ -10,7 +10,7 @@ use std::cmp::Ordering;
 
 /// A parsed, non-negative quantity. `text` is kept verbatim: it is what berth writes, and the
 /// API server canonicalises it (so compare [`Quantity::nanos`], never the text, against live).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(transparent)]
 pub struct Quantity {
     pub text: String,

@@ -663,12 +663,20 @@ impl Bench {
         let mut sorted = latencies.clone();
         sorted.sort_by(f64::total_cmp);
         let rss_end = peak_rss_kib(pid)?;
+        // What the resident set is made of now (there is no peak of each part).
+        let (anon, file) = (status_kib(pid, "RssAnon")?, status_kib(pid, "RssFile")?);
         println!(
             "edits: {} — p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
             sorted.len(),
             percentile(&sorted, 50.0) * 1e3,
             percentile(&sorted, 99.0) * 1e3,
             sorted.last().copied().unwrap_or(f64::NAN) * 1e3
+        );
+        println!(
+            "after the edits: peak RSS {:.1} MiB; now RssAnon {:.1} MiB, RssFile {:.1} MiB",
+            rss_end as f64 / 1024.0,
+            anon as f64 / 1024.0,
+            file as f64 / 1024.0
         );
         Ok(json!({
             "first_sync_s": ready_s,
@@ -688,6 +696,8 @@ impl Bench {
                 "latencies_ms": latencies.iter().map(|s| (s * 1e4).round() / 10.0).collect::<Vec<_>>(),
             },
             "peak_rss_mib_after_edits": rss_end as f64 / 1024.0,
+            "rss_anon_mib_after_edits": anon as f64 / 1024.0,
+            "rss_file_mib_after_edits": file as f64 / 1024.0,
         }))
     }
 
@@ -1133,13 +1143,18 @@ fn clock_ticks() -> f64 {
 
 /// VmHWM: the process's peak resident set, in KiB.
 fn peak_rss_kib(pid: u32) -> Result<u64> {
+    status_kib(pid, "VmHWM")
+}
+
+/// One KiB field of /proc/PID/status (VmHWM, RssAnon: heap and stacks, RssFile: mapped code).
+fn status_kib(pid: u32, field: &str) -> Result<u64> {
     let status = fs::read_to_string(format!("/proc/{pid}/status"))?;
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
-        .context("no VmHWM in /proc/PID/status")
+        .with_context(|| format!("no {field} in /proc/PID/status"))
 }
 
 fn free_port() -> Result<u16> {
@@ -1269,6 +1284,20 @@ fn print_table(report: &Value) {
         "{:<34} {:>12.1}   <= 64",
         "idle: peak RSS (MiB)",
         f(w, "/idle/peak_rss_mib")
+    );
+    println!(
+        "{:<34} {:>12.1}   <= 64",
+        "after the edits: peak RSS (MiB)",
+        f(w, "/peak_rss_mib_after_edits")
+    );
+    println!(
+        "{:<34} {:>12}",
+        "  now: RssAnon / RssFile (MiB)",
+        format!(
+            "{:.1} / {:.1}",
+            f(w, "/rss_anon_mib_after_edits"),
+            f(w, "/rss_file_mib_after_edits")
+        )
     );
     let v = &report["validate_render"];
     println!("{:<34} {:>12.2}", "validate (s)", f(v, "/validate_s"));
