@@ -14,7 +14,9 @@ use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Service};
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 
-use support::{Specs, TestNamespace, berth, ensure_rbac, simple_app, wait_for};
+use support::{
+    Specs, TestNamespace, berth, ensure_rbac, pod_ready, pvc_uids, simple_app, wait_for,
+};
 
 const TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -38,31 +40,6 @@ async fn wait_ready(ns: &TestNamespace, name: &str, want: i32) {
     .await;
 }
 
-/// PVC name → uid, for checking that volumes survive with their identity.
-async fn pvc_uids(ns: &TestNamespace) -> BTreeMap<String, String> {
-    ns.api::<PersistentVolumeClaim>()
-        .list(&ListParams::default())
-        .await
-        .expect("list PVCs")
-        .items
-        .into_iter()
-        .map(|c| {
-            (
-                c.metadata.name.unwrap_or_default(),
-                c.metadata.uid.unwrap_or_default(),
-            )
-        })
-        .collect()
-}
-
-fn ready(pod: &Pod) -> bool {
-    pod.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-        && pod.metadata.deletion_timestamp.is_none()
-}
-
 /// Watches the namespace's pods and records the lowest number of Ready pods seen at any event.
 fn track_min_ready(ns: &TestNamespace) -> (Arc<Mutex<Option<usize>>>, tokio::task::JoinHandle<()>) {
     let min = Arc::new(Mutex::new(None::<usize>));
@@ -77,7 +54,7 @@ fn track_min_ready(ns: &TestNamespace) -> (Arc<Mutex<Option<usize>>>, tokio::tas
         while let Some(Ok(event)) = stream.next().await {
             match event {
                 watcher::Event::Apply(p) | watcher::Event::InitApply(p) => {
-                    pods.insert(p.metadata.name.clone().unwrap_or_default(), ready(&p));
+                    pods.insert(p.metadata.name.clone().unwrap_or_default(), pod_ready(&p));
                 }
                 watcher::Event::Delete(p) => {
                     pods.remove(&p.metadata.name.clone().unwrap_or_default());

@@ -15,7 +15,9 @@ use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Service};
 use kube::api::ListParams;
 
 use support::daemon::Daemon;
-use support::{Run, Specs, TestNamespace, berth, berth_with_env, ensure_rbac, wait_for};
+use support::{
+    Run, Specs, TestNamespace, berth, berth_with_env, ensure_rbac, pod_ready, pvc_uids, wait_for,
+};
 
 const TIMEOUT: Duration = Duration::from_secs(180);
 
@@ -45,36 +47,13 @@ fn assert_killed(run: &Run, point: &str) {
     );
 }
 
-async fn pvc_uids(ns: &TestNamespace) -> BTreeMap<String, String> {
-    ns.api::<PersistentVolumeClaim>()
-        .list(&ListParams::default())
-        .await
-        .expect("list PVCs")
-        .items
-        .into_iter()
-        .map(|c| {
-            (
-                c.metadata.name.unwrap_or_default(),
-                c.metadata.uid.unwrap_or_default(),
-            )
-        })
-        .collect()
-}
-
-fn is_ready(pod: &Pod) -> bool {
-    pod.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-}
-
 async fn wait_ready(ns: &TestNamespace, want: usize) {
     wait_for(&format!("{want} Ready pods"), TIMEOUT, || async {
         let pods = ns.api::<Pod>().list(&ListParams::default()).await.ok()?;
         let ready = pods
             .items
             .iter()
-            .filter(|p| is_ready(p) && p.metadata.deletion_timestamp.is_none())
+            .filter(|p| pod_ready(p) && p.metadata.deletion_timestamp.is_none())
             .count();
         (ready == want).then_some(())
     })
@@ -187,7 +166,7 @@ async fn recreate_killed_at(prefix: &str, point: &str, daemon: bool) {
             let pods = ns.api::<Pod>().list(&ListParams::default()).await.ok()?;
             let done = pods.items.len() == 2
                 && pods.items.iter().all(|p| {
-                    is_ready(p)
+                    pod_ready(p)
                         && p.spec.as_ref().and_then(|s| s.subdomain.as_deref()) == Some("db-peers")
                 });
             done.then_some(())

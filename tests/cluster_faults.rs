@@ -15,7 +15,7 @@ use kube::api::{ListParams, Patch, PatchParams, PostParams};
 
 use support::daemon::{Daemon, write_atomic};
 use support::faults::{FaultCluster, fault_cluster};
-use support::{Run, TestNamespace, berth_with_env, ensure_rbac, simple_app, wait_for};
+use support::{Run, TestNamespace, berth_with_env, ensure_rbac, pod_ready, simple_app, wait_for};
 
 const TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -62,13 +62,6 @@ where
         .iter()
         .map(|o| o.meta().name.clone().unwrap_or_default())
         .collect()
-}
-
-fn is_ready(pod: &Pod) -> bool {
-    pod.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
 #[tokio::test]
@@ -188,7 +181,7 @@ async fn a_removal_waiting_for_pods_survives_an_apiserver_restart() {
     let daemon = daemon(&cluster, &ns, &dir).await;
     let pods = ns.api::<Pod>();
     wait_for("web-0 Ready", TIMEOUT, || async {
-        is_ready(&pods.get_opt("web-0").await.ok()??).then_some(())
+        pod_ready(&pods.get_opt("web-0").await.ok()??).then_some(())
     })
     .await;
     let pvc_uid = ns

@@ -12,16 +12,9 @@ use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Service};
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 
-use support::{TestNamespace, wait_for};
+use support::{TestNamespace, pod_ready, wait_for};
 
 const TIMEOUT: Duration = Duration::from_secs(90);
-
-fn is_ready(pod: &Pod) -> bool {
-    pod.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-}
 
 #[tokio::test]
 #[ignore = "needs the local control plane: run with `cargo xtask test`"]
@@ -44,7 +37,7 @@ async fn ordered_statefulset_with_volumes_scales_to_zero_and_keeps_expandable_pv
                 seen.push((name.clone(), "created"));
                 log.push(format!("created {name}"));
             }
-            if is_ready(&pod) && !seen.contains(&(name.clone(), "ready")) {
+            if pod_ready(&pod) && !seen.contains(&(name.clone(), "ready")) {
                 seen.push((name.clone(), "ready"));
                 log.push(format!("ready {name}"));
             }

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Service};
+use k8s_openapi::api::core::v1::Service;
 use kube::api::{ListParams, Patch, PatchParams};
 
 use support::daemon::{Daemon, write_atomic};
@@ -108,20 +108,7 @@ impl Net {
 
     /// PVC name → uid.
     async fn pvc_uids(&self) -> BTreeMap<String, String> {
-        self.ns
-            .api::<PersistentVolumeClaim>()
-            .list(&ListParams::default())
-            .await
-            .expect("list PVCs")
-            .items
-            .into_iter()
-            .map(|c| {
-                (
-                    c.metadata.name.unwrap_or_default(),
-                    c.metadata.uid.unwrap_or_default(),
-                )
-            })
-            .collect()
+        support::pvc_uids(&self.ns).await
     }
 
     async fn wait_pvcs(&self, count: usize) -> BTreeMap<String, String> {

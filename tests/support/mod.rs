@@ -215,6 +215,32 @@ pub fn simple_app(replicas: u32, size: &str) -> String {
     )
 }
 
+/// PVC name → uid in the namespace, for checking that volumes survive with their identity.
+pub async fn pvc_uids(ns: &TestNamespace) -> std::collections::BTreeMap<String, String> {
+    use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+    ns.api::<PersistentVolumeClaim>()
+        .list(&kube::api::ListParams::default())
+        .await
+        .expect("list PVCs")
+        .items
+        .into_iter()
+        .map(|c| {
+            (
+                c.metadata.name.unwrap_or_default(),
+                c.metadata.uid.unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+/// True when the pod's Ready condition is True.
+pub fn pod_ready(pod: &k8s_openapi::api::core::v1::Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
 /// What anyone but the StatefulSet controller could change on a StatefulSet: uid, generation,
 /// labels, annotations, spec and the managedFields of the main resource. Its status (and the
 /// resourceVersion a status write bumps) is the controller's, which may write it at any time.
