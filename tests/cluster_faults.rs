@@ -33,6 +33,13 @@ async fn berth(cluster: &FaultCluster, ns: &TestNamespace, args: &[&str]) -> Run
     berth_with_env(ns, &[("KUBECONFIG", &cluster.berth_kubeconfig())], args).await
 }
 
+/// `berth diff` of the spec directory exits 0: the cluster matches the files.
+async fn assert_in_sync(cluster: &FaultCluster, ns: &TestNamespace, specs: &std::path::Path) {
+    berth(cluster, ns, &["diff", specs.to_str().expect("utf-8 path")])
+        .await
+        .expect_code(0);
+}
+
 async fn daemon(cluster: &FaultCluster, ns: &TestNamespace, dir: &tempfile::TempDir) -> Daemon {
     let kubeconfig = cluster.berth_kubeconfig();
     Daemon::start_with_env(
@@ -159,13 +166,7 @@ async fn an_apply_cut_by_an_apiserver_crash_converges_after_the_restart() {
     assert_eq!(names::<StatefulSet>(&ns).await, want, "every app, once");
     let headless: BTreeSet<String> = want.iter().map(|n| format!("{n}-headless")).collect();
     assert_eq!(names::<Service>(&ns).await, headless, "every Service, once");
-    berth(
-        &cluster,
-        &ns,
-        &["diff", specs.to_str().expect("utf-8 path")],
-    )
-    .await
-    .expect_code(0);
+    assert_in_sync(&cluster, &ns, &specs).await;
     ns.cleanup().await;
 }
 
@@ -192,13 +193,7 @@ async fn a_removal_waiting_for_pods_survives_an_apiserver_restart() {
         .metadata
         .uid;
     // Held in Terminating by the test's own finalizer: the removal waits for it.
-    pods.patch(
-        "web-0",
-        &PatchParams::default(),
-        &Patch::Merge(serde_json::json!({"metadata": {"finalizers": ["berth.dev/test-hold"]}})),
-    )
-    .await
-    .expect("hold web-0");
+    support::hold_pod(&pods, "web-0").await;
     std::fs::remove_file(specs.join("web.toml")).expect("remove");
     wait_for("the removal waiting for web-0", TIMEOUT, || async {
         let pod = pods.get_opt("web-0").await.ok()??;
@@ -222,13 +217,7 @@ async fn a_removal_waiting_for_pods_survives_an_apiserver_restart() {
             .is_some(),
         "nothing deleted while web-0 is still stopping"
     );
-    pods.patch(
-        "web-0",
-        &PatchParams::default(),
-        &Patch::Merge(serde_json::json!({"metadata": {"finalizers": null}})),
-    )
-    .await
-    .expect("release web-0");
+    support::release_pod(&pods, "web-0").await;
     wait_for("the removal to finish", TIMEOUT, || async {
         let sts = ns.api::<StatefulSet>().get_opt("web").await.ok()?;
         let svc = ns.api::<Service>().get_opt("web-headless").await.ok()?;
@@ -305,13 +294,7 @@ async fn an_etcd_crash_is_ridden_out_and_edits_and_drift_are_handled_after_it() 
         uid,
         "the same StatefulSet"
     );
-    berth(
-        &cluster,
-        &ns,
-        &["diff", specs.to_str().expect("utf-8 path")],
-    )
-    .await
-    .expect_code(0);
+    assert_in_sync(&cluster, &ns, &specs).await;
     ns.cleanup().await;
 }
 
@@ -394,12 +377,6 @@ async fn a_watch_expired_by_compaction_is_relisted_and_drift_made_meanwhile_is_c
         .filter(|l| l.contains("owned objects re-listed"))
         .count();
     assert_eq!(relisted, 3, "each was re-listed:\n{log}");
-    berth(
-        &cluster,
-        &ns,
-        &["diff", specs.to_str().expect("utf-8 path")],
-    )
-    .await
-    .expect_code(0);
+    assert_in_sync(&cluster, &ns, &specs).await;
     ns.cleanup().await;
 }

@@ -225,13 +225,7 @@ async fn a_deleted_file_removes_the_app_in_order_even_across_a_sigkill() {
     // Hold web-0 in Terminating with a finalizer of the test's own, so the removal is caught
     // between "scaled to 0" and "pods gone" (kwok finishes deletions at once otherwise).
     let pods = ns.api::<k8s_openapi::api::core::v1::Pod>();
-    pods.patch(
-        "web-0",
-        &PatchParams::default(),
-        &Patch::Merge(serde_json::json!({"metadata": {"finalizers": ["berth.dev/test-hold"]}})),
-    )
-    .await
-    .expect("hold web-0");
+    support::hold_pod(&pods, "web-0").await;
     std::fs::remove_file(specs.join("web.toml")).expect("remove");
     wait_for(
         "web-0 terminating with the removal mark set",
@@ -270,13 +264,7 @@ async fn a_deleted_file_removes_the_app_in_order_even_across_a_sigkill() {
             .expect("get")
             .is_some()
     );
-    pods.patch(
-        "web-0",
-        &PatchParams::default(),
-        &Patch::Merge(serde_json::json!({"metadata": {"finalizers": null}})),
-    )
-    .await
-    .expect("release web-0");
+    support::release_pod(&pods, "web-0").await;
     wait_for("web removed", TIMEOUT, || async {
         ns.api::<StatefulSet>()
             .get_opt("web")

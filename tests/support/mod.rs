@@ -233,6 +233,33 @@ pub async fn pvc_uids(ns: &TestNamespace) -> std::collections::BTreeMap<String, 
         .collect()
 }
 
+/// Puts a finalizer of the tests' own on a pod, so that once deleted it stays Terminating until
+/// [`release_pod`]: a removal can then be caught between "scaled to 0" and "pods gone" (kwok
+/// finishes deletions at once otherwise).
+pub async fn hold_pod(pods: &kube::Api<k8s_openapi::api::core::v1::Pod>, name: &str) {
+    set_finalizers(pods, name, serde_json::json!(["berth.dev/test-hold"])).await;
+}
+
+/// Lets a pod held by [`hold_pod`] go.
+pub async fn release_pod(pods: &kube::Api<k8s_openapi::api::core::v1::Pod>, name: &str) {
+    set_finalizers(pods, name, serde_json::Value::Null).await;
+}
+
+async fn set_finalizers(
+    pods: &kube::Api<k8s_openapi::api::core::v1::Pod>,
+    name: &str,
+    finalizers: serde_json::Value,
+) {
+    use kube::api::{Patch, PatchParams};
+    pods.patch(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({"metadata": {"finalizers": finalizers}})),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("setting the finalizers of pod {name}: {e}"));
+}
+
 /// True when the pod's Ready condition is True.
 pub fn pod_ready(pod: &k8s_openapi::api::core::v1::Pod) -> bool {
     pod.status
