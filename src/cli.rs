@@ -81,12 +81,31 @@ pub mod exit {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    let context = cli.context.clone();
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
-            eprintln!("error: {err:#}");
+            // Like `{err:#}`, without the causes that repeat the one before them.
+            eprintln!("error: {}", crate::cluster::error_chain(err.as_ref()));
+            if err.chain().any(crate::cluster::is_transport_error) {
+                eprintln!("{}", unreachable_hint(context.as_deref()));
+            }
             ExitCode::from(exit::ERROR)
         }
+    }
+}
+
+/// What to check when the API server did not answer, naming the server as kubectl does.
+pub fn unreachable_hint(context: Option<&str>) -> String {
+    match crate::cluster::api_server(context) {
+        Some(server) => format!(
+            "  = help: the API server at {server} did not answer; check that it is up and \
+             reachable from here, and that the kubeconfig context is the one meant \
+             (`kubectl cluster-info`)"
+        ),
+        None => "  = help: the API server did not answer; check that it is up and reachable \
+                 from here (`kubectl cluster-info`)"
+            .to_string(),
     }
 }
 

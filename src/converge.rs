@@ -169,6 +169,7 @@ pub fn apply(
             report.not_attempted.len(),
             report.not_attempted.join(", ")
         );
+        eprintln!("{}", crate::cli::unreachable_hint(context));
     }
     if !report.failed.is_empty() || !report.not_attempted.is_empty() {
         return Ok(exit::ERROR);

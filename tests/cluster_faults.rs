@@ -150,6 +150,13 @@ async fn an_apply_cut_by_an_apiserver_crash_converges_after_the_restart() {
         stderr.contains("the API server stopped answering"),
         "one line for the apps not attempted: {stderr}"
     );
+    assert!(
+        stderr.contains(&format!(
+            "the API server at https://127.0.0.1:{} did not answer",
+            cluster.apiserver_port
+        )),
+        "the server is named: {stderr}"
+    );
     cluster.start("kube-apiserver");
 
     let created_before = names::<StatefulSet>(&ns).await.len();

@@ -458,8 +458,17 @@ async fn a_one_shot_apply_against_a_cut_link_fails_fast_and_changes_nothing() {
     assert!(took < Duration::from_secs(30), "bounded: {took:?}");
     let stderr = failed.stderr.to_lowercase();
     assert!(
-        stderr.contains("connect") || stderr.contains("127.0.0.1"),
-        "the error names the connection to the API server:\n{}",
+        stderr.contains("connect"),
+        "the error says the connection failed:\n{}",
+        failed.stderr
+    );
+    // As kubectl does, it names the server the kubeconfig points at: here, the proxy.
+    let server = format!("https://127.0.0.1:{}", net.proxy.port());
+    assert!(
+        failed
+            .stderr
+            .contains(&format!("the API server at {server} did not answer")),
+        "the error names the API server {server}:\n{}",
         failed.stderr
     );
     assert_eq!(

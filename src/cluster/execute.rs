@@ -173,7 +173,7 @@ impl Cluster {
                     let outcome = self
                         .execute_app(&key, ns, name, work, progress, wait_for_pods)
                         .await;
-                    if outcome.as_ref().is_err_and(is_transport_error) {
+                    if outcome.as_ref().is_err_and(|e| is_transport_error(e)) {
                         unreachable.store(true, std::sync::atomic::Ordering::Relaxed);
                     }
                     (key, Some(outcome))
@@ -780,7 +780,7 @@ impl Cluster {
 
 /// True when the request never got an answer from the API server (connection refused or
 /// reset, TLS cut, timeout): as opposed to an answer that refused this one object.
-fn is_transport_error(err: &ClusterError) -> bool {
+pub fn is_transport_error(err: &(dyn std::error::Error + 'static)) -> bool {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(e) = source {
         if let Some(kube_err) = e.downcast_ref::<kube::Error>() {
@@ -817,15 +817,16 @@ fn selector_of(sts: &DynamicObject) -> String {
 }
 
 /// An error and its causes on one line: `applying StatefulSet db/x: admission webhook …`.
-/// A cause that repeats the one before it (hyper and its client wrap an error in layers that
-/// print the same words) is left out.
+/// A cause whose words the one before it already ends with is left out: kube, hyper and its
+/// client wrap an error in layers that print their source again (`ServiceError: client error
+/// (Connect)`, then `client error (Connect)`).
 pub fn error_chain(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();
     let mut last = text.clone();
     let mut source = err.source();
     while let Some(cause) = source {
         let message = cause.to_string();
-        if message != last {
+        if !last.ends_with(&message) {
             text.push_str(": ");
             text.push_str(&message);
         }
@@ -855,20 +856,23 @@ mod tests {
     }
 
     #[test]
-    fn error_chain_joins_causes_and_drops_a_cause_repeating_the_one_before() {
+    fn error_chain_joins_causes_and_drops_a_cause_the_one_before_already_printed() {
         let err = Layer(
             "applying StatefulSet db/web",
             Some(Box::new(Layer(
-                "client error (Connect)",
+                "ServiceError: client error (Connect)",
                 Some(Box::new(Layer(
                     "client error (Connect)",
-                    Some(Box::new(Layer("Connection refused", None))),
+                    Some(Box::new(Layer(
+                        "client error (Connect)",
+                        Some(Box::new(Layer("Connection refused", None))),
+                    ))),
                 ))),
             ))),
         );
         assert_eq!(
             error_chain(&err),
-            "applying StatefulSet db/web: client error (Connect): Connection refused"
+            "applying StatefulSet db/web: ServiceError: client error (Connect): Connection refused"
         );
     }
 }

@@ -15,7 +15,7 @@ use std::path::Path;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
 pub use cache::{AppKey, OwnedCache};
-pub use execute::{Progress, Report, StderrProgress, error_chain};
+pub use execute::{Progress, Report, StderrProgress, error_chain, is_transport_error};
 pub use inventory::{Inventory, LiveApp};
 pub use kinds::Kind;
 pub use planner::{PlanOptions, Planned};
@@ -160,6 +160,31 @@ impl Cluster {
     pub fn instance(&self) -> &str {
         &self.instance
     }
+}
+
+/// The API server address the kubeconfig names for `context` (its current context when None),
+/// for messages about a server that does not answer.
+pub fn api_server(context: Option<&str>) -> Option<String> {
+    let kubeconfig = Kubeconfig::read().ok()?;
+    let context_name = context
+        .map(str::to_string)
+        .or_else(|| kubeconfig.current_context.clone())?;
+    let cluster_name = kubeconfig
+        .contexts
+        .iter()
+        .find(|c| c.name == context_name)?
+        .context
+        .as_ref()?
+        .cluster
+        .clone();
+    kubeconfig
+        .clusters
+        .iter()
+        .find(|c| c.name == cluster_name)?
+        .cluster
+        .as_ref()?
+        .server
+        .clone()
 }
 
 /// The config repo's commit when `dir` is inside a git checkout.
