@@ -189,16 +189,56 @@ impl Config {
                 .help(help.to_string())
         };
 
+        // A Kubernetes name checked by `check` (a names:: rule); None after a diagnostic.
+        let name = |diags: &mut Vec<Diagnostic>,
+                    value: &Spanned<String>,
+                    check: fn(&str) -> Vec<String>,
+                    rule: &'static str,
+                    what: &str,
+                    help: &str| {
+            let errs = check(value.get_ref());
+            if errs.is_empty() {
+                return Some(value.get_ref().clone());
+            }
+            diags.push(err(
+                value.span(),
+                rule,
+                format!("invalid {what} `{}`", value.get_ref()),
+                errs.join("; "),
+                help,
+            ));
+            None
+        };
+        // A duration of at least `min`; None after a diagnostic. `key` names it in the messages.
+        let duration = |diags: &mut Vec<Diagnostic>,
+                        value: &Spanned<String>,
+                        key: &str,
+                        min: Duration,
+                        example: &str| {
+            let help = format!("e.g. {key} = \"{example}\"");
+            let (message, label) = match humantime::parse_duration(value.get_ref()) {
+                Ok(d) if d >= min => return Some(d),
+                Ok(_) => (
+                    format!("`{key}` must be at least {}s", min.as_secs()),
+                    "too short".to_string(),
+                ),
+                Err(e) => (format!("`{key}` is not a duration"), e.to_string()),
+            };
+            diags.push(err(value.span(), "duration", message, label, &help));
+            None
+        };
+
         if let Some(i) = raw.instance {
-            match check_instance(i.get_ref()) {
-                Ok(()) => cfg.instance = i.get_ref().clone(),
-                Err(e) => diags.push(err(
-                    i.span(),
-                    "instance",
-                    format!("invalid instance name `{}`", i.get_ref()),
-                    e,
-                    "use 1 to 63 lowercase letters, digits and '-'",
-                )),
+            // The same rule as `check_instance`, for `--instance`.
+            if let Some(v) = name(
+                &mut diags,
+                &i,
+                names::dns1123_label,
+                "instance",
+                "instance name",
+                NAMESPACE_HELP,
+            ) {
+                cfg.instance = v;
             }
         }
         if let Some(p) = raw.profile {
@@ -216,24 +256,10 @@ impl Config {
             .context
             .map(|c| c.into_inner())
             .filter(|c| !c.is_empty());
-        if let Some(r) = raw.resync {
-            match humantime::parse_duration(r.get_ref()) {
-                Ok(d) if d >= Duration::from_secs(1) => cfg.resync = d,
-                Ok(_) => diags.push(err(
-                    r.span(),
-                    "duration",
-                    "`resync` must be at least 1s".into(),
-                    "too short".into(),
-                    "e.g. resync = \"5m\"",
-                )),
-                Err(e) => diags.push(err(
-                    r.span(),
-                    "duration",
-                    "`resync` is not a duration".into(),
-                    e.to_string(),
-                    "e.g. resync = \"5m\"",
-                )),
-            }
+        if let Some(r) = raw.resync
+            && let Some(v) = duration(&mut diags, &r, "resync", Duration::from_secs(1), "5m")
+        {
+            cfg.resync = v;
         }
         if let Some(d) = raw.drift {
             cfg.drift = *d.get_ref();
@@ -251,32 +277,28 @@ impl Config {
             }
         }
         if let Some(d) = raw.defaults {
-            if let Some(ns) = d.namespace {
-                let errs = names::dns1123_label(ns.get_ref());
-                if errs.is_empty() {
-                    cfg.defaults.namespace = ns.get_ref().clone();
-                } else {
-                    diags.push(err(
-                        ns.span(),
-                        "namespace",
-                        format!("invalid namespace `{}`", ns.get_ref()),
-                        errs.join("; "),
-                        "use 1 to 63 lowercase letters, digits and '-'",
-                    ));
-                }
+            if let Some(ns) = d.namespace
+                && let Some(v) = name(
+                    &mut diags,
+                    &ns,
+                    names::dns1123_label,
+                    "namespace",
+                    "namespace",
+                    NAMESPACE_HELP,
+                )
+            {
+                cfg.defaults.namespace = v;
             }
             if let Some(ps) = d.pull_secrets {
                 for s in &ps {
-                    let errs = names::dns1123_subdomain(s.get_ref());
-                    if !errs.is_empty() {
-                        diags.push(err(
-                            s.span(),
-                            "pull-secret",
-                            format!("invalid pull secret name `{}`", s.get_ref()),
-                            errs.join("; "),
-                            "name a Secret of type kubernetes.io/dockerconfigjson",
-                        ));
-                    }
+                    name(
+                        &mut diags,
+                        s,
+                        names::dns1123_subdomain,
+                        "pull-secret",
+                        "pull secret name",
+                        "name a Secret of type kubernetes.io/dockerconfigjson",
+                    );
                 }
                 cfg.defaults.pull_secrets = ps.into_iter().map(|s| s.into_inner()).collect();
             }
@@ -319,52 +341,40 @@ impl Config {
         if let Some(le) = raw.leader_election {
             let l = &mut cfg.leader_election;
             l.enabled = le.enabled.unwrap_or(false);
-            if let Some(ns) = le.namespace {
-                let errs = names::dns1123_label(ns.get_ref());
-                if errs.is_empty() {
-                    l.namespace = ns.into_inner();
-                } else {
-                    diags.push(err(
-                        ns.span(),
-                        "namespace",
-                        format!("invalid namespace `{}`", ns.get_ref()),
-                        errs.join("; "),
-                        "use 1 to 63 lowercase letters, digits and '-'",
-                    ));
-                }
+            if let Some(ns) = le.namespace
+                && let Some(v) = name(
+                    &mut diags,
+                    &ns,
+                    names::dns1123_label,
+                    "namespace",
+                    "namespace",
+                    NAMESPACE_HELP,
+                )
+            {
+                l.namespace = v;
             }
-            if let Some(n) = le.lease_name {
-                let errs = names::dns1123_subdomain(n.get_ref());
-                if errs.is_empty() {
-                    l.lease_name = n.into_inner();
-                } else {
-                    diags.push(err(
-                        n.span(),
-                        "lease-name",
-                        format!("invalid Lease name `{}`", n.get_ref()),
-                        errs.join("; "),
-                        "use lowercase letters, digits, '-' and '.'",
-                    ));
-                }
+            if let Some(n) = le.lease_name
+                && let Some(v) = name(
+                    &mut diags,
+                    &n,
+                    names::dns1123_subdomain,
+                    "lease-name",
+                    "Lease name",
+                    "use lowercase letters, digits, '-' and '.'",
+                )
+            {
+                l.lease_name = v;
             }
-            if let Some(d) = le.lease_duration {
-                match humantime::parse_duration(d.get_ref()) {
-                    Ok(v) if v >= Duration::from_secs(2) => l.lease_duration = v,
-                    Ok(_) => diags.push(err(
-                        d.span(),
-                        "duration",
-                        "`lease_duration` must be at least 2s".into(),
-                        "too short".into(),
-                        "e.g. lease_duration = \"15s\"",
-                    )),
-                    Err(e) => diags.push(err(
-                        d.span(),
-                        "duration",
-                        "`lease_duration` is not a duration".into(),
-                        e.to_string(),
-                        "e.g. lease_duration = \"15s\"",
-                    )),
-                }
+            if let Some(d) = le.lease_duration
+                && let Some(v) = duration(
+                    &mut diags,
+                    &d,
+                    "lease_duration",
+                    Duration::from_secs(2),
+                    "15s",
+                )
+            {
+                l.lease_duration = v;
             }
             l.identity = le
                 .identity
@@ -398,6 +408,9 @@ impl Config {
         Ok(())
     }
 }
+
+/// How to write a valid namespace name.
+const NAMESPACE_HELP: &str = "use 1 to 63 lowercase letters, digits and '-'";
 
 /// The instance name is a label value in selectors and ownership labels; a DNS label keeps it
 /// usable in object names too should that ever be needed.

@@ -11,10 +11,7 @@ use serde_json::{Value, json};
 
 use super::inventory::LiveApp;
 use super::planner::{Planned, Work};
-use super::{
-    Cluster, ClusterError, FIELD_MANAGER, Kind, REMOVING_ANNOTATION, RESTART_ANNOTATION,
-    RESTART_LABEL,
-};
+use super::{Cluster, ClusterError, FIELD_MANAGER, Kind, REMOVING_ANNOTATION, RESTART_MARK};
 
 /// Where progress of long steps goes (a terminal, a log).
 pub trait Progress: Sync {
@@ -227,7 +224,8 @@ impl Cluster {
                 delete,
                 live_statefulset,
                 expand,
-                restart_pods,
+                mark_pods,
+                restart_marked,
             } => {
                 self.recreate_app(
                     key,
@@ -236,7 +234,8 @@ impl Cluster {
                     delete,
                     live_statefulset,
                     expand,
-                    *restart_pods,
+                    *mark_pods,
+                    *restart_marked,
                     progress,
                 )
                 .await?;
@@ -561,7 +560,7 @@ impl Cluster {
     ///
     /// Every step survives a crash: the expansion comes before anything irreversible (a crash
     /// before the delete replans the same recreate), and the restarts are carried by the pods'
-    /// own [`RESTART_LABEL`], which outlives the StatefulSet, so the next plan finds them
+    /// own [`RESTART_MARK`], which outlives the StatefulSet, so the next plan finds them
     /// whatever step was reached.
     #[allow(clippy::too_many_arguments)]
     async fn recreate_app(
@@ -572,7 +571,8 @@ impl Cluster {
         delete: &[(Kind, DynamicObject)],
         live_sts: &DynamicObject,
         expand: &[(String, String)],
-        restart_pods: bool,
+        mark_pods: bool,
+        restart_marked: bool,
         progress: &dyn Progress,
     ) -> Result<(), ClusterError> {
         let name = live_sts.name_any();
@@ -612,7 +612,7 @@ impl Cluster {
                 crash_point("recreate:expanded");
             }
         }
-        if restart_pods {
+        if mark_pods {
             let pods: Api<Pod> = Api::namespaced(self.client.clone(), ns);
             let list = pods
                 .list_metadata(&ListParams::default().labels(&selector))
@@ -622,7 +622,7 @@ impl Cluster {
                 pods.patch_metadata(
                     &pod.name_any(),
                     &PatchParams::default(),
-                    &Patch::Merge(json!({"metadata": {"labels": {RESTART_LABEL: self.instance}}})),
+                    &Patch::Merge(json!({"metadata": {"labels": {RESTART_MARK: self.instance}}})),
                 )
                 .await
                 .map_err(step("marking a pod for restart", &pod.name_any()))?;
@@ -651,7 +651,7 @@ impl Cluster {
             tokio::time::sleep(POLL).await;
         }
         let mut objects = objects.to_vec();
-        if restart_pods {
+        if restart_marked {
             // Created with the mark, so a crash before the restarts are done leaves it to see.
             for (kind, object) in objects.iter_mut() {
                 if *kind == Kind::StatefulSet {
@@ -662,13 +662,14 @@ impl Cluster {
         self.apply_app(ns, &name, &objects, delete, false).await?;
         progress.step(key, "StatefulSet created anew; it adopts the running pods");
         crash_point("recreate:created");
-        // Also pods marked by an earlier recreate that was cut short.
-        self.restart_marked_pods(key, ns, &name, progress).await?;
+        if restart_marked {
+            self.restart_marked_pods(key, ns, &name, progress).await?;
+        }
         Ok(())
     }
 
     /// Restarts, one at a time and highest ordinal first (as a rolling update goes), the pods
-    /// of an app that carry [`RESTART_LABEL`]; each new pod is Ready before the next goes. The
+    /// of an app that carry [`RESTART_MARK`]; each new pod is Ready before the next goes. The
     /// new pods come without the label, so a restart cut short resumes with the rest.
     pub(crate) async fn restart_marked_pods(
         &self,
@@ -711,7 +712,7 @@ impl Cluster {
             else {
                 continue;
             };
-            if !old.labels().contains_key(RESTART_LABEL) {
+            if !old.labels().contains_key(RESTART_MARK) {
                 continue;
             }
             pods.delete(
@@ -739,7 +740,7 @@ impl Cluster {
             .patch(
                 name,
                 &PatchParams::default(),
-                &Patch::Merge(json!({"metadata": {"annotations": {RESTART_ANNOTATION: null}}})),
+                &Patch::Merge(json!({"metadata": {"annotations": {RESTART_MARK: null}}})),
             )
             .await
             .map_err(step_err("clearing the restart mark", name))?;
@@ -797,7 +798,7 @@ pub fn is_transport_error(err: &(dyn std::error::Error + 'static)) -> bool {
 /// The pods of app `name` that an interrupted recreate left marked for a restart.
 pub(crate) fn restart_selector(instance: &str, name: &str) -> String {
     format!(
-        "{RESTART_LABEL}={instance},{}={name}",
+        "{RESTART_MARK}={instance},{}={name}",
         crate::render::NAME_LABEL
     )
 }

@@ -26,14 +26,13 @@ pub const FIELD_MANAGER: &str = "berth";
 /// The value is the replica count before the removal started.
 pub const REMOVING_ANNOTATION: &str = "berth.dev/removing";
 
-/// Set (to the instance's name) on each pod a recreate must restart, before the StatefulSet is
-/// deleted; the pod's replacement comes without it. A run that finds marked pods restarts them
-/// one at a time, so a recreate cut short at any step still ends with every pod restarted.
-pub const RESTART_LABEL: &str = "berth.dev/restart-pending";
-/// Set on a StatefulSet while pods of its app still carry [`RESTART_LABEL`]: it tells a plan to
-/// look for them (one pod list), so no plan has to look when nothing is pending. Created with
-/// the StatefulSet by the recreate, removed once the last marked pod has been restarted.
-pub const RESTART_ANNOTATION: &str = "berth.dev/restart-pending";
+/// The mark of a recreate's unfinished restarts, under one key in two places. As a label
+/// (value: the instance's name) on each pod to restart, set before the StatefulSet is deleted;
+/// the pod's replacement comes without it. As an annotation on the StatefulSet while any pod is
+/// marked, so that a plan knows to look for marked pods (one pod list) and no other plan has to.
+/// A run that finds marked pods restarts them one at a time, so a recreate cut short at any step
+/// still ends with every pod restarted.
+pub const RESTART_MARK: &str = "berth.dev/restart-pending";
 
 /// Operational errors; each names the operation that failed.
 #[derive(Debug, thiserror::Error)]

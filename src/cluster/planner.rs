@@ -13,10 +13,7 @@ use serde_json::Value;
 use tokio::sync::OnceCell;
 
 use super::inventory::{Inventory, LiveApp};
-use super::{
-    Cluster, ClusterError, FIELD_MANAGER, Kind, REMOVING_ANNOTATION, RESTART_ANNOTATION,
-    RESTART_LABEL,
-};
+use super::{Cluster, ClusterError, FIELD_MANAGER, Kind, REMOVING_ANNOTATION, RESTART_MARK};
 use crate::plan::{
     Action, AppPlan, FINGERPRINT_ANNOTATION, ObjectChange, ObjectRef, Plan, contained_in,
     fingerprint, immutable_changes, normalize, summarize,
@@ -96,7 +93,11 @@ pub(crate) enum Work {
         delete: Vec<(Kind, DynamicObject)>,
         live_statefulset: Box<DynamicObject>,
         expand: Vec<(String, String)>,
-        restart_pods: bool,
+        /// The pods must change (a new headless name): mark every one for a restart.
+        mark_pods: bool,
+        /// Restart the marked pods once the StatefulSet is back: those just marked, and any an
+        /// earlier recreate left marked.
+        restart_marked: bool,
     },
     /// The ordered removal protocol.
     Remove { live: LiveApp },
@@ -537,7 +538,7 @@ impl Cluster {
             .filter(|pods| !pods.is_empty());
         let restart_pending = live_sts
             .as_ref()
-            .is_some_and(|s| s.annotations().contains_key(RESTART_ANNOTATION));
+            .is_some_and(|s| s.annotations().contains_key(RESTART_MARK));
         let marked = (restart_pending || (live_sts.is_none() && marked_pods.is_some()))
             .then(|| marked_pods.cloned().unwrap_or_default());
         match &marked {
@@ -560,14 +561,15 @@ impl Cluster {
             }
         }
 
-        let work = if let Some((reasons, expand, restart_pods, live_statefulset)) = recreate {
+        let work = if let Some((reasons, expand, mark_pods, live_statefulset)) = recreate {
             app_plan.action = Action::Recreate { reasons };
             Some(Work::Recreate {
                 objects: changed_objects,
                 delete,
                 live_statefulset: Box::new(live_statefulset),
                 expand,
-                restart_pods,
+                mark_pods,
+                restart_marked: mark_pods || marked.is_some(),
             })
         } else if changed_objects.is_empty() && delete.is_empty() && marked.is_none() {
             app_plan.action = Action::Unchanged;
@@ -764,7 +766,7 @@ impl Cluster {
     /// Pods that a recreate marked for a restart and that still wait for it, by app: one list
     /// (metadata only, by the mark's label) per namespace where a planned app has no
     /// StatefulSet (a recreate may have stopped between deleting and creating it) or one with
-    /// [`RESTART_ANNOTATION`]. Nowhere else: the daemon plans one app per change, and a list
+    /// [`RESTART_MARK`]. Nowhere else: the daemon plans one app per change, and a list
     /// per plan would cost the fleet a request per reconcile.
     async fn marked_pods(
         &self,
@@ -779,11 +781,11 @@ impl Cluster {
                     .apps
                     .get(&(app.namespace.clone(), app.name.clone()))
                     .and_then(LiveApp::statefulset);
-                sts.is_none_or(|s| s.annotations().contains_key(RESTART_ANNOTATION))
+                sts.is_none_or(|s| s.annotations().contains_key(RESTART_MARK))
             })
             .map(|a| a.namespace.as_str())
             .collect();
-        let selector = format!("{RESTART_LABEL}={}", self.instance);
+        let selector = format!("{RESTART_MARK}={}", self.instance);
         // (Futures built in a loop, not a closure: see `plan_scoped`.)
         let mut lists = Vec::new();
         for ns in namespaces {
@@ -820,7 +822,7 @@ impl Cluster {
     }
 }
 
-/// Adds [`RESTART_ANNOTATION`] to a rendered StatefulSet.
+/// Adds [`RESTART_MARK`] to a rendered StatefulSet.
 pub(crate) fn mark_restart_pending(statefulset: &mut Value) {
     if let Some(metadata) = statefulset
         .get_mut("metadata")
@@ -830,7 +832,7 @@ pub(crate) fn mark_restart_pending(statefulset: &mut Value) {
             .entry("annotations")
             .or_insert_with(|| Value::Object(Default::default()));
         if let Some(map) = annotations.as_object_mut() {
-            map.insert(RESTART_ANNOTATION.to_string(), Value::from("true"));
+            map.insert(RESTART_MARK.to_string(), Value::from("true"));
         }
     }
 }

@@ -250,6 +250,18 @@ pub fn edit_distance(a: &str, b: &str, limit: usize) -> Option<usize> {
     (d <= limit).then_some(d)
 }
 
+/// "`a`, `b`, `c`" for a help text; "none" for no items.
+pub fn quote_list<T: std::fmt::Display>(items: &[T]) -> String {
+    if items.is_empty() {
+        return "none".into();
+    }
+    items
+        .iter()
+        .map(|i| format!("`{i}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The closest candidate to `word`, if any is close enough to be a plausible typo.
 /// Like cargo: the limit is a third of the word's length (at least 1); a case-insensitive or
 /// `-`/`_` swap match always counts.

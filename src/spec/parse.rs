@@ -285,7 +285,10 @@ pub fn to_diagnostic(path: &Path, source: &str, err: &toml::de::Error) -> Diagno
             .label("not a key here");
         d = match closest(&word, expected.iter().map(String::as_str)) {
             Some(best) => d.help(format!("did you mean `{best}`?")),
-            None => d.help(format!("expected one of {}", quote_list(&expected))),
+            None => d.help(format!(
+                "expected one of {}",
+                super::diag::quote_list(&expected)
+            )),
         };
         d
     } else if let Some((word, expected)) = parse_unknown(msg, "unknown variant `") {
@@ -294,9 +297,12 @@ pub fn to_diagnostic(path: &Path, source: &str, err: &toml::de::Error) -> Diagno
         d = match closest(&word, expected.iter().map(String::as_str)) {
             Some(best) => d.help(format!(
                 "did you mean `{best}`? (allowed: {})",
-                quote_list(&expected)
+                super::diag::quote_list(&expected)
             )),
-            None => d.help(format!("allowed values: {}", quote_list(&expected))),
+            None => d.help(format!(
+                "allowed values: {}",
+                super::diag::quote_list(&expected)
+            )),
         };
         d
     } else if let Some(number) = msg
@@ -346,17 +352,6 @@ fn parse_unknown(msg: &str, prefix: &str) -> Option<(String, Vec<String>)> {
         .map(str::to_string)
         .collect();
     Some((word.to_string(), expected))
-}
-
-fn quote_list(items: &[String]) -> String {
-    if items.is_empty() {
-        return "none".into();
-    }
-    items
-        .iter()
-        .map(|i| format!("`{i}`"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// How to write a value of the expected type (given in [`plain_type`]'s words).

@@ -1193,14 +1193,7 @@ fn container(
                 None if known.is_empty() => {
                     format!("declare it:\n      [volumes.{vol}]\n      size = \"10Gi\"")
                 }
-                None => format!(
-                    "declared volumes: {}",
-                    known
-                        .iter()
-                        .map(|v| format!("`{v}`"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
+                None => format!("declared volumes: {}", super::diag::quote_list(&known)),
             };
             let d = cx
                 .error(
@@ -1877,11 +1870,7 @@ fn access_service(
                             ),
                             None => format!(
                                 "container ports: {}; or give a target: {pname} = {{ port = ..., target = ... }}",
-                                known
-                                    .iter()
-                                    .map(|k| format!("`{k}`"))
-                                    .collect::<Vec<_>>()
-                                    .join(", ")
+                                super::diag::quote_list(&known)
                             ),
                         };
                         let d = cx

@@ -48,6 +48,18 @@ pub struct Ports {
 }
 
 impl Ports {
+    /// The port a component serves on (what `up` checks is free and a restart waits for).
+    fn of(&self, component: &str) -> Option<u16> {
+        match component {
+            "etcd" => Some(self.etcd_client),
+            "kube-apiserver" => Some(self.apiserver),
+            "kube-controller-manager" => Some(self.kcm),
+            "kube-scheduler" => Some(self.scheduler),
+            "kwok" => Some(self.kwok),
+            _ => None,
+        }
+    }
+
     fn with_offset(offset: u16) -> Ports {
         Ports {
             etcd_client: ETCD_CLIENT_PORT + offset,
@@ -144,16 +156,11 @@ pub fn up_instance(root: &Path, layout: &Layout) -> Result<bool> {
         down_instance(layout)?;
     }
     let started_at = Instant::now();
-    let ports = layout.ports;
-    for (port, component) in [
-        (ports.etcd_client, "etcd"),
-        (ports.etcd_peer, "etcd (peer)"),
-        (ports.apiserver, "kube-apiserver"),
-        (ports.kcm, "kube-controller-manager"),
-        (ports.scheduler, "kube-scheduler"),
-        (ports.kwok, "kwok"),
-    ] {
-        process::ensure_port_free(port, component)?;
+    process::ensure_port_free(layout.ports.etcd_peer, "etcd (peer)")?;
+    for (name, _) in COMPONENTS {
+        if let Some(port) = layout.ports.of(name) {
+            process::ensure_port_free(port, name)?;
+        }
     }
     let _ = fs::remove_dir_all(&layout.dir);
     for d in [&layout.pki, &layout.logs, &layout.pids] {
@@ -340,20 +347,29 @@ fn component_command(layout: &Layout, bins: &Binaries, component: &str) -> Resul
             cmd.args(["provisioner", &kubeconfig]);
             cmd
         }
-        other => bail!(
-            "no component `{other}`; the components are: {}",
-            COMPONENTS.map(|(n, _)| n).join(", ")
-        ),
+        other => {
+            find_component(other)?;
+            bail!("no command line for component `{other}`")
+        }
     };
     Ok(cmd)
 }
 
+/// `(name, command-line needle)` of a component, or an error naming the components.
+fn find_component(component: &str) -> Result<(&'static str, &'static str)> {
+    COMPONENTS
+        .into_iter()
+        .find(|(n, _)| *n == component)
+        .with_context(|| {
+            format!(
+                "no component `{component}`; the components are: {}",
+                COMPONENTS.map(|(n, _)| n).join(", ")
+            )
+        })
+}
+
 fn spawn_component(layout: &Layout, bins: &Binaries, component: &str) -> Result<Started> {
-    let name = COMPONENTS
-        .iter()
-        .map(|(n, _)| *n)
-        .find(|n| *n == component)
-        .with_context(|| format!("no component `{component}`"))?;
+    let (name, _) = find_component(component)?;
     let cmd = component_command(layout, bins, name)?;
     process::spawn(name, cmd, &layout.logs, &layout.pids)
 }
@@ -371,10 +387,11 @@ fn wait_component_ready(
             Box::new(move || http_get_ok(ports.etcd_client, "/health")),
         ),
         "kube-apiserver" => (120, Box::new(|| apiserver_ready(layout))),
-        "kube-controller-manager" => (60, Box::new(move || port_open(ports.kcm))),
-        "kube-scheduler" => (60, Box::new(move || port_open(ports.scheduler))),
-        "kwok" => (60, Box::new(move || port_open(ports.kwok))),
-        _ => (0, Box::new(|| true)),
+        other => match ports.of(other) {
+            Some(port) => (60, Box::new(move || port_open(port))),
+            // The provisioner serves nothing; it runs or it does not.
+            None => (0, Box::new(|| true)),
+        },
     };
     process::wait_for(
         &format!("{component} to serve"),
@@ -387,10 +404,7 @@ fn wait_component_ready(
 /// Stops one component of a running instance (SIGTERM, or SIGKILL with `kill`), for the fault
 /// tests. Its PID file stays, so `start_component` and `down` know the instance.
 pub fn stop_component(layout: &Layout, component: &str, kill: bool) -> Result<()> {
-    let (name, needle) = COMPONENTS
-        .iter()
-        .find(|(n, _)| *n == component)
-        .with_context(|| format!("no component `{component}`"))?;
+    let (name, needle) = find_component(component)?;
     let pid_file = layout.pids.join(format!("{name}.pid"));
     let Some(pid) = process::live_pid(&pid_file, needle) else {
         bail!("{name} of cluster `{}` is not running", layout.name);
@@ -407,10 +421,7 @@ pub fn stop_component(layout: &Layout, component: &str, kill: bool) -> Result<()
 /// Starts one stopped component again with the command line `up` used, and waits until it
 /// serves. Its log is appended to.
 pub fn start_component(root: &Path, layout: &Layout, component: &str) -> Result<()> {
-    let (name, needle) = COMPONENTS
-        .iter()
-        .find(|(n, _)| *n == component)
-        .with_context(|| format!("no component `{component}`"))?;
+    let (name, needle) = find_component(component)?;
     if let Some(pid) = process::live_pid(&layout.pids.join(format!("{name}.pid")), needle) {
         bail!(
             "{name} of cluster `{}` already runs (pid {pid})",
@@ -420,16 +431,7 @@ pub fn start_component(root: &Path, layout: &Layout, component: &str) -> Result<
     let bins = gobuild::ensure_binaries(root)?;
     // A killed process's threads may still hold its listening socket for a moment after its
     // PID looks gone.
-    let ports = layout.ports;
-    let port = match *name {
-        "etcd" => Some(ports.etcd_client),
-        "kube-apiserver" => Some(ports.apiserver),
-        "kube-controller-manager" => Some(ports.kcm),
-        "kube-scheduler" => Some(ports.scheduler),
-        "kwok" => Some(ports.kwok),
-        _ => None,
-    };
-    if let Some(port) = port {
+    if let Some(port) = layout.ports.of(name) {
         let deadline = Instant::now() + Duration::from_secs(15);
         while process::ensure_port_free(port, name).is_err() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(50));

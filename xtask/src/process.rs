@@ -81,20 +81,6 @@ pub fn live_pid(pid_file: &Path, expect_in_cmdline: &str) -> Option<u32> {
         .then_some(pid)
 }
 
-/// True once the process has exited entirely: gone, or a zombie. A dying process loses its
-/// command line before it closes its sockets, so [`live_pid`] turning None is too early to
-/// reuse its port.
-fn exited(pid: u32) -> bool {
-    match fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat
-            .rsplit(')')
-            .next()
-            .and_then(|rest| rest.split_whitespace().next())
-            .is_none_or(|state| state == "Z" || state == "X"),
-        Err(_) => true,
-    }
-}
-
 /// SIGTERM, a grace period, then SIGKILL. Only ever called with PIDs the harness recorded.
 pub fn stop(pid: u32, name: &str, expect_in_cmdline: &str, pid_file: &Path) {
     let _ = Command::new("kill")
@@ -103,7 +89,6 @@ pub fn stop(pid: u32, name: &str, expect_in_cmdline: &str, pid_file: &Path) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
         if live_pid(pid_file, expect_in_cmdline).is_none() {
-            wait_exited(pid);
             return;
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -112,7 +97,6 @@ pub fn stop(pid: u32, name: &str, expect_in_cmdline: &str, pid_file: &Path) {
     let _ = Command::new("kill")
         .args(["-KILL", &pid.to_string()])
         .status();
-    wait_exited(pid);
 }
 
 /// SIGKILL at once, as a crash would end the process; waits until it is gone.
@@ -126,15 +110,6 @@ pub fn kill(pid: u32, name: &str, expect_in_cmdline: &str, pid_file: &Path) {
     }
     if live_pid(pid_file, expect_in_cmdline).is_some() {
         eprintln!("{name} (pid {pid}) is still there 10s after SIGKILL");
-    }
-    wait_exited(pid);
-}
-
-/// Waits (up to 10 s) until the process has released everything, its ports included.
-fn wait_exited(pid: u32) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !exited(pid) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

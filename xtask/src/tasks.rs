@@ -40,52 +40,8 @@ pub fn test(root: &Path, filter: &[&str]) -> Result<()> {
     let mut integration = vec!["test", "--workspace"];
     integration.extend(filter);
     integration.extend(["--", "--ignored"]);
-    // The fault tests bring up their own instance (`--name faults`) through this binary, and
-    // stop and start its components; it goes down again at the end.
-    let xtask = std::env::current_exe().context("locating the xtask binary")?;
-    let result = cargo_test(
-        root,
-        &integration,
-        &[
-            ("KUBECONFIG", layout.kubeconfig.as_os_str()),
-            ("BERTH_TEST_KUBECONFIG", layout.berth_kubeconfig.as_os_str()),
-            ("BERTH_XTASK", xtask.as_os_str()),
-        ],
-        &mut counts,
-    );
-
-    if result.is_err() {
-        for name in [
-            "kube-apiserver",
-            "kube-controller-manager",
-            "kwok",
-            "provisioner",
-        ] {
-            let log = layout.logs.join(format!("{name}.log"));
-            eprintln!(
-                "--- last lines of {}:\n{}",
-                log.display(),
-                process::tail(&log, 15)
-            );
-        }
-    }
-    let faults = Layout::named(root, "faults")?;
-    if faults.dir.exists() {
-        if result.is_err() {
-            for name in ["etcd", "kube-apiserver"] {
-                let log = faults.logs.join(format!("{name}.log"));
-                eprintln!(
-                    "--- last lines of {}:\n{}",
-                    log.display(),
-                    process::tail(&log, 15)
-                );
-            }
-        }
-        cluster::down_instance(&faults)?;
-    }
-    if we_started {
-        cluster::down(root)?;
-    }
+    let result = cluster_tests(root, &layout, &integration, &[], &mut counts);
+    finish_clusters(root, &layout, we_started, result.is_err())?;
     result.context("integration tests against the local control plane failed")?;
     println!(
         "xtask test: all stages passed in {:.0}s",
@@ -116,13 +72,13 @@ pub fn soak(root: &Path, args: &[&str]) -> Result<()> {
     let started = Instant::now();
     let we_started = cluster::up(root)?;
     let layout = Layout::new(root);
-    let xtask = std::env::current_exe().context("locating the xtask binary")?;
     let mut counts = TestCounts::default();
     let mut result = Ok(());
     for round in 1..=rounds {
         println!("soak: round {round} of {rounds}");
-        result = cargo_test(
+        result = cluster_tests(
             root,
+            &layout,
             &[
                 "test",
                 "--test",
@@ -136,25 +92,14 @@ pub fn soak(root: &Path, args: &[&str]) -> Result<()> {
                 "--",
                 "--ignored",
             ],
-            &[
-                ("KUBECONFIG", layout.kubeconfig.as_os_str()),
-                ("BERTH_TEST_KUBECONFIG", layout.berth_kubeconfig.as_os_str()),
-                ("BERTH_XTASK", xtask.as_os_str()),
-                ("BERTH_SOAK", "1".as_ref()),
-            ],
+            &[("BERTH_SOAK", "1".as_ref())],
             &mut counts,
         );
         if result.is_err() {
             break;
         }
     }
-    let faults = Layout::named(root, "faults")?;
-    if faults.dir.exists() {
-        cluster::down_instance(&faults)?;
-    }
-    if we_started {
-        cluster::down(root)?;
-    }
+    finish_clusters(root, &layout, we_started, result.is_err())?;
     result.context("a soak round failed")?;
     println!(
         "xtask soak: {rounds} round(s) in {:.0}s; summary: {} passed, {} failed",
@@ -162,6 +107,63 @@ pub fn soak(root: &Path, args: &[&str]) -> Result<()> {
         counts.passed,
         counts.failed
     );
+    Ok(())
+}
+
+/// `cargo test` against the running control plane: the tests find the cluster in KUBECONFIG,
+/// run berth as the restricted user of BERTH_TEST_KUBECONFIG, and bring up the fault tests'
+/// own instance (`--name faults`), and stop and start its components, through this binary
+/// (BERTH_XTASK).
+fn cluster_tests(
+    root: &Path,
+    layout: &Layout,
+    args: &[&str],
+    extra_env: &[(&str, &std::ffi::OsStr)],
+    counts: &mut TestCounts,
+) -> Result<()> {
+    let xtask = std::env::current_exe().context("locating the xtask binary")?;
+    let mut env = vec![
+        ("KUBECONFIG", layout.kubeconfig.as_os_str()),
+        ("BERTH_TEST_KUBECONFIG", layout.berth_kubeconfig.as_os_str()),
+        ("BERTH_XTASK", xtask.as_os_str()),
+    ];
+    env.extend_from_slice(extra_env);
+    cargo_test(root, args, &env, counts)
+}
+
+/// After the cluster tests: on failure the tails of the components' logs, then the fault
+/// instance goes down (the tests start it on demand), and the default one if this run started
+/// it.
+fn finish_clusters(root: &Path, layout: &Layout, we_started: bool, failed: bool) -> Result<()> {
+    let faults = Layout::named(root, "faults")?;
+    if failed {
+        let default_logs = [
+            "kube-apiserver",
+            "kube-controller-manager",
+            "kwok",
+            "provisioner",
+        ]
+        .map(|name| layout.logs.join(format!("{name}.log")));
+        let fault_logs =
+            ["etcd", "kube-apiserver"].map(|name| faults.logs.join(format!("{name}.log")));
+        for log in default_logs
+            .iter()
+            .chain(&fault_logs)
+            .filter(|l| l.exists())
+        {
+            eprintln!(
+                "--- last lines of {}:\n{}",
+                log.display(),
+                process::tail(log, 15)
+            );
+        }
+    }
+    if faults.dir.exists() {
+        cluster::down_instance(&faults)?;
+    }
+    if we_started {
+        cluster::down(root)?;
+    }
     Ok(())
 }
 
