@@ -53,6 +53,12 @@ pub struct Safety {
     /// Most apps removed in one run without an explicit confirmation: a bad checkout that
     /// deletes files must not stop a fleet.
     pub max_removals: usize,
+    /// The window `max_removals` counts over: removals started within it, by any run of berth
+    /// (`apply` or a daemon, either HA instance), count against the same budget.
+    pub removal_window: Duration,
+    /// Where the removal ledger lives (a Lease named `berth-removals-<instance>`): the budget's
+    /// count and the holds that only a person releases.
+    pub namespace: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -106,6 +112,8 @@ impl Default for Config {
             },
             safety: Safety {
                 max_removals: DEFAULT_MAX_REMOVALS,
+                removal_window: Duration::from_secs(3600),
+                namespace: DEFAULT_NAMESPACE.to_string(),
             },
             leader_election: LeaderElection {
                 enabled: false,
@@ -147,6 +155,8 @@ struct RawDefaults {
 #[serde(deny_unknown_fields)]
 struct RawSafety {
     max_removals: Option<S<i64>>,
+    removal_window: Option<S<String>>,
+    namespace: Option<S<String>>,
 }
 
 #[derive(Deserialize)]
@@ -324,18 +334,41 @@ impl Config {
                 }
             }
         }
-        if let Some(s) = raw.safety
-            && let Some(m) = s.max_removals
-        {
-            match usize::try_from(*m.get_ref()) {
-                Ok(v) => cfg.safety.max_removals = v,
-                Err(_) => diags.push(err(
-                    m.span(),
-                    "safety",
-                    "`max_removals` must be 0 or more".into(),
-                    "negative".into(),
-                    "0 makes every removal need confirmation",
-                )),
+        if let Some(s) = raw.safety {
+            if let Some(m) = s.max_removals {
+                match usize::try_from(*m.get_ref()) {
+                    Ok(v) => cfg.safety.max_removals = v,
+                    Err(_) => diags.push(err(
+                        m.span(),
+                        "safety",
+                        "`max_removals` must be 0 or more".into(),
+                        "negative".into(),
+                        "0 makes every removal need confirmation",
+                    )),
+                }
+            }
+            if let Some(w) = s.removal_window
+                && let Some(v) = duration(
+                    &mut diags,
+                    &w,
+                    "removal_window",
+                    Duration::from_secs(1),
+                    "1h",
+                )
+            {
+                cfg.safety.removal_window = v;
+            }
+            if let Some(ns) = s.namespace
+                && let Some(v) = name(
+                    &mut diags,
+                    &ns,
+                    names::dns1123_label,
+                    "namespace",
+                    "namespace",
+                    NAMESPACE_HELP,
+                )
+            {
+                cfg.safety.namespace = v;
             }
         }
         if let Some(le) = raw.leader_election {

@@ -19,7 +19,8 @@ pub struct ConvergeFlags {
     /// Recreate StatefulSets whose immutable fields change (no outage: pods and volumes are kept).
     #[arg(long)]
     pub allow_recreate: bool,
-    /// Allow more removals at once than `safety.max_removals`.
+    /// Release held removals (moves, removals past the budget) and go past
+    /// `safety.max_removals`: every app it releases is shown first.
     #[arg(long)]
     pub allow_removals: bool,
     /// Treat a missing or empty spec directory as "remove every app".
@@ -74,6 +75,9 @@ fn plan_options(config: &Config, flags: &ConvergeFlags, dir: &Path) -> PlanOptio
         allow_removals: flags.allow_removals,
         allow_empty: flags.allow_empty,
         max_removals: config.safety.max_removals,
+        removal_window: config.safety.removal_window,
+        ledger_namespace: config.safety.namespace.clone(),
+        arrivals: Default::default(),
         commit: head_commit(dir),
         concurrency: flags.concurrency,
         // A fresh list per run: what it shows is what the server has.
@@ -140,6 +144,9 @@ pub fn apply(
     } else {
         exit::OK
     };
+    // Holds are recorded whatever happens next: a hold is released by a person, never by the
+    // count of removals going down.
+    rt.block_on(cluster.record(&planned, false))?;
     if !plan.has_changes() {
         println!("nothing to apply");
         return Ok(failed_exit);
@@ -148,6 +155,8 @@ pub fn apply(
         println!("nothing applied");
         return Ok(exit::ERROR);
     }
+    // Removals are counted against the budget before their first write.
+    rt.block_on(cluster.record(&planned, true))?;
     let report = {
         let progress = StderrProgress::new();
         rt.block_on(cluster.execute(&planned, &progress))

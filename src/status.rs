@@ -360,7 +360,9 @@ pub async fn collect(
         let (sync, error) = match &plan.action {
             Action::Unchanged => (Sync::InSync, None),
             Action::Blocked { reason, .. } if broken => (Sync::Error, Some(reason.clone())),
-            Action::Blocked { reason, .. } => (Sync::Blocked, Some(reason.clone())),
+            Action::Blocked { reason, .. } | Action::Held { reason } => {
+                (Sync::Blocked, Some(reason.clone()))
+            }
             Action::Update => {
                 let drifted = app.is_some_and(|a| {
                     drifted(

@@ -20,9 +20,9 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::inventory::Inventory;
+use super::inventory::{Inventory, app_of};
 use super::{Cluster, Kind};
-use crate::render::{NAME_LABEL, SOURCE_ANNOTATION, owner_selector};
+use crate::render::{SOURCE_ANNOTATION, owner_selector};
 
 /// Server-side timeout of each watch request, and with it how long a dead connection can go
 /// unnoticed (see [`Cluster::start_cache`]).
@@ -34,7 +34,7 @@ pub type AppKey = (String, String);
 /// One owned object of an app.
 #[derive(Debug)]
 struct Cached {
-    /// The app it belongs to (its `app.kubernetes.io/name` label).
+    /// The app it belongs to ([`app_of`]).
     app: String,
     /// Its `berth.dev/source` annotation: an app's identity in the inventory needs no parsing.
     source: Option<String>,
@@ -138,7 +138,7 @@ fn keys(objects: &Objects) -> BTreeSet<AppKey> {
 struct Trimmed {
     /// Name, namespace and resourceVersion (what the watcher reads to resume), nothing else.
     metadata: ObjectMeta,
-    /// None for an object without the app label: it belongs to no app.
+    /// None for an object that names no app ([`app_of`]).
     app: Option<String>,
     source: Option<String>,
     json: Box<str>,
@@ -154,7 +154,8 @@ impl<'de> Deserialize<'de> for Trimmed {
             map.remove("status");
         }
         let json = serde_json::to_string(&object).map_err(D::Error::custom)?;
-        let app = object.labels_mut().remove(NAME_LABEL);
+        let namespace = object.namespace().unwrap_or_default();
+        let app = app_of(&namespace, object.labels(), object.annotations()).map(str::to_string);
         let source = object.annotations_mut().remove(SOURCE_ANNOTATION);
         let meta = object.metadata;
         Ok(Trimmed {
@@ -338,6 +339,7 @@ impl Cluster {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::render::NAME_LABEL;
 
     #[test]
     fn objects_are_trimmed_as_read_and_parse_back_whole() {

@@ -9,7 +9,7 @@ use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, Preconditions};
 use serde_json::{Value, json};
 
-use super::inventory::LiveApp;
+use super::inventory::{LiveApp, app_of};
 use super::planner::{Planned, Work};
 use super::{Cluster, ClusterError, FIELD_MANAGER, Kind, REMOVING_ANNOTATION, RESTART_MARK};
 
@@ -288,7 +288,10 @@ impl Cluster {
             self.apply_object(*kind, ns, object).await?;
         }
         for (kind, object) in delete {
-            self.delete_owned(*kind, object, DeleteParams::background())
+            // One that is no longer this app's (relabelled, replaced) is not its to delete and
+            // is left alone.
+            let _left = self
+                .delete_owned(*kind, object, DeleteParams::background())
                 .await?;
         }
         Ok(())
@@ -319,13 +322,16 @@ impl Cluster {
         Ok(())
     }
 
-    /// Deletes an object only if it still is the one seen (same uid) and still berth's.
+    /// Deletes an object only while it still is the one the plan saw: this instance's, the same
+    /// uid, and the same app. Another tool's relabel makes an object another app's as far as
+    /// the labels go; it is then never this app's to delete. Returns why the object was left in
+    /// place, if it was; one already gone counts as deleted.
     async fn delete_owned(
         &self,
         kind: Kind,
         object: &DynamicObject,
         params: DeleteParams,
-    ) -> Result<(), ClusterError> {
+    ) -> Result<Option<String>, ClusterError> {
         let ns = object.namespace().unwrap_or_default();
         let name = object.name_any();
         let err = |source| ClusterError::Delete {
@@ -335,10 +341,11 @@ impl Cluster {
             source,
         };
         let Some(current) = self.get(kind, &ns, &name).await? else {
-            return Ok(());
+            return Ok(None);
         };
-        if !self.owns(&current) || current.uid() != object.uid() {
-            return Ok(());
+        let planned_app = app_of(&ns, object.labels(), object.annotations());
+        if let Some(why) = self.no_longer_planned(&current, object, planned_app) {
+            return Ok(Some(why));
         }
         let params = DeleteParams {
             preconditions: Some(Preconditions {
@@ -348,15 +355,47 @@ impl Cluster {
             ..params
         };
         match kind.api(&self.client, &ns).delete(&name, &params).await {
-            Ok(_) => Ok(()),
-            Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+            Ok(_) => Ok(None),
+            Err(kube::Error::Api(e)) if e.code == 404 => Ok(None),
             Err(e) => Err(err(e)),
         }
     }
 
-    /// The ordered removal: mark and scale to zero, wait until no pod is left, then delete the
-    /// StatefulSet, the access Service, the PodDisruptionBudget and the headless Service.
-    /// PVCs are never touched; their names are returned. Resumable from any step.
+    /// Why `current` (an object as read just now) is no longer `planned` (the same object as
+    /// the plan saw it) of app `app`: None while it still is this instance's, with the same
+    /// uid, and names the same app.
+    fn no_longer_planned(
+        &self,
+        current: &DynamicObject,
+        planned: &DynamicObject,
+        app: Option<&str>,
+    ) -> Option<String> {
+        let ns = current.namespace().unwrap_or_default();
+        if !self.owns(current) {
+            return Some("it no longer carries this berth instance's ownership labels".into());
+        }
+        if current.uid() != planned.uid() {
+            return Some(format!(
+                "it is another object under the same name now (uid {}, planned {})",
+                current.uid().unwrap_or_default(),
+                planned.uid().unwrap_or_default()
+            ));
+        }
+        let now = app_of(&ns, current.labels(), current.annotations());
+        if now == app {
+            return None;
+        }
+        let planned = app.map_or_else(|| "no app".to_string(), |a| format!("{ns}/{a}"));
+        Some(match now {
+            Some(other) => format!("it belongs to app {ns}/{other} now, not {planned}"),
+            None => format!("it names no app now (planned as {planned})"),
+        })
+    }
+
+    /// The ordered removal: mark and scale to zero with the claims retained, wait until no pod
+    /// is left, then delete the StatefulSet, the access Service, the PodDisruptionBudget and the
+    /// headless Service. PVCs are never deleted; their names are returned. Resumable from any
+    /// step.
     async fn remove_app(
         &self,
         key: &str,
@@ -365,59 +404,44 @@ impl Cluster {
         wait_for_pods: bool,
     ) -> Result<Removal, ClusterError> {
         let ns = &live.namespace;
-        let step = |operation: &'static str| {
-            let ns = ns.clone();
-            let name = live.name.clone();
-            move |source| ClusterError::Step {
-                operation,
-                namespace: ns,
-                name,
-                source,
-            }
-        };
-        if let Some(sts) = live.statefulset() {
-            let name = sts.name_any();
-            let replicas = sts
-                .data
-                .pointer("/spec/replicas")
-                .and_then(Value::as_i64)
-                .unwrap_or(0);
-            let marked = sts.annotations().get(REMOVING_ANNOTATION).cloned();
-            if marked.is_none() || replicas != 0 {
-                let before = marked.unwrap_or_else(|| replicas.to_string());
-                // Mark and scale in one write, with the uid as a precondition so a StatefulSet
-                // recreated meanwhile under the same name is never touched.
-                Kind::StatefulSet
-                    .api(&self.client, ns)
-                    .patch(
-                        &name,
-                        &PatchParams::default(),
-                        &Patch::Merge(json!({
-                            "metadata": {"uid": sts.uid(), "annotations": {REMOVING_ANNOTATION: before}},
-                            "spec": {"replicas": 0}
-                        })),
-                    )
-                    .await
-                    .map_err(step("marking the StatefulSet for removal and scaling it to 0"))?;
-                progress.step(key, &format!("marked for removal, scaled {before} → 0"));
-                crash_point("removal:marked");
-            } else {
-                progress.step(key, "resuming the removal (already scaled to 0)");
-            }
-            let selector = selector_of(sts);
-            if wait_for_pods {
-                self.wait_for_no_pods(key, ns, &name, &selector, progress)
-                    .await?;
-            } else {
-                let left = self.pods_left(ns, &name, &selector).await?;
-                if left > 0 || !self.statefulset_settled_at_zero(ns, &name).await? {
-                    return Ok(Removal::WaitingForPods(left));
+        // The claims as seen just before the StatefulSet goes, to tell at the end whether any
+        // went with it.
+        let mut claims_before = Vec::new();
+        if let Some(planned) = live.statefulset() {
+            let name = planned.name_any();
+            if let Some(sts) = self.stop_statefulset(key, live, planned, progress).await? {
+                let selector = selector_of(&sts);
+                if wait_for_pods {
+                    self.wait_for_no_pods(key, ns, &name, &selector, progress)
+                        .await?;
+                } else {
+                    let left = self.pods_left(ns, &name, &selector).await?;
+                    if left > 0 || !self.statefulset_settled_at_zero(ns, &name).await? {
+                        return Ok(Removal::WaitingForPods(left));
+                    }
                 }
+                // The wait may have been long: the StatefulSet and its policy once more, right
+                // before the delete that would take Delete-policy claims with it.
+                if let Some(sts) = self
+                    .reread_statefulset(key, live, planned, "deleting")
+                    .await?
+                {
+                    if let Some(policy) = claim_deleting_policy(&sts) {
+                        return Err(policy_not_kept(key, &sts, &policy));
+                    }
+                    claims_before = self.release_claims(key, &sts, progress).await?;
+                    if let Some(why) = self
+                        .delete_owned(Kind::StatefulSet, planned, DeleteParams::background())
+                        .await?
+                    {
+                        return Err(not_this_app("removal", key, planned, "deleting", &why));
+                    }
+                }
+                progress.step(key, "StatefulSet deleted");
+                crash_point("removal:statefulset-deleted");
+            } else {
+                progress.step(key, "StatefulSet already gone");
             }
-            self.delete_owned(Kind::StatefulSet, sts, DeleteParams::background())
-                .await?;
-            progress.step(key, "StatefulSet deleted");
-            crash_point("removal:statefulset-deleted");
         }
         // Then the access Service and PDB, the headless Service last: pods kept their DNS names
         // until the very end.
@@ -432,16 +456,279 @@ impl Cluster {
             (headless, *kind == Kind::Service)
         });
         for (kind, object) in rest {
-            self.delete_owned(*kind, object, DeleteParams::background())
-                .await?;
-            progress.step(key, &format!("{kind} {} deleted", object.name_any()));
+            match self
+                .delete_owned(*kind, object, DeleteParams::background())
+                .await?
+            {
+                None => progress.step(key, &format!("{kind} {} deleted", object.name_any())),
+                Some(why) => progress.step(
+                    key,
+                    &format!("{kind} {} left in place: {why}", object.name_any()),
+                ),
+            }
             crash_point("removal:object-deleted");
         }
         let pvcs = self.retained_pvcs(live).await?;
         if !pvcs.is_empty() {
             progress.step(key, &format!("volumes kept: {}", pvcs.join(", ")));
         }
+        let lost: Vec<&str> = claims_before
+            .iter()
+            .filter(|c| !pvcs.contains(c))
+            .map(String::as_str)
+            .collect();
+        if !lost.is_empty() {
+            // Not berth (it cannot delete claims), but said loudly: the removal is where anyone
+            // would look for it.
+            progress.step(
+                key,
+                &format!(
+                    "volumes gone while the app was removed, deleted outside berth: {}",
+                    lost.join(", ")
+                ),
+            );
+        }
         Ok(Removal::Done(pvcs))
+    }
+
+    /// Brings the app's StatefulSet to "marked for removal, 0 replicas, claims retained" from
+    /// whatever step an earlier run reached, and returns it as read after the last write, once
+    /// that read confirms all three; None when it is gone.
+    ///
+    /// One write at a time, each after a fresh read that confirms the object is still this
+    /// app's, and each carrying the uid and the resourceVersion of that read: nothing changed in
+    /// between (a relabel, a recreate under the same name, another tool's edit) is written over
+    /// unseen. A conflict is read again.
+    ///
+    /// The mark-and-scale write sets the retention policy to Retain too. A policy that would
+    /// delete claims (`kubectl patch`, a policy engine, another tool) is first set to Retain on
+    /// its own and read back, so anything that forces Delete back (a mutating webhook) stops the
+    /// removal before a single replica goes.
+    async fn stop_statefulset(
+        &self,
+        key: &str,
+        live: &LiveApp,
+        planned: &DynamicObject,
+        progress: &dyn Progress,
+    ) -> Result<Option<DynamicObject>, ClusterError> {
+        let ns = &live.namespace;
+        let name = planned.name_any();
+        let api = Kind::StatefulSet.api(&self.client, ns);
+        // The deleting policy found live, reported once Retain is read back.
+        let mut found_deleting: Option<String> = None;
+        // Set once a write setting Retain succeeded: Delete read after it is not left over but
+        // put back by something outside berth.
+        let mut wrote_retain = false;
+        let mut first = true;
+        for _ in 0..WRITE_ATTEMPTS {
+            let doing = if wrote_retain { "waiting for" } else { "scaling" };
+            let Some(sts) = self.reread_statefulset(key, live, planned, doing).await? else {
+                return Ok(None);
+            };
+            let replicas = sts
+                .data
+                .pointer("/spec/replicas")
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
+            let marked = sts.annotations().get(REMOVING_ANNOTATION).cloned();
+            if first && marked.is_some() && replicas == 0 {
+                progress.step(key, "resuming the removal (already scaled to 0)");
+            }
+            first = false;
+            let deleting = claim_deleting_policy(&sts);
+            if deleting.is_none()
+                && let Some(policy) = found_deleting.take()
+            {
+                progress.step(
+                    key,
+                    &format!(
+                        "PVC retention policy was {policy} (set outside berth); set to Retain \
+                         so the claims stay"
+                    ),
+                );
+            }
+            // The next write, with what it is called in an error and, for the mark, the
+            // replica count it records.
+            let (patch, operation, marking) = match (deleting, marked) {
+                (Some(policy), _) if wrote_retain => {
+                    return Err(policy_not_kept(key, &sts, &policy));
+                }
+                (Some(policy), _) => {
+                    found_deleting = Some(policy);
+                    (
+                        json!({"spec": {"persistentVolumeClaimRetentionPolicy": retain_claims()}}),
+                        "setting the StatefulSet's PVC retention policy to Retain",
+                        None,
+                    )
+                }
+                (None, Some(_)) if replicas == 0 => return Ok(Some(sts)),
+                (None, marked) => {
+                    let before = marked.unwrap_or_else(|| replicas.to_string());
+                    (
+                        json!({
+                            "metadata": {"annotations": {REMOVING_ANNOTATION: before}},
+                            "spec": {
+                                "replicas": 0,
+                                "persistentVolumeClaimRetentionPolicy": retain_claims(),
+                            }
+                        }),
+                        "marking the StatefulSet for removal and scaling it to 0",
+                        Some(before),
+                    )
+                }
+            };
+            let mut patch = patch;
+            patch["metadata"]["uid"] = json!(sts.uid());
+            patch["metadata"]["resourceVersion"] = json!(sts.resource_version());
+            match api
+                .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+            {
+                Ok(_) => {}
+                // Changed since the read (the controller writes status often): read again.
+                Err(kube::Error::Api(e)) if e.code == 409 => continue,
+                Err(source) => {
+                    return Err(ClusterError::Step {
+                        operation,
+                        namespace: ns.clone(),
+                        name: live.name.clone(),
+                        source,
+                    });
+                }
+            }
+            wrote_retain = true;
+            if let Some(before) = marking {
+                progress.step(key, &format!("marked for removal, scaled {before} → 0"));
+                crash_point("removal:marked");
+            }
+        }
+        Err(ClusterError::Cancelled {
+            what: format!(
+                "scaling StatefulSet {ns}/{name} to 0 for the removal of {key}: it changed \
+                 between every read and write ({WRITE_ATTEMPTS} tries)"
+            ),
+        })
+    }
+
+    /// The app's StatefulSet read now, confirmed to be still the one the plan saw (see
+    /// [`Cluster::no_longer_planned`]); None when it is gone. When it is no longer this app's,
+    /// an error that stops the removal before `doing` it.
+    async fn reread_statefulset(
+        &self,
+        key: &str,
+        live: &LiveApp,
+        planned: &DynamicObject,
+        doing: &str,
+    ) -> Result<Option<DynamicObject>, ClusterError> {
+        let Some(current) = self
+            .get(Kind::StatefulSet, &live.namespace, &planned.name_any())
+            .await?
+        else {
+            return Ok(None);
+        };
+        match self.no_longer_planned(&current, planned, Some(&live.name)) {
+            None => Ok(Some(current)),
+            Some(why) => Err(not_this_app("removal", key, planned, doing, &why)),
+        }
+    }
+
+    /// Takes the StatefulSet and its pods out of the owner references of the app's claims, and
+    /// returns the claims' names. The StatefulSet controller adds those references while a
+    /// Delete retention policy is in force, and takes them off again only for claims of pods it
+    /// still manages: a claim left with one would go with the StatefulSet (or its gone pod) to
+    /// the garbage collector, whatever the policy says by then.
+    async fn release_claims(
+        &self,
+        key: &str,
+        sts: &DynamicObject,
+        progress: &dyn Progress,
+    ) -> Result<Vec<String>, ClusterError> {
+        let ns = sts.namespace().unwrap_or_default();
+        let name = sts.name_any();
+        let pod_prefix = format!("{name}-");
+        let claims: Api<PersistentVolumeClaim> = Api::namespaced(self.client.clone(), &ns);
+        let step = |operation: &'static str, claim: &str| {
+            let (ns, claim) = (ns.clone(), claim.to_string());
+            move |source| ClusterError::Step {
+                operation,
+                namespace: ns,
+                name: claim,
+                source,
+            }
+        };
+        let list = claims
+            .list(&ListParams::default().labels(&selector_of(sts)))
+            .await
+            .map_err(step("listing the app's PVCs", &name))?;
+        let mut names = Vec::new();
+        for listed in list.items {
+            let claim = listed.name_any();
+            names.push(claim.clone());
+            let mut current = Some(listed);
+            let mut released = false;
+            for _ in 0..WRITE_ATTEMPTS {
+                // Gone (deleted outside berth meanwhile): nothing to release.
+                let Some(pvc) = current.take() else {
+                    released = true;
+                    break;
+                };
+                let refs = pvc.metadata.owner_references.clone().unwrap_or_default();
+                let keep: Vec<_> = refs
+                    .iter()
+                    .filter(|r| {
+                        Some(&r.uid) != sts.metadata.uid.as_ref()
+                            && !(r.kind == "Pod" && r.name.starts_with(&pod_prefix))
+                    })
+                    .collect();
+                if keep.len() == refs.len() {
+                    released = true;
+                    break;
+                }
+                let patch = json!({"metadata": {
+                    "uid": pvc.metadata.uid,
+                    "resourceVersion": pvc.metadata.resource_version,
+                    "ownerReferences": keep,
+                }});
+                match claims
+                    .patch(&claim, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await
+                {
+                    Ok(_) => {
+                        progress.step(
+                            key,
+                            &format!(
+                                "PVC {claim} released from the StatefulSet, so deleting it \
+                                 keeps the claim"
+                            ),
+                        );
+                        released = true;
+                        break;
+                    }
+                    // Changed since read: read it again and look once more.
+                    Err(kube::Error::Api(e)) if e.code == 409 => {
+                        current = claims
+                            .get_opt(&claim)
+                            .await
+                            .map_err(step("reading a PVC", &claim))?;
+                    }
+                    Err(source) => {
+                        return Err(step("releasing a PVC from the StatefulSet", &claim)(
+                            source,
+                        ));
+                    }
+                }
+            }
+            if !released {
+                return Err(ClusterError::Cancelled {
+                    what: format!(
+                        "deleting StatefulSet {ns}/{name} for the removal of {key}: PVC {claim} \
+                         still names it as its owner and changed between every read and write \
+                         ({WRITE_ATTEMPTS} tries); deleting it now would delete the claim"
+                    ),
+                });
+            }
+        }
+        Ok(names)
     }
 
     async fn pods_left(&self, ns: &str, name: &str, selector: &str) -> Result<usize, ClusterError> {
@@ -633,8 +920,12 @@ impl Cluster {
             );
             crash_point("recreate:marked");
         }
-        self.delete_owned(Kind::StatefulSet, live_sts, DeleteParams::orphan())
-            .await?;
+        if let Some(why) = self
+            .delete_owned(Kind::StatefulSet, live_sts, DeleteParams::orphan())
+            .await?
+        {
+            return Err(not_this_app("recreate", key, live_sts, "deleting", &why));
+        }
         progress.step(
             key,
             "StatefulSet deleted with its pods orphaned (they keep running)",
@@ -801,6 +1092,65 @@ pub(crate) fn restart_selector(instance: &str, name: &str) -> String {
         "{RESTART_MARK}={instance},{}={name}",
         crate::render::NAME_LABEL
     )
+}
+
+/// How many times a write that found its object changed since the read is read and tried again.
+const WRITE_ATTEMPTS: usize = 5;
+
+/// The PVC retention policy a removal sets: claims stay when the StatefulSet is scaled down and
+/// when it is deleted (also Kubernetes' default).
+fn retain_claims() -> Value {
+    json!({"whenDeleted": "Retain", "whenScaled": "Retain"})
+}
+
+/// The parts of a StatefulSet's PVC retention policy that do not keep the claims, as
+/// `whenScaled: Delete`; None when it keeps them. An absent field is Kubernetes' default,
+/// Retain; any other value than Retain counts as deleting, so nothing unknown is trusted.
+fn claim_deleting_policy(sts: &DynamicObject) -> Option<String> {
+    let policy = sts.data.pointer("/spec/persistentVolumeClaimRetentionPolicy");
+    let deleting: Vec<String> = ["whenDeleted", "whenScaled"]
+        .into_iter()
+        .filter_map(|field| {
+            let value = policy?.get(field)?;
+            (value.as_str() != Some("Retain"))
+                .then(|| format!("{field}: {}", value.as_str().unwrap_or("?")))
+        })
+        .collect();
+    (!deleting.is_empty()).then(|| deleting.join(", "))
+}
+
+/// The removal stops: the retention policy reads as deleting claims again after berth set it
+/// to Retain, so something outside berth puts it back. Never relied on: scaling down or deleting
+/// under it would take the claims.
+fn policy_not_kept(key: &str, sts: &DynamicObject, policy: &str) -> ClusterError {
+    ClusterError::Cancelled {
+        what: format!(
+            "removing {key}: StatefulSet {}/{} has PVC retention policy {policy} again after \
+             berth set it to Retain (something outside berth sets it); removing the app now \
+             would delete its volumes. Set the policy to Retain (whenDeleted and whenScaled) \
+             and stop whatever sets Delete",
+            sts.namespace().unwrap_or_default(),
+            sts.name_any()
+        ),
+    }
+}
+
+/// The `work` (removal, recreate) of app `key` stops before `doing` its StatefulSet: the
+/// object is no longer the app's (`why`).
+fn not_this_app(
+    work: &str,
+    key: &str,
+    planned: &DynamicObject,
+    doing: &str,
+    why: &str,
+) -> ClusterError {
+    ClusterError::Cancelled {
+        what: format!(
+            "{doing} StatefulSet {}/{} for the {work} of {key}: {why}",
+            planned.namespace().unwrap_or_default(),
+            planned.name_any()
+        ),
+    }
 }
 
 /// `k=v,k=v` from a StatefulSet's `spec.selector.matchLabels`.

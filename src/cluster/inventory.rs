@@ -7,9 +7,27 @@ use kube::api::{DynamicObject, ListParams};
 
 use super::{Cluster, ClusterError, Kind};
 use crate::render::{
-    INSTANCE_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE, NAME_LABEL, SOURCE_ANNOTATION,
-    owner_selector,
+    APP_ANNOTATION, INSTANCE_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE, NAME_LABEL,
+    SOURCE_ANNOTATION, owner_selector,
 };
+
+/// The app an owned object belongs to: berth's own record ([`APP_ANNOTATION`]) when the object
+/// has one for its namespace, else (objects written before berth kept that record) its
+/// `app.kubernetes.io/name` label. None when neither says.
+pub fn app_of<'a>(
+    namespace: &str,
+    labels: &'a std::collections::BTreeMap<String, String>,
+    annotations: &'a std::collections::BTreeMap<String, String>,
+) -> Option<&'a str> {
+    if let Some(recorded) = annotations.get(APP_ANNOTATION)
+        && let Some((ns, name)) = recorded.split_once('/')
+        && ns == namespace
+        && !name.is_empty()
+    {
+        return Some(name);
+    }
+    labels.get(NAME_LABEL).map(String::as_str)
+}
 
 /// The live objects of one app that berth owns.
 #[derive(Debug, Clone, Default)]
@@ -48,17 +66,18 @@ impl Inventory {
         inventory
     }
 
-    /// Adds one object to its app; an object without the app label is skipped.
+    /// Adds one object to its app ([`app_of`]); an object that names no app is skipped.
     pub fn add(&mut self, kind: Kind, object: DynamicObject) {
-        let Some(app) = object.labels().get(NAME_LABEL) else {
+        let namespace = object.namespace().unwrap_or_default();
+        let Some(app) = app_of(&namespace, object.labels(), object.annotations()) else {
             return;
         };
-        let namespace = object.namespace().unwrap_or_default();
+        let app = app.to_string();
         let source = object
             .annotations()
             .get(SOURCE_ANNOTATION)
             .map(String::as_str);
-        let entry = self.entry(&namespace, app, source);
+        let entry = self.entry(&namespace, &app, source);
         entry.objects.push((kind, object));
     }
 

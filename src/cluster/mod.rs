@@ -8,6 +8,7 @@ mod cache;
 mod execute;
 mod inventory;
 mod kinds;
+mod ledger;
 mod planner;
 
 use std::path::Path;
@@ -18,6 +19,7 @@ pub use cache::{AppKey, OwnedCache};
 pub use execute::{Progress, Report, StderrProgress, error_chain, is_transport_error};
 pub use inventory::{Inventory, LiveApp};
 pub use kinds::Kind;
+pub use ledger::{LEDGER_ANNOTATION, unix_now};
 pub use planner::{PlanOptions, Planned};
 
 /// berth's server-side apply field manager.
@@ -92,6 +94,12 @@ pub enum ClusterError {
     },
     #[error("timed out after {seconds}s {what}; run again to continue from where it stopped")]
     Timeout { what: String, seconds: u64 },
+    #[error("{message}")]
+    Ledger {
+        message: String,
+        #[source]
+        source: Option<kube::Error>,
+    },
     #[error("stopped before {what}; run again to continue")]
     Cancelled { what: String },
 }

@@ -14,6 +14,8 @@ use tokio::sync::OnceCell;
 
 use super::inventory::{Inventory, LiveApp};
 use super::{Cluster, ClusterError, FIELD_MANAGER, Kind, REMOVING_ANNOTATION, RESTART_MARK};
+use super::ledger::unix_now;
+use crate::plan::removals;
 use crate::plan::{
     Action, AppPlan, FINGERPRINT_ANNOTATION, ObjectChange, ObjectRef, Plan, contained_in,
     fingerprint, immutable_changes, normalize, summarize,
@@ -34,8 +36,15 @@ pub struct PlanOptions {
     pub allow_removals: bool,
     /// Treat an empty spec directory as "remove every app".
     pub allow_empty: bool,
-    /// The most removals one run may do without `allow_removals`.
+    /// The most removals started per `removal_window` without `allow_removals`.
     pub max_removals: usize,
+    pub removal_window: std::time::Duration,
+    /// Where the removal ledger lives (`safety.namespace`).
+    pub ledger_namespace: String,
+    /// Apps that appeared in the same change of the directory as the apps that went: a move
+    /// is told by these even once the new app has been created (the daemon creates it while
+    /// the old one is still being looked at).
+    pub arrivals: BTreeSet<(String, String)>,
     /// The config repo's commit, recorded on written objects.
     pub commit: Option<String>,
     /// Apps planned, and later converged, at the same time (at least 1).
@@ -59,6 +68,9 @@ impl Default for PlanOptions {
             allow_removals: false,
             allow_empty: false,
             max_removals: 0,
+            removal_window: std::time::Duration::from_secs(3600),
+            ledger_namespace: "default".to_string(),
+            arrivals: BTreeSet::new(),
             commit: None,
             concurrency: PlanOptions::DEFAULT_CONCURRENCY,
             live_from_cache: false,
@@ -73,6 +85,12 @@ pub struct Planned {
     pub(crate) work: BTreeMap<(String, String), Work>,
     /// Apps converged at the same time when this plan is executed.
     pub(crate) concurrency: usize,
+    /// Holds, releases and removal starts to record in the ledger (see [`Cluster::record`]).
+    pub ledger_change: removals::LedgerChange,
+    pub(crate) ledger_namespace: String,
+    pub(crate) policy: removals::Policy,
+    /// When the plan was decided (Unix seconds).
+    pub(crate) now: u64,
 }
 
 /// What executing an app's plan does.
@@ -213,6 +231,26 @@ impl Cluster {
             }
         }
 
+        self.plan_removals(loaded, inventory, options, &in_scope, &mut planned)
+            .await?;
+        planned
+            .plan
+            .apps
+            .sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+        Ok(planned)
+    }
+
+    /// The live apps without a spec: what [`removals::decide`] makes of each, over the whole
+    /// directory and inventory (so planning one app at a time cannot slip past a rule), with
+    /// plans for those in scope. The ledger is read only when some app has no spec.
+    async fn plan_removals(
+        &self,
+        loaded: &Loaded,
+        inventory: &Inventory,
+        options: &PlanOptions,
+        in_scope: &(dyn Fn(&(String, String)) -> bool + Sync),
+        planned: &mut Planned,
+    ) -> Result<(), ClusterError> {
         // Borrowed keys: the daemon plans one app at a time over the whole directory, and
         // copying every name for each plan showed in its first-sync profile.
         let desired: HashSet<(&str, &str)> = loaded
@@ -220,23 +258,81 @@ impl Cluster {
             .iter()
             .map(|a| (a.namespace.as_str(), a.name.as_str()))
             .collect();
-        let mut removals = Vec::new();
-        for (key, live) in &inventory.apps {
-            if desired.contains(&(key.0.as_str(), key.1.as_str())) {
+        let gone: Vec<removals::Gone> = inventory
+            .apps
+            .iter()
+            .filter(|(key, _)| !desired.contains(&(key.0.as_str(), key.1.as_str())))
+            .map(|(_, live)| removals::Gone {
+                namespace: live.namespace.clone(),
+                name: live.name.clone(),
+                source: live.source.clone(),
+                removing: live
+                    .statefulset()
+                    .is_some_and(|s| s.annotations().contains_key(REMOVING_ANNOTATION)),
+                objects: live
+                    .objects
+                    .iter()
+                    .map(|(kind, o)| (kind.to_string(), o.name_any()))
+                    .collect(),
+            })
+            .collect();
+        planned.policy = removals::Policy {
+            max_removals: options.max_removals,
+            window_secs: options.removal_window.as_secs(),
+            allow_removals: options.allow_removals,
+            allow_empty: options.allow_empty,
+        };
+        planned.ledger_namespace = options.ledger_namespace.clone();
+        if gone.is_empty() {
+            return Ok(());
+        }
+        let ledger = self.read_ledger(&options.ledger_namespace).await?;
+        let now = unix_now();
+        let wanted: Vec<removals::Wanted> = loaded
+            .apps
+            .iter()
+            .map(|app| {
+                let key = (app.namespace.clone(), app.name.clone());
+                removals::Wanted {
+                    namespace: app.namespace.clone(),
+                    name: app.name.clone(),
+                    source: source_value(&app.source_path),
+                    objects: object_names(app),
+                    appearing: options.arrivals.contains(&key)
+                        || !inventory.apps.contains_key(&key),
+                }
+            })
+            .collect();
+        let broken_files: Vec<removals::BrokenFile> = loaded
+            .broken
+            .iter()
+            .map(|b| removals::BrokenFile {
+                source: source_value(&b.source_path),
+                name: b.name.clone(),
+                namespace: b.namespace.clone(),
+                shown: b.path.display().to_string(),
+            })
+            .collect();
+        let broken_dirs: Vec<String> = loaded
+            .broken_dirs
+            .iter()
+            .map(|d| source_value(&d.source_path))
+            .collect();
+        let decision = removals::decide(&removals::Inputs {
+            wanted: &wanted,
+            gone: &gone,
+            broken_files: &broken_files,
+            broken_dirs: &broken_dirs,
+            spec_files: loaded.files,
+            ledger: &ledger,
+            now,
+            policy: &planned.policy,
+        });
+        for (key, verdict) in decision.verdicts {
+            let Some(live) = inventory.apps.get(&key) else {
                 continue;
-            }
-            // A broken file protects its app by the identity it had, and by the file it came
-            // from (an edit may have broken the very `name` line).
-            let live_source = &live.source;
-            let broken = loaded.broken.iter().find(|b| {
-                (b.name == live.name
-                    && b.namespace.as_deref().is_none_or(|ns| ns == live.namespace))
-                    || live_source.as_deref() == Some(source_value(&b.source_path).as_str())
-            });
-            if broken.is_none() {
-                removals.push(key.clone());
-            }
-            if !in_scope(key) {
+            };
+            if !in_scope(&key) {
                 continue;
             }
             let mut app_plan = AppPlan {
@@ -247,73 +343,47 @@ impl Cluster {
                 changes: Vec::new(),
                 retained_pvcs: Vec::new(),
             };
-            if let Some(broken) = broken {
-                app_plan.action = Action::Blocked {
-                    reason: format!(
-                        "its spec {} has errors; the live app is left as it is until the file \
-                         is fixed",
-                        broken.path.display()
-                    ),
-                    destructive: false,
-                };
-            } else {
-                app_plan.summary = removal_summary(live);
-                app_plan.retained_pvcs = self.retained_pvcs(live).await?;
-                for (kind, object) in &live.objects {
-                    app_plan.changes.push(ObjectChange::new(
-                        ObjectRef {
-                            kind: kind.to_string(),
-                            namespace: live.namespace.clone(),
-                            name: object.name_any(),
-                        },
-                        Some(normalize(&live_json(*kind, object))),
-                        None,
-                    ));
+            match verdict {
+                removals::Verdict::Protected { reason } => {
+                    app_plan.action = Action::Blocked {
+                        reason,
+                        destructive: false,
+                    };
                 }
-                planned
-                    .work
-                    .insert(key.clone(), Work::Remove { live: live.clone() });
+                removals::Verdict::Held { reason } => {
+                    app_plan.action = Action::Held { reason };
+                    app_plan.retained_pvcs = Vec::new();
+                }
+                removals::Verdict::Remove { released } => {
+                    if let Some(was) = released {
+                        app_plan
+                            .summary
+                            .push(format!("hold released by --allow-removals (it {was})"));
+                    }
+                    app_plan.summary.extend(removal_summary(live));
+                    app_plan.retained_pvcs = self.retained_pvcs(live).await?;
+                    for (kind, object) in &live.objects {
+                        app_plan.changes.push(ObjectChange::new(
+                            ObjectRef {
+                                kind: kind.to_string(),
+                                namespace: live.namespace.clone(),
+                                name: object.name_any(),
+                            },
+                            Some(normalize(&live_json(*kind, object))),
+                            None,
+                        ));
+                    }
+                    planned
+                        .work
+                        .insert(key.clone(), Work::Remove { live: live.clone() });
+                }
             }
             planned.plan.apps.push(app_plan);
         }
-
-        // A bad checkout must not stop a fleet: an empty directory, or more removals than the
-        // limit, holds every removal back until an operator confirms.
-        let hold = if loaded.files == 0 && !removals.is_empty() && !options.allow_empty {
-            Some(format!(
-                "the spec directory has no specs, which would remove all {} app(s); if that is \
-                 really wanted, run again with --allow-empty",
-                removals.len()
-            ))
-        } else if removals.len() > options.max_removals && !options.allow_removals {
-            Some(format!(
-                "{} removals at once exceed the limit of {} (safety.max_removals); if they are \
-                 really wanted, run again with --allow-removals",
-                removals.len(),
-                options.max_removals
-            ))
-        } else {
-            None
-        };
-        if let Some(reason) = hold {
-            for app_plan in planned.plan.apps.iter_mut() {
-                if removals.contains(&(app_plan.namespace.clone(), app_plan.name.clone())) {
-                    app_plan.action = Action::Blocked {
-                        reason: format!("removal held back: {reason}"),
-                        destructive: true,
-                    };
-                    planned
-                        .work
-                        .remove(&(app_plan.namespace.clone(), app_plan.name.clone()));
-                }
-            }
-            planned.plan.refusals.push(reason);
-        }
-        planned
-            .plan
-            .apps
-            .sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
-        Ok(planned)
+        planned.plan.refusals.extend(decision.refusals);
+        planned.ledger_change = decision.ledger;
+        planned.now = now;
+        Ok(())
     }
 
     async fn plan_app(
@@ -640,6 +710,41 @@ impl Cluster {
                 name: name.to_string(),
                 source,
             })
+    }
+}
+
+/// The objects an app writes, as `(kind, name)`: what no other app's removal may take.
+fn object_names(app: &App) -> Vec<(String, String)> {
+    let mut names = vec![
+        (Kind::StatefulSet.to_string(), app.name.clone()),
+        (Kind::Service.to_string(), app.headless.clone()),
+    ];
+    if let Some(service) = &app.service {
+        names.push((Kind::Service.to_string(), service.name.clone()));
+    }
+    if app.disruption_budget.is_some() {
+        names.push((Kind::PodDisruptionBudget.to_string(), app.name.clone()));
+    }
+    names
+}
+
+impl Cluster {
+    /// Records what the plan decided in the removal ledger: its holds and releases always, the
+    /// removals it starts only with `starting` (when they are about to be carried out). Called
+    /// before anything is executed, so a removal is counted before its first write.
+    pub async fn record(&self, planned: &Planned, starting: bool) -> Result<(), ClusterError> {
+        let change = if starting {
+            planned.ledger_change.clone()
+        } else {
+            planned.ledger_change.holds_only()
+        };
+        self.record_ledger(
+            &planned.ledger_namespace,
+            &change,
+            &planned.policy,
+            planned.now,
+        )
+        .await
     }
 }
 

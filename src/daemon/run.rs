@@ -77,6 +77,9 @@ struct Shared {
     /// Apps whose current drift was already counted and logged (once per occurrence, not per
     /// look: in report mode every status change would count it again).
     drift_seen: Mutex<HashSet<AppKey>>,
+    /// For each app whose spec went, the apps that arrived in the same reload: a move is told
+    /// by these (see [`PlanOptions::arrivals`]) even after the new app has been created.
+    arrivals: Mutex<HashMap<AppKey, BTreeSet<AppKey>>>,
 }
 
 impl Shared {
@@ -98,6 +101,21 @@ impl Shared {
     fn forget(&self, key: &AppKey) {
         let mut states = self.states.lock().unwrap_or_else(|p| p.into_inner());
         states.remove(key);
+        drop(states);
+        self.arrivals
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(key);
+    }
+
+    /// The apps that arrived in the reload in which `key`'s spec went.
+    fn arrivals_for(&self, key: &AppKey) -> BTreeSet<AppKey> {
+        self.arrivals
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key)
+            .cloned()
+            .unwrap_or_default()
     }
 
     fn status_line(&self) -> String {
@@ -188,6 +206,7 @@ pub async fn run(
         states: Mutex::new(BTreeMap::new()),
         retained_pvcs: Mutex::new(HashSet::new()),
         drift_seen: Mutex::new(HashSet::new()),
+        arrivals: Mutex::default(),
         spec_cache: Mutex::new(SpecCache::default()),
         leading: leading.clone(),
     });
@@ -395,6 +414,30 @@ async fn reload(shared: &Shared, shutdown: &CancellationToken) -> Option<BTreeSe
     for name in was.symmetric_difference(&is) {
         changed.extend(live.iter().filter(|(_, n)| n == name).cloned());
     }
+    // A directory that became unreadable, or readable again, changes what may happen to every
+    // app without a spec.
+    let dirs = |l: &Loaded| -> BTreeSet<std::path::PathBuf> {
+        l.broken_dirs.iter().map(|d| d.source_path.clone()).collect()
+    };
+    if dirs(&old) != dirs(&loaded) {
+        changed.extend(live.iter().filter(|k| !after.contains_key(*k)).cloned());
+    }
+    {
+        let arrived: BTreeSet<AppKey> = after
+            .keys()
+            .filter(|k| !before.contains_key(*k))
+            .cloned()
+            .collect();
+        let mut arrivals = shared.arrivals.lock().unwrap_or_else(|p| p.into_inner());
+        for key in after.keys() {
+            arrivals.remove(key);
+        }
+        if !arrived.is_empty() {
+            for key in before.keys().filter(|k| !after.contains_key(*k)) {
+                arrivals.insert(key.clone(), arrived.clone());
+            }
+        }
+    }
     let pending_removals = live.iter().filter(|k| !after.contains_key(*k)).count();
     shared.metrics.set_pending_removals(pending_removals as i64);
     *shared.specs.write().unwrap_or_else(|p| p.into_inner()) = loaded;
@@ -491,6 +534,9 @@ async fn reconcile(shared: &Shared, key: &AppKey) -> Outcome {
         allow_removals: false,
         allow_empty: false,
         max_removals: config.safety.max_removals,
+        removal_window: config.safety.removal_window,
+        ledger_namespace: config.safety.namespace.clone(),
+        arrivals: shared.arrivals_for(key),
         commit,
         // One app per reconcile: the workers are the daemon's concurrency.
         concurrency: 1,
@@ -552,6 +598,18 @@ async fn reconcile(shared: &Shared, key: &AppKey) -> Outcome {
             shared.set_state(key, "blocked");
             return Outcome::Done;
         }
+        Action::Held { reason } => {
+            warn!(app = %app_name, reason = %reason, "removal held; nothing is changed for this app until an operator runs `berth apply --allow-removals`");
+            shared.set_state(key, "held");
+            if !shared.options.dry_run
+                && shared.is_leader()
+                && let Err(err) = shared.cluster.record(&planned, false).await
+            {
+                error!(app = %app_name, error = %crate::cluster::error_chain(&err), "recording the hold failed; retrying with backoff");
+                return Outcome::Failed;
+            }
+            return Outcome::Done;
+        }
         _ => {}
     }
     let drifted = matches!(plan.action, Action::Update)
@@ -596,6 +654,12 @@ async fn reconcile(shared: &Shared, key: &AppKey) -> Outcome {
     if !shared.is_leader() {
         // The lease was lost while planning: the new leader does this.
         return Outcome::Done;
+    }
+    // A removal is counted against the budget (in the cluster) before its first write.
+    if let Err(err) = shared.cluster.record(&planned, true).await {
+        error!(app = %app_name, error = %crate::cluster::error_chain(&err), "recording the removal in the ledger failed; retrying with backoff");
+        shared.set_state(key, "error");
+        return Outcome::Failed;
     }
     let report = shared
         .cluster

@@ -8,6 +8,7 @@
 //! - [`immutable_changes`] finds StatefulSet changes the API server would refuse in place.
 
 mod diff;
+pub mod removals;
 mod normalize;
 mod summary;
 
@@ -34,8 +35,12 @@ pub enum Action {
     /// An immutable StatefulSet field changes and the operator allowed a recreate.
     Recreate { reasons: Vec<String> },
     /// Nothing will be done for this app until the reason is dealt with. `destructive` when
-    /// what is held back is a removal or a recreate (so `berth diff` still exits 3).
+    /// what is held back is a recreate or an immutable change (so `berth diff` still exits 3).
     Blocked { reason: String, destructive: bool },
+    /// A removal that waits for a person: it looks like a move, the removal budget is spent,
+    /// or the directory it would be judged by cannot be read. Released only by
+    /// `berth apply --allow-removals` or by the spec coming back (see [`removals`]).
+    Held { reason: String },
 }
 
 impl Action {
@@ -45,6 +50,7 @@ impl Action {
             self,
             Action::Remove
                 | Action::Recreate { .. }
+                | Action::Held { .. }
                 | Action::Blocked {
                     destructive: true,
                     ..
@@ -53,7 +59,10 @@ impl Action {
     }
 
     pub fn is_change(&self) -> bool {
-        !matches!(self, Action::Unchanged | Action::Blocked { .. })
+        !matches!(
+            self,
+            Action::Unchanged | Action::Blocked { .. } | Action::Held { .. }
+        )
     }
 
     pub fn word(&self) -> &'static str {
@@ -64,6 +73,7 @@ impl Action {
             Action::Remove => "remove",
             Action::Recreate { .. } => "recreate",
             Action::Blocked { .. } => "blocked",
+            Action::Held { .. } => "held",
         }
     }
 }
@@ -72,6 +82,7 @@ impl fmt::Display for Action {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Action::Blocked { reason, .. } => write!(f, "blocked: {reason}"),
+            Action::Held { reason } => write!(f, "held: {reason}"),
             Action::Recreate { reasons } => write!(f, "recreate: {}", reasons.join("; ")),
             other => f.write_str(other.word()),
         }
@@ -183,10 +194,11 @@ impl Plan {
         self.apps.iter().any(|a| a.action.is_destructive())
     }
 
+    /// Apps for which nothing is done: blocked, or a removal held for a person.
     pub fn blocked(&self) -> impl Iterator<Item = &AppPlan> {
         self.apps
             .iter()
-            .filter(|a| matches!(a.action, Action::Blocked { .. }))
+            .filter(|a| matches!(a.action, Action::Blocked { .. } | Action::Held { .. }))
     }
 
     pub fn removals(&self) -> usize {

@@ -46,6 +46,11 @@ pub const OWNER_LABELS: [&str; 2] = [MANAGED_BY_LABEL, INSTANCE_LABEL];
 pub const SOURCE_ANNOTATION: &str = "berth.dev/source";
 /// The config repo's commit, when the spec directory is a git checkout.
 pub const COMMIT_ANNOTATION: &str = "berth.dev/commit";
+/// The app an object belongs to, `NAMESPACE/NAME`, written by berth on every object. Which app
+/// owns an object is read from here, not from the `app.kubernetes.io/name` label: a label is
+/// something other tools and people change (a policy engine, a mistyped `kubectl label`), and
+/// a changed label must read as drift of the same app, never as a second app to remove.
+pub const APP_ANNOTATION: &str = "berth.dev/app";
 
 /// What rendering needs besides the app.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,6 +87,11 @@ pub fn source_value(relative: &std::path::Path) -> String {
         .map(|c| c.as_os_str().to_string_lossy())
         .collect::<Vec<_>>()
         .join("/")
+}
+
+/// The value of [`APP_ANNOTATION`] for an app.
+pub fn app_value(namespace: &str, name: &str) -> String {
+    format!("{namespace}/{name}")
 }
 
 /// The objects of one app.
@@ -145,8 +155,11 @@ fn object_labels(app: &App, ctx: &RenderContext) -> BTreeMap<String, String> {
 
 /// Annotations of the top-level objects. Never used in the pod template: a new commit must not
 /// roll the pods.
-fn object_annotations(ctx: &RenderContext) -> BTreeMap<String, String> {
-    let mut a = BTreeMap::from([(SOURCE_ANNOTATION.to_string(), ctx.source.clone())]);
+fn object_annotations(app: &App, ctx: &RenderContext) -> BTreeMap<String, String> {
+    let mut a = BTreeMap::from([
+        (SOURCE_ANNOTATION.to_string(), ctx.source.clone()),
+        (APP_ANNOTATION.to_string(), app_value(&app.namespace, &app.name)),
+    ]);
     if let Some(commit) = &ctx.commit {
         a.insert(COMMIT_ANNOTATION.to_string(), commit.clone());
     }
@@ -160,7 +173,7 @@ fn meta(
     extra_annotations: &BTreeMap<String, String>,
 ) -> ObjectMeta {
     let mut annotations = extra_annotations.clone();
-    annotations.extend(object_annotations(ctx));
+    annotations.extend(object_annotations(app, ctx));
     ObjectMeta {
         name: Some(name.to_string()),
         namespace: Some(app.namespace.clone()),

@@ -3,7 +3,8 @@
 //! Flow: text → [`parse`] (raw types, every syntax and type problem) → [`validate`] (every rule,
 //! into an [`App`]) → [`load_dir`] (rules across files: duplicate apps, clashing Services).
 //! A file with an error becomes a [`BrokenSpec`], never a missing app: the planner must leave a
-//! broken app's live objects alone.
+//! broken app's live objects alone. Likewise a directory berth cannot walk becomes a
+//! [`BrokenDir`]; the walk (`walk.rs`) also refuses anything outside the spec directory.
 
 pub mod app;
 pub mod diag;
@@ -14,6 +15,7 @@ pub mod raw;
 pub mod schema;
 pub mod secret;
 pub mod validate;
+mod walk;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -22,6 +24,7 @@ use std::sync::Arc;
 pub use app::*;
 pub use diag::{Diagnostic, Location, Severity, use_color};
 pub use quantity::Quantity;
+pub use walk::MAX_DEPTH;
 
 use crate::config::Config;
 
@@ -34,13 +37,16 @@ pub struct Loaded {
     pub diagnostics: Vec<Diagnostic>,
     /// Files with at least one error. Their apps must be left as they are in the cluster.
     pub broken: Vec<BrokenSpec>,
+    /// Directories berth cannot walk, sorted by path. Every app whose source lies at or under
+    /// one must be left as it is in the cluster: its spec may be there, unread.
+    pub broken_dirs: Vec<BrokenDir>,
     /// Number of spec files found (valid or not); 0 means an empty directory.
     pub files: usize,
 }
 
 impl Loaded {
     pub fn has_errors(&self) -> bool {
-        !self.broken.is_empty()
+        !self.broken.is_empty() || !self.broken_dirs.is_empty()
     }
 
     pub fn warnings(&self) -> usize {
@@ -66,6 +72,18 @@ pub struct BrokenSpec {
     pub namespace: Option<String>,
     /// The spec's `name` when it could be read, else the file stem.
     pub name: String,
+}
+
+/// A directory under the spec directory that berth cannot walk: a dangling or looping symlink, a
+/// directory it may not read (EACCES, EIO), one deeper than [`MAX_DEPTH`] levels, or a symlink
+/// to a directory outside the spec directory. Its diagnostic (rule `read-error`) says which.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokenDir {
+    /// The directory, as found under the spec directory (directory joined with the relative path).
+    pub path: PathBuf,
+    /// The directory relative to the spec directory, like [`BrokenSpec::source_path`]: every
+    /// live app whose `berth.dev/source` lies under it is protected.
+    pub source_path: PathBuf,
 }
 
 /// Why a directory could not be loaded at all. Missing and empty are told apart: the caller
@@ -147,52 +165,6 @@ pub fn is_spec_file_name(name: &str) -> bool {
         && name.len() > ".toml".len()
 }
 
-/// Deepest directory nesting followed: guards against symlink loops.
-const MAX_DEPTH: usize = 16;
-
-fn collect(
-    dir: &Path,
-    depth: usize,
-    out: &mut Vec<PathBuf>,
-    diags: &mut Vec<Diagnostic>,
-) -> std::io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') {
-            continue; // hidden files and directories (.git, editor temp files)
-        }
-        let path = entry.path();
-        // metadata() follows symlinks: git-sync publishes the checkout through one.
-        let meta = match std::fs::metadata(&path) {
-            Ok(meta) => meta,
-            // A dangling link or a link loop named like a spec is a broken spec: skipping it
-            // would make its app look deleted, and berth would remove a live app because of a
-            // bad checkout. `read_spec` reports it.
-            Err(_) if is_spec_file_name(&name) && std::fs::symlink_metadata(&path).is_ok() => {
-                out.push(path);
-                continue;
-            }
-            Err(_) => continue, // removed while we looked
-        };
-        if is_spec_file_name(&name) {
-            // Whatever it is — a file, a directory, a FIFO — a `.toml` name claims an app;
-            // `read_spec` refuses what is not a regular file, so the app is left alone.
-            out.push(path);
-        } else if meta.is_dir()
-            && depth < MAX_DEPTH
-            && let Err(e) = collect(&path, depth + 1, out, diags)
-        {
-            diags.push(Diagnostic::error(
-                &path,
-                "read-error",
-                format!("cannot read directory: {e}"),
-            ));
-        }
-    }
-    Ok(())
-}
-
 /// The largest spec file berth reads. An app spec is a few dozen lines; a file this big is a
 /// mistake (a dump, a binary committed under the wrong name), and reading and reporting it
 /// whole would slow every rescan of the directory.
@@ -202,17 +174,22 @@ pub const MAX_SPEC_BYTES: u64 = 1024 * 1024;
 /// not a regular file (a directory named `x.toml`, a FIFO — never opened, a read would block —,
 /// a dangling symlink or a symlink loop), a file over [`MAX_SPEC_BYTES`], a file that cannot be
 /// read, and text that is not UTF-8 (with the line and column of the first bad byte).
+///
+/// This reads whatever `path` leads to; [`load_dir`] first refuses a file whose real path is
+/// outside the spec directory.
 pub fn read_spec(path: &Path) -> Result<String, Box<Diagnostic>> {
-    read(path).map_err(Box::new)
+    read(path, path).map_err(Box::new)
 }
 
-// Boxed once, in `read_spec`: the error is rare and the `?`s read better unboxed.
+/// Read `open`, reporting problems against `path`, the name the user knows: the walk opens an
+/// in-tree symlink by the real path it checked, so no other link is followed on the way.
+// Boxed by the callers: the error is rare and the `?`s read better unboxed.
 #[allow(clippy::result_large_err)]
-fn read(path: &Path) -> Result<String, Diagnostic> {
+fn read(path: &Path, open: &Path) -> Result<String, Diagnostic> {
     use std::io::Read;
     let error = |message: String| Diagnostic::error(path, "read-error", message);
     let is_link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
-    let meta = std::fs::metadata(path).map_err(|e| match (is_link, e.kind()) {
+    let meta = std::fs::metadata(open).map_err(|e| match (is_link, e.kind()) {
         (true, std::io::ErrorKind::NotFound) => {
             error("the file is a symbolic link to a file that does not exist".into())
                 .help("point the link at a spec file or remove it")
@@ -245,7 +222,7 @@ fn read(path: &Path) -> Result<String, Diagnostic> {
         return Err(too_big(meta.len()));
     }
     let mut bytes = Vec::new();
-    std::fs::File::open(path)
+    std::fs::File::open(open)
         .and_then(|f| f.take(MAX_SPEC_BYTES + 1).read_to_end(&mut bytes))
         .map_err(|e| {
             error(format!("cannot read the file: {e}"))
@@ -363,19 +340,24 @@ fn load(dir: &Path, config: &Config, cache: &mut SpecCache) -> Result<Loaded, Lo
             dir: dir.to_path_buf(),
         });
     }
-    let mut files = Vec::new();
-    let mut loaded = Loaded::default();
-    collect(dir, 0, &mut files, &mut loaded.diagnostics).map_err(|source| LoadError::ReadDir {
+    let walked = walk::walk(dir).map_err(|source| LoadError::ReadDir {
         dir: dir.to_path_buf(),
         source,
     })?;
-    files.sort();
-    loaded.files = files.len();
+    let mut loaded = Loaded {
+        files: walked.specs.len(),
+        ..Loaded::default()
+    };
+    // Broken directories are not cached: the walk finds them afresh on every load.
+    for (broken, diagnostic) in walked.broken_dirs {
+        loaded.broken_dirs.push(broken);
+        loaded.diagnostics.push(diagnostic);
+    }
 
     let mut checked: Vec<(PathBuf, Checked)> = Vec::new();
-    for path in files {
+    for walk::Found { path, open } in walked.specs {
         let rel = path.strip_prefix(dir).unwrap_or(&path).to_path_buf();
-        let c = match read_spec(&path) {
+        let c = match open.and_then(|open| read(&path, &open).map_err(Box::new)) {
             Ok(text) => {
                 let hash = text_hash(&text);
                 let cached = cache
@@ -524,6 +506,9 @@ fn cross_file_rules(checked: &mut [(PathBuf, Checked)]) {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod dir_tests;
 
 #[cfg(test)]
 mod cache_tests {

@@ -1,0 +1,410 @@
+//! The directory walk: directories berth cannot walk are broken sources, never skipped, and
+//! nothing outside the spec directory is followed or opened.
+
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+
+use super::*;
+use crate::config::Config;
+
+const CONTAINER: &str = "[containers.app]\nimage = \"busybox:1.36\"\n";
+
+/// A line that must never reach a diagnostic: if the file holding it were read, the TOML parse
+/// error would quote it (secret masking covers `key = value` lines, not a bare key block).
+const SECRET: &str = "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ";
+
+fn tempdir() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn write(dir: &Path, rel: &str, text: &str) {
+    let path = dir.join(rel);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).unwrap_or_else(|e| panic!("{e}"));
+    }
+    std::fs::write(path, text).unwrap_or_else(|e| panic!("{e}"));
+}
+
+fn link(target: impl AsRef<Path>, at: &Path) {
+    if let Some(parent) = at.parent() {
+        std::fs::create_dir_all(parent).unwrap_or_else(|e| panic!("{e}"));
+    }
+    symlink(target, at).unwrap_or_else(|e| panic!("link {}: {e}", at.display()));
+}
+
+fn load(dir: &Path) -> Loaded {
+    load_dir(dir, &Config::default()).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn real(path: &Path) -> PathBuf {
+    std::fs::canonicalize(path).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Every diagnostic rendered, with `base` (and its real path) replaced by `<tmp>`.
+fn rendered(base: &Path, loaded: &Loaded) -> String {
+    loaded
+        .diagnostics
+        .iter()
+        .map(|d| d.render(false))
+        .collect::<Vec<_>>()
+        .join("\n")
+        .replace(&real(base).display().to_string(), "<tmp>")
+        .replace(&base.display().to_string(), "<tmp>")
+}
+
+fn broken_dirs(loaded: &Loaded) -> Vec<&str> {
+    loaded
+        .broken_dirs
+        .iter()
+        .map(|b| b.source_path.to_str().unwrap_or("?"))
+        .collect()
+}
+
+fn app_names(loaded: &Loaded) -> Vec<&str> {
+    loaded.apps.iter().map(|a| a.name.as_str()).collect()
+}
+
+#[test]
+fn a_dangling_symlinked_directory_is_a_broken_dir() {
+    let tmp = tempdir();
+    let dir = tmp.path();
+    write(dir, "web.toml", CONTAINER);
+    link("gone", &dir.join("team-a"));
+    link("../gone", &dir.join("nested/conf.d"));
+    // Dangling links named like non-spec files are taken for deleted files: ignored.
+    link("gone.md", &dir.join("notes.md"));
+    link("gone", &dir.join("web.toml~"));
+    link("gone", &dir.join(".hidden"));
+
+    let loaded = load(dir);
+    assert!(loaded.has_errors());
+    assert!(loaded.broken.is_empty(), "{:?}", loaded.broken);
+    assert_eq!(
+        loaded.broken_dirs,
+        [
+            BrokenDir {
+                path: dir.join("nested/conf.d"),
+                source_path: PathBuf::from("nested/conf.d"),
+            },
+            BrokenDir {
+                path: dir.join("team-a"),
+                source_path: PathBuf::from("team-a"),
+            },
+        ]
+    );
+    assert_eq!(app_names(&loaded), ["web"], "the other apps go on");
+    assert_eq!(loaded.errors(), 2);
+    assert!(loaded.diagnostics.iter().all(|d| d.rule == "read-error"));
+    assert_eq!(
+        rendered(dir, &loaded),
+        "\
+error[read-error]: cannot walk this directory: it is a dangling symbolic link (../gone does not exist)
+  --> <tmp>/nested/conf.d
+  = help: point the link at a directory inside the spec directory, or remove the link if its apps are meant to be removed; until then every app whose spec file lies under it is left as it is in the cluster
+
+error[read-error]: cannot walk this directory: it is a dangling symbolic link (gone does not exist)
+  --> <tmp>/team-a
+  = help: point the link at a directory inside the spec directory, or remove the link if its apps are meant to be removed; until then every app whose spec file lies under it is left as it is in the cluster
+"
+    );
+}
+
+#[test]
+fn looping_symlinked_directories_are_broken_dirs_and_nothing_is_read_twice() {
+    let tmp = tempdir();
+    let dir = tmp.path();
+    write(dir, "web.toml", CONTAINER);
+    write(dir, "team/db.toml", CONTAINER);
+    // A link to itself: the system cannot follow it (ELOOP).
+    link("loop", &dir.join("loop"));
+    // A link back to a directory that contains it: it resolves, but walking it never ends (and
+    // used to read web.toml and team/db.toml again down to the depth limit).
+    link("..", &dir.join("team/up"));
+    // Two links that lead to each other's directory.
+    link("../b", &dir.join("a/to-b"));
+    link("../a", &dir.join("b/to-a"));
+
+    let loaded = load(dir);
+    assert_eq!(
+        broken_dirs(&loaded),
+        ["a/to-b/to-a", "b/to-a/to-b", "loop", "team/up"]
+    );
+    assert!(loaded.broken.is_empty(), "{}", rendered(dir, &loaded));
+    assert_eq!(app_names(&loaded), ["db", "web"]);
+    assert_eq!(loaded.files, 2, "each spec is read once");
+    let text = rendered(dir, &loaded);
+    assert!(
+        text.contains(
+            "error[read-error]: cannot walk this directory: it is a symbolic link loop \
+             (Too many levels of symbolic links (os error 40))\n  --> <tmp>/loop\n"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "error[read-error]: cannot walk this directory: it is a symbolic link loop \
+             (it leads to <tmp>, which contains the link)\n  --> <tmp>/team/up\n"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "= help: a link to a directory that contains it would be walked forever; point it \
+             elsewhere or remove it; until then every app whose spec file lies under it is left \
+             as it is in the cluster"
+        ),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_directory_deeper_than_the_limit_is_a_broken_dir() {
+    let tmp = tempdir();
+    let dir = tmp.path();
+    let deepest_walked = vec!["d"; MAX_DEPTH].join("/");
+    write(dir, &format!("{deepest_walked}/ok.toml"), CONTAINER);
+    write(dir, &format!("{deepest_walked}/d/deep.toml"), CONTAINER);
+
+    let loaded = load(dir);
+    assert_eq!(app_names(&loaded), ["ok"], "{MAX_DEPTH} levels are walked");
+    let too_deep = format!("{deepest_walked}/d");
+    assert_eq!(broken_dirs(&loaded), [too_deep.as_str()]);
+    assert!(loaded.has_errors());
+    assert_eq!(
+        rendered(dir, &loaded),
+        format!(
+            "error[read-error]: cannot walk this directory: it is deeper than 16 levels below \
+             the spec directory\n  --> <tmp>/{too_deep}\n  = help: berth walks at most 16 \
+             levels of subdirectories; move its spec files up; until then every app whose spec \
+             file lies under it is left as it is in the cluster\n"
+        )
+    );
+}
+
+#[test]
+fn a_symlinked_directory_outside_the_spec_directory_is_a_broken_dir_and_not_walked() {
+    let tmp = tempdir();
+    let dir = tmp.path().join("specs");
+    write(tmp.path(), "outside/web.toml", CONTAINER);
+    write(tmp.path(), "outside/readme.txt", "not a spec");
+    write(&dir, "db.toml", CONTAINER);
+    link("../outside", &dir.join("team"));
+    // Through an in-tree link, then out: the real path decides.
+    link("../../outside", &dir.join("inner/up"));
+    link("inner/up", &dir.join("via-inner"));
+    // A link out of the tree to a file not named like a spec is ignored, like any such file.
+    link("../outside/readme.txt", &dir.join("README"));
+
+    let loaded = load(&dir);
+    assert_eq!(broken_dirs(&loaded), ["inner/up", "team", "via-inner"]);
+    assert_eq!(app_names(&loaded), ["db"], "outside/web.toml is not read");
+    assert_eq!(loaded.files, 1);
+    let text = rendered(tmp.path(), &loaded);
+    assert!(
+        text.contains(
+            "error[read-error]: cannot walk this directory: it resolves outside the spec \
+             directory (<tmp>/outside is not under <tmp>/specs)\n  --> <tmp>/specs/team\n  \
+             = help: berth reads nothing outside the spec directory; move the directory into it, \
+             or point the link at a directory inside it; until then every app whose spec file \
+             lies under it is left as it is in the cluster\n"
+        ),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_symlinked_spec_file_outside_the_spec_directory_is_refused_and_never_printed() {
+    let tmp = tempdir();
+    let dir = tmp.path().join("specs");
+    let key = tmp.path().join("home/.ssh/id_ed25519");
+    write(
+        tmp.path(),
+        "home/.ssh/id_ed25519",
+        &format!(
+            "-----BEGIN OPENSSH PRIVATE KEY-----\n{SECRET}\n-----END OPENSSH PRIVATE KEY-----\n"
+        ),
+    );
+    write(&dir, "web.toml", CONTAINER);
+    link(&key, &dir.join("key.toml"));
+    link("../../home/.ssh/id_ed25519", &dir.join("team/db.toml"));
+    // The test means something: followed, the link does lead to the key's text.
+    let followed =
+        read_spec(&dir.join("key.toml")).unwrap_or_else(|d| panic!("{}", d.render(false)));
+    assert!(followed.contains(SECRET));
+
+    let loaded = load(&dir);
+    assert!(loaded.has_errors());
+    assert!(loaded.broken_dirs.is_empty());
+    assert_eq!(
+        loaded.broken,
+        [
+            BrokenSpec {
+                path: dir.join("key.toml"),
+                source_path: PathBuf::from("key.toml"),
+                namespace: None,
+                name: "key".into(),
+            },
+            BrokenSpec {
+                path: dir.join("team/db.toml"),
+                source_path: PathBuf::from("team/db.toml"),
+                namespace: None,
+                name: "db".into(),
+            },
+        ]
+    );
+    assert_eq!(app_names(&loaded), ["web"]);
+    assert_eq!(loaded.files, 3);
+    let text = rendered(tmp.path(), &loaded);
+    for needle in [SECRET, "PRIVATE KEY", "OPENSSH"] {
+        assert!(!text.contains(needle), "{needle} printed:\n{text}");
+        let debug = format!("{loaded:?}");
+        assert!(!debug.contains(needle), "{needle} kept in the load");
+    }
+    assert_eq!(
+        text,
+        "\
+error[read-error]: the file resolves outside the spec directory (<tmp>/home/.ssh/id_ed25519 is not under <tmp>/specs); it is not read
+  --> <tmp>/specs/key.toml
+  = help: berth reads no file outside the spec directory, so a link can never expose a key or another file in a diagnostic or a log; copy the spec into the spec directory or point the link at a file inside it; until then the app of this file is left as it is in the cluster
+
+error[read-error]: the file resolves outside the spec directory (<tmp>/home/.ssh/id_ed25519 is not under <tmp>/specs); it is not read
+  --> <tmp>/specs/team/db.toml
+  = help: berth reads no file outside the spec directory, so a link can never expose a key or another file in a diagnostic or a log; copy the spec into the spec directory or point the link at a file inside it; until then the app of this file is left as it is in the cluster
+"
+    );
+}
+
+#[test]
+fn symlinks_inside_the_tree_are_followed_and_the_spec_directory_may_be_a_symlink() {
+    let tmp = tempdir();
+    // git-sync's layout: the spec directory is a link to the current checkout, whose specs may
+    // link to each other; hidden directories are not walked themselves.
+    let checkout = tmp.path().join("rev-1");
+    write(&checkout, ".store/db.toml", CONTAINER);
+    write(&checkout, ".store/bad.toml", "replicas = [\n");
+    write(&checkout, "shared/cache.toml", CONTAINER);
+    link(".store", &checkout.join("team"));
+    link("shared/cache.toml", &checkout.join("web.toml"));
+    let dir = tmp.path().join("current");
+    link("rev-1", &dir);
+
+    let loaded = load(&dir);
+    assert!(
+        loaded.broken_dirs.is_empty(),
+        "{}",
+        rendered(tmp.path(), &loaded)
+    );
+    let sources: Vec<_> = loaded
+        .apps
+        .iter()
+        .map(|a| (a.name.as_str(), a.source_path.to_str().unwrap_or("?")))
+        .collect();
+    assert_eq!(
+        sources,
+        [
+            ("cache", "shared/cache.toml"),
+            ("db", "team/db.toml"),
+            ("web", "web.toml")
+        ]
+    );
+    // Problems are reported by the path the user knows, not the real one.
+    assert_eq!(loaded.broken.len(), 1);
+    assert_eq!(loaded.broken[0].path, dir.join("team/bad.toml"));
+    assert_eq!(loaded.broken[0].source_path, Path::new("team/bad.toml"));
+    assert!(
+        loaded
+            .diagnostics
+            .iter()
+            .all(|d| d.path == dir.join("team/bad.toml")),
+        "{:?}",
+        loaded.diagnostics
+    );
+}
+
+#[test]
+fn a_directory_berth_may_not_read_is_a_broken_dir() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempdir();
+    let dir = tmp.path();
+    write(dir, "web.toml", CONTAINER);
+    write(dir, "team/db.toml", CONTAINER);
+    write(dir, "team/sub/x.toml", CONTAINER);
+    let team = dir.join("team");
+    let mode = |m| {
+        std::fs::set_permissions(&team, std::fs::Permissions::from_mode(m))
+            .unwrap_or_else(|e| panic!("{e}"));
+    };
+    mode(0o000);
+    // Tests usually run as root, and root reads a mode-000 directory anyway (libc is not a
+    // dependency, so there is no geteuid to ask): ask the file system instead, and check EACCES
+    // only where it is denied.
+    let denied = std::fs::read_dir(&team).is_err();
+    let loaded = load(dir);
+    mode(0o755); // so the temp dir can be removed
+    if !denied {
+        eprintln!("skipped: this user may read a mode-000 directory (root)");
+        return;
+    }
+    assert_eq!(broken_dirs(&loaded), ["team"]);
+    assert_eq!(app_names(&loaded), ["web"]);
+    assert!(loaded.has_errors());
+    assert_eq!(
+        rendered(dir, &loaded),
+        "error[read-error]: cannot walk this directory: permission denied\n  --> <tmp>/team\n  \
+         = help: let the user berth runs as read and enter the directory (mode r-x); until then \
+         every app whose spec file lies under it is left as it is in the cluster\n"
+    );
+}
+
+#[test]
+fn a_cached_reload_equals_a_fresh_load_with_broken_dirs_and_links_out() {
+    let tmp = tempdir();
+    let dir = tmp.path().join("specs");
+    let config = Config::default();
+    write(&dir, "web.toml", CONTAINER);
+    write(&dir, "shared/db.toml", CONTAINER);
+    write(
+        tmp.path(),
+        "outside/db.toml",
+        &format!("# {SECRET}\n{CONTAINER}"),
+    );
+    link("shared/db.toml", &dir.join("db-link.toml"));
+    let mut cache = SpecCache::default();
+    let first = load_dir_cached(&dir, &config, &mut cache).unwrap_or_else(|e| panic!("{e}"));
+    assert!(!first.has_errors());
+
+    let same = |cached: &Loaded| {
+        let fresh = load_dir(&dir, &config).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(cached.broken_dirs, fresh.broken_dirs);
+        assert_eq!(cached.broken, fresh.broken);
+        assert_eq!(cached.apps, fresh.apps);
+        assert_eq!(cached.diagnostics, fresh.diagnostics);
+        assert_eq!(cached.files, fresh.files);
+        assert_eq!(cached.has_errors(), fresh.has_errors());
+    };
+
+    // A directory breaks, and a cached link is retargeted out of the tree with the same text
+    // behind it: the cache must not let it through.
+    std::fs::rename(dir.join("shared"), tmp.path().join("moved")).unwrap_or_else(|e| panic!("{e}"));
+    link("../moved", &dir.join("shared"));
+    std::fs::remove_file(dir.join("db-link.toml")).unwrap_or_else(|e| panic!("{e}"));
+    link("../outside/db.toml", &dir.join("db-link.toml"));
+    link("gone", &dir.join("team"));
+    let broken = load_dir_cached(&dir, &config, &mut cache).unwrap_or_else(|e| panic!("{e}"));
+    same(&broken);
+    assert_eq!(broken_dirs(&broken), ["shared", "team"]);
+    assert_eq!(broken.broken.len(), 1);
+    assert_eq!(broken.broken[0].source_path, Path::new("db-link.toml"));
+    assert!(!format!("{broken:?}").contains(SECRET));
+
+    // Fixed again: the cached load agrees, and nothing broken is left over.
+    std::fs::remove_file(dir.join("shared")).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::rename(tmp.path().join("moved"), dir.join("shared")).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::remove_file(dir.join("team")).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::remove_file(dir.join("db-link.toml")).unwrap_or_else(|e| panic!("{e}"));
+    let fixed = load_dir_cached(&dir, &config, &mut cache).unwrap_or_else(|e| panic!("{e}"));
+    same(&fixed);
+    assert!(!fixed.has_errors());
+    assert!(fixed.broken_dirs.is_empty());
+    assert_eq!(app_names(&fixed), ["db", "web"]);
+}
