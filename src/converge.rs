@@ -19,6 +19,10 @@ pub struct ConvergeFlags {
     /// Recreate StatefulSets whose immutable fields change (no outage: pods and volumes are kept).
     #[arg(long)]
     pub allow_recreate: bool,
+    /// With --allow-recreate: also recreate when a volume is renamed or no longer declared, so
+    /// the pods start on new, empty claims (the old claims are kept, unused).
+    #[arg(long)]
+    pub abandon_claims: bool,
     /// Release held removals (moves, removals past the budget) and go past
     /// `safety.max_removals`: every app it releases is shown first.
     #[arg(long)]
@@ -72,6 +76,7 @@ fn load_specs(dir: &Path, config: &Config, flags: &ConvergeFlags) -> Option<Load
 fn plan_options(config: &Config, flags: &ConvergeFlags, dir: &Path) -> PlanOptions {
     PlanOptions {
         allow_recreate: flags.allow_recreate,
+        abandon_claims: flags.abandon_claims,
         allow_removals: flags.allow_removals,
         allow_empty: flags.allow_empty,
         max_removals: config.safety.max_removals,

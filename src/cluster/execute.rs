@@ -521,7 +521,11 @@ impl Cluster {
         let mut wrote_retain = false;
         let mut first = true;
         for _ in 0..WRITE_ATTEMPTS {
-            let doing = if wrote_retain { "waiting for" } else { "scaling" };
+            let doing = if wrote_retain {
+                "waiting for"
+            } else {
+                "scaling"
+            };
             let Some(sts) = self.reread_statefulset(key, live, planned, doing).await? else {
                 return Ok(None);
             };
@@ -712,9 +716,7 @@ impl Cluster {
                             .map_err(step("reading a PVC", &claim))?;
                     }
                     Err(source) => {
-                        return Err(step("releasing a PVC from the StatefulSet", &claim)(
-                            source,
-                        ));
+                        return Err(step("releasing a PVC from the StatefulSet", &claim)(source));
                     }
                 }
             }
@@ -1107,7 +1109,9 @@ fn retain_claims() -> Value {
 /// `whenScaled: Delete`; None when it keeps them. An absent field is Kubernetes' default,
 /// Retain; any other value than Retain counts as deleting, so nothing unknown is trusted.
 fn claim_deleting_policy(sts: &DynamicObject) -> Option<String> {
-    let policy = sts.data.pointer("/spec/persistentVolumeClaimRetentionPolicy");
+    let policy = sts
+        .data
+        .pointer("/spec/persistentVolumeClaimRetentionPolicy");
     let deleting: Vec<String> = ["whenDeleted", "whenScaled"]
         .into_iter()
         .filter_map(|field| {

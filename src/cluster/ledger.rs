@@ -68,6 +68,21 @@ impl Cluster {
         Ok(self.ledger_lease(namespace).await?.0)
     }
 
+    /// Ends the hold of `app` (`namespace/name`), if it has one: its spec is back.
+    pub async fn release_hold(
+        &self,
+        namespace: &str,
+        app: &str,
+        policy: &Policy,
+    ) -> Result<(), ClusterError> {
+        let change = LedgerChange {
+            release: [app.to_string()].into(),
+            ..LedgerChange::default()
+        };
+        self.record_ledger(namespace, &change, policy, unix_now())
+            .await
+    }
+
     /// Writes `change` into the ledger as it is at the time of writing (not as it was when the
     /// plan read it). Removals it starts are checked against the budget again on that fresh
     /// ledger: another run that started removals meanwhile makes this one fail rather than
@@ -124,9 +139,7 @@ impl Cluster {
                         .annotations_mut()
                         .insert(LEDGER_ANNOTATION.to_string(), text);
                     // The resourceVersion read above makes this a compare-and-swap.
-                    leases
-                        .replace(&name, &PostParams::default(), &lease)
-                        .await
+                    leases.replace(&name, &PostParams::default(), &lease).await
                 }
                 None => {
                     let lease = Lease {

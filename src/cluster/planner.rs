@@ -13,12 +13,12 @@ use serde_json::Value;
 use tokio::sync::OnceCell;
 
 use super::inventory::{Inventory, LiveApp};
-use super::{Cluster, ClusterError, FIELD_MANAGER, Kind, REMOVING_ANNOTATION, RESTART_MARK};
 use super::ledger::unix_now;
+use super::{Cluster, ClusterError, FIELD_MANAGER, Kind, REMOVING_ANNOTATION, RESTART_MARK};
 use crate::plan::removals;
 use crate::plan::{
-    Action, AppPlan, FINGERPRINT_ANNOTATION, ObjectChange, ObjectRef, Plan, contained_in,
-    fingerprint, immutable_changes, normalize, summarize,
+    Action, AppPlan, FINGERPRINT_ANNOTATION, ImmutableChange, ObjectChange, ObjectRef, Plan,
+    contained_in, fingerprint, immutable_changes, normalize, summarize,
 };
 use crate::render::{NAME_LABEL, RenderContext, render_app, source_value};
 use crate::spec::{App, Loaded};
@@ -32,6 +32,8 @@ const PREFETCH_MIN_APPS: usize = 4;
 pub struct PlanOptions {
     /// Recreate StatefulSets whose immutable fields change (per app also `allow_recreate = true`).
     pub allow_recreate: bool,
+    /// Also recreate when claims are left behind (per app also `abandon_claims = true`).
+    pub abandon_claims: bool,
     /// Go past `max_removals`.
     pub allow_removals: bool,
     /// Treat an empty spec directory as "remove every app".
@@ -65,6 +67,7 @@ impl Default for PlanOptions {
     fn default() -> PlanOptions {
         PlanOptions {
             allow_recreate: false,
+            abandon_claims: false,
             allow_removals: false,
             allow_empty: false,
             max_removals: 0,
@@ -283,7 +286,10 @@ impl Cluster {
             allow_empty: options.allow_empty,
         };
         planned.ledger_namespace = options.ledger_namespace.clone();
-        if gone.is_empty() {
+        // With nothing to remove there is nothing to decide, except that holds of apps whose
+        // spec came back end. A one-shot run reads the ledger for that (one request); the
+        // daemon, which plans an app at a time, releases the holds it saw itself.
+        if gone.is_empty() && options.live_from_cache {
             return Ok(());
         }
         let ledger = self.read_ledger(&options.ledger_namespace).await?;
@@ -499,6 +505,34 @@ impl Cluster {
             if let Some(impossible) = changes.iter().find(|c| !c.recreate_helps) {
                 return Ok(blocked(app_plan, impossible.reason.clone(), true));
             }
+            let abandoned = abandoned_claims(&changes, live_sts);
+            let abandon_allowed = app.abandon_claims || options.abandon_claims;
+            if !abandoned.is_empty() && !abandon_allowed {
+                return Ok(blocked(
+                    app_plan,
+                    format!(
+                        "needs recreate onto new, empty claims: {}. The pods would start \
+                         without the data of {}, which stay behind unused. If that is really \
+                         wanted, set `abandon_claims = true` and `allow_recreate = true` in {} \
+                         or pass --abandon-claims --allow-recreate",
+                        changes
+                            .iter()
+                            .filter(|c| c.abandons.is_some())
+                            .map(|c| c.reason.as_str())
+                            .collect::<Vec<_>>()
+                            .join("; "),
+                        abandoned.join(", "),
+                        app.source_path.display()
+                    ),
+                    true,
+                ));
+            }
+            if !abandoned.is_empty() {
+                app_plan.summary.push(format!(
+                    "claims left behind (kept, no longer mounted): {}",
+                    abandoned.join(", ")
+                ));
+            }
             if !changes.is_empty() {
                 let reasons: Vec<String> = changes.iter().map(|c| c.reason.clone()).collect();
                 if !(app.allow_recreate || options.allow_recreate) {
@@ -711,6 +745,22 @@ impl Cluster {
                 source,
             })
     }
+}
+
+/// The claims of the live StatefulSet's pods whose templates go (`<volume>-<set>-<ordinal>`).
+fn abandoned_claims(changes: &[ImmutableChange], live_sts: &DynamicObject) -> Vec<String> {
+    let replicas = live_sts
+        .data
+        .pointer("/spec/replicas")
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
+    let name = live_sts.name_any();
+    changes
+        .iter()
+        .filter_map(|c| c.abandons.as_deref())
+        .flat_map(|volume| (0..replicas.max(1)).map(move |i| (volume, i)))
+        .map(|(volume, i)| format!("{volume}-{name}-{i}"))
+        .collect()
 }
 
 /// The objects an app writes, as `(kind, name)`: what no other app's removal may take.

@@ -80,6 +80,8 @@ struct Shared {
     /// For each app whose spec went, the apps that arrived in the same reload: a move is told
     /// by these (see [`PlanOptions::arrivals`]) even after the new app has been created.
     arrivals: Mutex<HashMap<AppKey, BTreeSet<AppKey>>>,
+    /// Apps whose removal this daemon saw held: when the spec comes back, the hold ends.
+    held: Mutex<HashSet<AppKey>>,
 }
 
 impl Shared {
@@ -207,6 +209,7 @@ pub async fn run(
         retained_pvcs: Mutex::new(HashSet::new()),
         drift_seen: Mutex::new(HashSet::new()),
         arrivals: Mutex::default(),
+        held: Mutex::default(),
         spec_cache: Mutex::new(SpecCache::default()),
         leading: leading.clone(),
     });
@@ -417,7 +420,10 @@ async fn reload(shared: &Shared, shutdown: &CancellationToken) -> Option<BTreeSe
     // A directory that became unreadable, or readable again, changes what may happen to every
     // app without a spec.
     let dirs = |l: &Loaded| -> BTreeSet<std::path::PathBuf> {
-        l.broken_dirs.iter().map(|d| d.source_path.clone()).collect()
+        l.broken_dirs
+            .iter()
+            .map(|d| d.source_path.clone())
+            .collect()
     };
     if dirs(&old) != dirs(&loaded) {
         changed.extend(live.iter().filter(|k| !after.contains_key(*k)).cloned());
@@ -531,6 +537,7 @@ async fn reconcile(shared: &Shared, key: &AppKey) -> Outcome {
     );
     let options = PlanOptions {
         allow_recreate: shared.options.allow_recreate,
+        abandon_claims: false,
         allow_removals: false,
         allow_empty: false,
         max_removals: config.safety.max_removals,
@@ -543,9 +550,38 @@ async fn reconcile(shared: &Shared, key: &AppKey) -> Outcome {
         live_from_cache: true,
     };
     let scope = BTreeSet::from([key.clone()]);
+    let spec = find_app(&specs, key).map(spec_hash);
+    if spec.is_some()
+        && shared.is_leader()
+        && !shared.options.dry_run
+        && shared
+            .held
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(key)
+    {
+        let policy = crate::plan::removals::Policy {
+            max_removals: config.safety.max_removals,
+            window_secs: config.safety.removal_window.as_secs(),
+            ..Default::default()
+        };
+        if let Err(err) = shared
+            .cluster
+            .release_hold(&config.safety.namespace, &app_name, &policy)
+            .await
+        {
+            error!(app = %app_name, error = %crate::cluster::error_chain(&err), "ending the hold of an app whose spec is back failed; retrying with backoff");
+            return Outcome::Failed;
+        }
+        info!(app = %app_name, "the spec is back: its held removal ends");
+        shared
+            .held
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(key);
+    }
     // An app with a spec is planned from its own objects: the removal limit only concerns apps
     // without one, and the whole fleet's inventory per reconcile made the first sync O(N²).
-    let spec = find_app(&specs, key).map(spec_hash);
     let inventory = if spec.is_some() {
         shared.cache.inventory_of(&scope)
     } else {
@@ -601,6 +637,11 @@ async fn reconcile(shared: &Shared, key: &AppKey) -> Outcome {
         Action::Held { reason } => {
             warn!(app = %app_name, reason = %reason, "removal held; nothing is changed for this app until an operator runs `berth apply --allow-removals`");
             shared.set_state(key, "held");
+            shared
+                .held
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(key.clone());
             if !shared.options.dry_run
                 && shared.is_leader()
                 && let Err(err) = shared.cluster.record(&planned, false).await

@@ -8,8 +8,8 @@
 //! - [`immutable_changes`] finds StatefulSet changes the API server would refuse in place.
 
 mod diff;
-pub mod removals;
 mod normalize;
+pub mod removals;
 mod summary;
 
 use std::fmt;
@@ -18,7 +18,7 @@ use serde::Serialize;
 
 pub use diff::{ColorChoice, unified_diff};
 pub use normalize::{FINGERPRINT_ANNOTATION, contained_in, fingerprint, mask, normalize};
-pub use summary::{immutable_changes, summarize};
+pub use summary::{ImmutableChange, immutable_changes, summarize};
 
 /// What converging an app would do.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -248,10 +248,8 @@ pub fn decide(inputs: &Inputs) -> Decision {
             Some(Verdict::Remove { released: None })
         } else if let Some(reason) = protection(gone, inputs) {
             Some(Verdict::Protected { reason })
-        } else if let Some(reason) = pass_hold(gone, inputs) {
-            Some(Verdict::Held { reason })
         } else {
-            None
+            pass_hold(gone, inputs).map(|reason| Verdict::Held { reason })
         };
         match verdict {
             Some(v) => {
@@ -273,7 +271,9 @@ pub fn decide(inputs: &Inputs) -> Decision {
     for gone in candidates {
         let key = app_key(&gone.namespace, &gone.name);
         let recorded = inputs.ledger.held.get(&key).map(|h| h.reason.clone());
-        let reason = recorded.clone().or_else(|| looks_moved(gone, inputs, &sources));
+        let reason = recorded
+            .clone()
+            .or_else(|| looks_moved(gone, inputs, &sources));
         match reason {
             Some(reason) if !policy.allow_removals => {
                 if recorded.is_none() {

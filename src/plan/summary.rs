@@ -153,6 +153,9 @@ pub struct ImmutableChange {
     pub recreate_helps: bool,
     /// A grown volume: after the recreate the existing PVCs are expanded to this size.
     pub expand: Option<(String, String)>,
+    /// A claim template that goes (a volume renamed or no longer declared): after the recreate
+    /// the pods no longer mount its claims, which stay behind unused. Needs its own opt-in.
+    pub abandons: Option<String>,
 }
 
 /// Compares the immutable parts of a live and a desired StatefulSet: selector, serviceName,
@@ -164,6 +167,7 @@ pub fn immutable_changes(live: &Value, desired: &Value) -> Vec<ImmutableChange> 
         reason,
         recreate_helps: true,
         expand: None,
+        abandons: None,
     };
     let text = |v: Option<Value>| match v {
         Some(Value::String(s)) => s,
@@ -215,9 +219,13 @@ pub fn immutable_changes(live: &Value, desired: &Value) -> Vec<ImmutableChange> 
         .collect::<std::collections::BTreeSet<_>>()
     {
         match (old.get(name), new.get(name)) {
-            (Some(_), None) => out.push(plain(format!(
-                "volumes.{name} is no longer declared (its PVCs stay)"
-            ))),
+            (Some(_), None) => out.push(ImmutableChange {
+                abandons: Some(name.clone()),
+                ..plain(format!(
+                    "volumes.{name} is no longer declared: its claims are left behind and the \
+                     pods lose that data"
+                ))
+            }),
             (None, Some(_)) => out.push(plain(format!("volumes.{name} is new"))),
             (Some(o), Some(n)) => out.extend(template_changes(name, o, n)),
             (None, None) => {}
@@ -246,6 +254,7 @@ fn template_changes(name: &str, old: &Value, new: &Value) -> Vec<ImmutableChange
                 reason: format!("volumes.{name}.size: {o} → {n} (existing PVCs are expanded)"),
                 recreate_helps: true,
                 expand: Some((name.to_string(), n.clone())),
+                abandons: None,
             }),
             _ => out.push(ImmutableChange {
                 reason: format!(
@@ -254,6 +263,7 @@ fn template_changes(name: &str, old: &Value, new: &Value) -> Vec<ImmutableChange
                 ),
                 recreate_helps: false,
                 expand: None,
+                abandons: None,
             }),
         }
     }
@@ -269,6 +279,7 @@ fn template_changes(name: &str, old: &Value, new: &Value) -> Vec<ImmutableChange
                 ),
                 recreate_helps: true,
                 expand: None,
+                abandons: None,
             });
         }
     }

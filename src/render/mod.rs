@@ -158,7 +158,10 @@ fn object_labels(app: &App, ctx: &RenderContext) -> BTreeMap<String, String> {
 fn object_annotations(app: &App, ctx: &RenderContext) -> BTreeMap<String, String> {
     let mut a = BTreeMap::from([
         (SOURCE_ANNOTATION.to_string(), ctx.source.clone()),
-        (APP_ANNOTATION.to_string(), app_value(&app.namespace, &app.name)),
+        (
+            APP_ANNOTATION.to_string(),
+            app_value(&app.namespace, &app.name),
+        ),
     ]);
     if let Some(commit) = &ctx.commit {
         a.insert(COMMIT_ANNOTATION.to_string(), commit.clone());

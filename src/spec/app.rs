@@ -38,6 +38,10 @@ pub struct App {
     pub disruption_budget: Option<DisruptionBudget>,
     /// The operator allows berth to recreate the StatefulSet when an immutable field changes.
     pub allow_recreate: bool,
+    /// The operator allows a recreate that leaves claims behind (a volume renamed or no longer
+    /// declared): the pods start on new, empty claims. Separate from `allow_recreate`, which
+    /// keeps every pod on its data.
+    pub abandon_claims: bool,
     /// The operator allows berth to take over existing objects of the same name it does not own.
     pub adopt: bool,
     pub init_containers: Vec<Container>,

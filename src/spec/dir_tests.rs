@@ -329,30 +329,39 @@ fn a_directory_berth_may_not_read_is_a_broken_dir() {
     write(dir, "web.toml", CONTAINER);
     write(dir, "team/db.toml", CONTAINER);
     write(dir, "team/sub/x.toml", CONTAINER);
-    let team = dir.join("team");
+    // Listed but not entered: the names are there, the files cannot be opened.
+    write(dir, "ops/cache.toml", CONTAINER);
+    write(dir, "ops/sub/y.toml", CONTAINER);
     let mode = |m| {
-        std::fs::set_permissions(&team, std::fs::Permissions::from_mode(m))
-            .unwrap_or_else(|e| panic!("{e}"));
+        for (d, mode) in [("team", m), ("ops", m | 0o444)] {
+            std::fs::set_permissions(dir.join(d), std::fs::Permissions::from_mode(mode))
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
     };
     mode(0o000);
     // Tests usually run as root, and root reads a mode-000 directory anyway (libc is not a
     // dependency, so there is no geteuid to ask): ask the file system instead, and check EACCES
     // only where it is denied.
-    let denied = std::fs::read_dir(&team).is_err();
+    let denied = std::fs::read_dir(dir.join("team")).is_err();
     let loaded = load(dir);
     mode(0o755); // so the temp dir can be removed
     if !denied {
         eprintln!("skipped: this user may read a mode-000 directory (root)");
         return;
     }
-    assert_eq!(broken_dirs(&loaded), ["team"]);
+    assert_eq!(broken_dirs(&loaded), ["ops", "team"]);
+    assert!(loaded.broken.is_empty(), "{:?}", loaded.broken);
     assert_eq!(app_names(&loaded), ["web"]);
     assert!(loaded.has_errors());
+    let help = "= help: let the user berth runs as read and enter the directory (mode r-x); until \
+                then every app whose spec file lies under it is left as it is in the cluster\n";
     assert_eq!(
         rendered(dir, &loaded),
-        "error[read-error]: cannot walk this directory: permission denied\n  --> <tmp>/team\n  \
-         = help: let the user berth runs as read and enter the directory (mode r-x); until then \
-         every app whose spec file lies under it is left as it is in the cluster\n"
+        format!(
+            "error[read-error]: cannot walk this directory: permission denied\n  --> <tmp>/ops\n  \
+             {help}\nerror[read-error]: cannot walk this directory: permission denied\n  --> \
+             <tmp>/team\n  {help}"
+        )
     );
 }
 
@@ -407,4 +416,20 @@ fn a_cached_reload_equals_a_fresh_load_with_broken_dirs_and_links_out() {
     assert!(!fixed.has_errors());
     assert!(fixed.broken_dirs.is_empty());
     assert_eq!(app_names(&fixed), ["db", "web"]);
+}
+
+#[test]
+fn a_spec_file_that_cannot_be_read_is_reported_by_read_spec() {
+    // Tests run as root, so a mode-000 file is still readable: /proc/self/mem is a regular file
+    // whose read fails (EIO), the same path as a permission error for a non-root daemon. It is
+    // outside any spec directory, so `load_dir` would refuse it unread; `read_spec` reads it.
+    let err = match read_spec(Path::new("/proc/self/mem")) {
+        Ok(_) => panic!("/proc/self/mem read"),
+        Err(d) => d.render(false),
+    };
+    assert_eq!(
+        err,
+        "error[read-error]: cannot read the file: Input/output error (os error 5)\n  --> \
+         /proc/self/mem\n  = help: check that the file is readable by the user berth runs as\n"
+    );
 }

@@ -41,6 +41,7 @@ pub struct RawApp {
     pub spread: Option<S<Spread>>,
     pub disruption_budget: Option<S<RawDisruptionBudget>>,
     pub allow_recreate: Option<S<bool>>,
+    pub abandon_claims: Option<S<bool>>,
     pub adopt: Option<S<bool>>,
     pub init_containers: Option<S<Entries<RawContainer>>>,
     pub containers: Option<S<Entries<RawContainer>>>,

@@ -20,9 +20,10 @@ pub const MAX_DEPTH: usize = 16;
 pub(super) struct Found {
     /// As found: the spec directory joined with the path relative to it. Diagnostics name this.
     pub path: PathBuf,
-    /// What to open: the real path of a symlink that resolves inside the spec directory, else
-    /// `path` itself (a link that cannot be followed is reported when it is read). `Err` when
-    /// the file is refused: it must never be opened.
+    /// What to open: the file's real path, checked to be inside the spec directory (opening it
+    /// follows no link, unless the tree changes between the walk and the read), or `path`
+    /// itself for a link that cannot be followed (reported when it is read). `Err` when the
+    /// file is refused: it is never opened.
     pub open: Result<PathBuf, Box<Diagnostic>>,
 }
 
@@ -85,7 +86,12 @@ impl Walker<'_> {
     /// Collect the spec files under `path`, a directory whose real path is last on the stack.
     /// An error means `path` cannot be walked as a whole.
     fn walk_dir(&mut self, path: &Path, depth: usize) -> std::io::Result<()> {
-        for entry in std::fs::read_dir(path)? {
+        let entries = std::fs::read_dir(path)?;
+        // A directory that may be listed but not entered (mode r--) lists its names, but none of
+        // its files can be opened: one stat through it tells, so the whole directory is broken
+        // rather than each spec in it.
+        std::fs::metadata(path.join("."))?;
+        for entry in entries {
             let entry = entry?;
             let file_name = entry.file_name();
             let name = file_name.to_string_lossy();
@@ -96,17 +102,16 @@ impl Walker<'_> {
             let file_type = match entry.file_type() {
                 Ok(t) => t,
                 Err(e) if e.kind() == ErrorKind::NotFound => continue, // removed while we looked
-                // A directory that lists but whose entries cannot be looked at (read permission
-                // without search permission) cannot be walked.
                 Err(e) => return Err(e),
             };
             if file_type.is_symlink() {
                 self.link(path, &file_name, depth);
             } else if is_spec_file_name(&name) {
                 // Whatever it is — a file, a directory, a FIFO — a `.toml` name claims an app;
-                // `read` refuses what is not a regular file, so the app is left alone.
+                // `read` refuses what is not a regular file, so the app is left alone. Opened by
+                // its real path, like every file read: `path` may pass through a link.
                 self.specs.push(Found {
-                    open: Ok(path.clone()),
+                    open: Ok(self.real_dir().join(&file_name)),
                     path,
                 });
             } else if file_type.is_dir() {

@@ -58,9 +58,14 @@ impl Daemon {
         if !env.iter().any(|(k, _)| *k == "KUBECONFIG") {
             cmd.env("KUBECONFIG", berth_kubeconfig());
         }
+        cmd.env_remove("BERTH_CONFIG")
+            .args(["--instance", &ns.name]);
+        // With a config file of its own, the test's config decides the default namespace
+        // (SIGHUP re-reads it); otherwise specs land in the test's namespace.
+        if !global.contains(&"--config") {
+            cmd.args(["--namespace", &ns.name]);
+        }
         let child = cmd
-            .env_remove("BERTH_CONFIG")
-            .args(["--instance", &ns.name, "--namespace", &ns.name])
             .args(global)
             .args(["watch", "--log-format", "json", "--admin-addr", &admin])
             .args(watch_args)

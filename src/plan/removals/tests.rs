@@ -97,7 +97,11 @@ fn assert_remove(d: &Decision, ns: &str, name: &str) {
 
 #[test]
 fn an_app_whose_spec_is_gone_is_removed_and_its_start_recorded() {
-    let d = Case::new(vec![wanted("db", "other", "other.toml", false)], vec![gone("db", "old", "old.toml")]).decide();
+    let d = Case::new(
+        vec![wanted("db", "other", "other.toml", false)],
+        vec![gone("db", "old", "old.toml")],
+    )
+    .decide();
     assert_remove(&d, "db", "old");
     assert_eq!(d.ledger.start, vec!["db/old".to_string()]);
     assert!(d.ledger.hold.is_empty());
@@ -111,7 +115,10 @@ fn a_namespace_change_is_a_move_and_is_held_and_recorded() {
     )
     .decide();
     let reason = held_reason(&d, "db", "mysql");
-    assert!(reason.starts_with("looks moved to dbb/mysql (from mysql.toml)"), "{reason}");
+    assert!(
+        reason.starts_with("looks moved to dbb/mysql (from mysql.toml)"),
+        "{reason}"
+    );
     assert!(reason.contains("--allow-removals"), "{reason}");
     assert!(d.ledger.hold.contains_key("db/mysql"));
     assert!(d.ledger.start.is_empty());
@@ -124,14 +131,24 @@ fn a_name_change_in_the_same_file_is_a_move() {
         vec![gone("db", "mysql", "mysql.toml")],
     )
     .decide();
-    assert!(held_reason(&d, "db", "mysql").starts_with("looks moved to db/mysql2 (from mysql.toml)"));
+    assert!(
+        held_reason(&d, "db", "mysql").starts_with("looks moved to db/mysql2 (from mysql.toml)")
+    );
 }
 
 #[test]
 fn a_renamed_file_without_name_is_a_move_but_a_removal_elsewhere_is_not() {
     let d = Case::new(
-        vec![wanted("db", "mysql-primary", "team/mysql-primary.toml", true)],
-        vec![gone("db", "mysql", "team/mysql.toml"), gone("db", "redis", "other/redis.toml")],
+        vec![wanted(
+            "db",
+            "mysql-primary",
+            "team/mysql-primary.toml",
+            true,
+        )],
+        vec![
+            gone("db", "mysql", "team/mysql.toml"),
+            gone("db", "redis", "other/redis.toml"),
+        ],
     )
     .decide();
     assert!(held_reason(&d, "db", "mysql").starts_with("looks moved to db/mysql-primary"));
@@ -167,15 +184,31 @@ fn allow_removals_releases_a_move_and_says_which() {
 
 #[test]
 fn a_broken_file_protects_by_identity_and_by_source() {
-    let mut case = Case::new(vec![], vec![gone("db", "mysql", "mysql.toml"), gone("db", "x", "x.toml")]);
+    let mut case = Case::new(
+        vec![],
+        vec![gone("db", "mysql", "mysql.toml"), gone("db", "x", "x.toml")],
+    );
     case.files = 2;
     case.broken_files = vec![
-        BrokenFile { source: "mysql.toml".into(), name: "renamed".into(), namespace: None, shown: "d/mysql.toml".into() },
-        BrokenFile { source: "y.toml".into(), name: "x".into(), namespace: None, shown: "d/y.toml".into() },
+        BrokenFile {
+            source: "mysql.toml".into(),
+            name: "renamed".into(),
+            namespace: None,
+            shown: "d/mysql.toml".into(),
+        },
+        BrokenFile {
+            source: "y.toml".into(),
+            name: "x".into(),
+            namespace: None,
+            shown: "d/y.toml".into(),
+        },
     ];
     let d = case.decide();
     for name in ["mysql", "x"] {
-        assert!(matches!(verdict(&d, "db", name), Verdict::Protected { .. }), "{name}");
+        assert!(
+            matches!(verdict(&d, "db", name), Verdict::Protected { .. }),
+            "{name}"
+        );
     }
     assert!(d.ledger.is_empty());
 }
@@ -184,7 +217,11 @@ fn a_broken_file_protects_by_identity_and_by_source() {
 fn an_unreadable_directory_protects_the_apps_under_it_only() {
     let mut case = Case::new(
         vec![wanted("db", "keep", "keep.toml", false)],
-        vec![gone("db", "a", "team-a/a.toml"), gone("db", "deep", "team-a/x/deep.toml"), gone("db", "b", "team-ab/b.toml")],
+        vec![
+            gone("db", "a", "team-a/a.toml"),
+            gone("db", "deep", "team-a/x/deep.toml"),
+            gone("db", "b", "team-ab/b.toml"),
+        ],
     );
     case.broken_dirs = vec!["team-a".into()];
     let d = case.decide();
@@ -192,13 +229,22 @@ fn an_unreadable_directory_protects_the_apps_under_it_only() {
         Verdict::Protected { reason } => assert!(reason.contains("team-a/"), "{reason}"),
         other => panic!("{other:?}"),
     }
-    assert!(matches!(verdict(&d, "db", "deep"), Verdict::Protected { .. }));
+    assert!(matches!(
+        verdict(&d, "db", "deep"),
+        Verdict::Protected { .. }
+    ));
     assert_remove(&d, "db", "b");
 }
 
 #[test]
 fn an_unreadable_directory_holds_apps_whose_source_is_unknown() {
-    let mut case = Case::new(vec![wanted("db", "keep", "keep.toml", false)], vec![Gone { source: None, ..gone("db", "old", "") }]);
+    let mut case = Case::new(
+        vec![wanted("db", "keep", "keep.toml", false)],
+        vec![Gone {
+            source: None,
+            ..gone("db", "old", "")
+        }],
+    );
     case.broken_dirs = vec!["team-a".into()];
     let d = case.decide();
     assert!(held_reason(&d, "db", "old").contains("team-a/"));
@@ -210,7 +256,10 @@ fn an_object_of_a_desired_app_is_never_removed_as_another_app() {
     // `kubectl label sts web app.kubernetes.io/name=web2` on objects without berth's record.
     let d = Case::new(
         vec![wanted("db", "web", "web.toml", false)],
-        vec![Gone { objects: vec![("StatefulSet".into(), "web".into())], ..gone("db", "web2", "web.toml") }],
+        vec![Gone {
+            objects: vec![("StatefulSet".into(), "web".into())],
+            ..gone("db", "web2", "web.toml")
+        }],
     )
     .decide();
     match verdict(&d, "db", "web2") {
@@ -222,7 +271,10 @@ fn an_object_of_a_desired_app_is_never_removed_as_another_app() {
 #[test]
 fn the_budget_counts_across_passes() {
     // Pass one: two removals, within the budget.
-    let case = Case::new(vec![wanted("db", "keep", "keep.toml", false)], vec![gone("db", "a", "a.toml"), gone("db", "b", "b.toml")]);
+    let case = Case::new(
+        vec![wanted("db", "keep", "keep.toml", false)],
+        vec![gone("db", "a", "a.toml"), gone("db", "b", "b.toml")],
+    );
     let first = case.decide();
     assert_remove(&first, "db", "a");
     assert_remove(&first, "db", "b");
@@ -230,7 +282,10 @@ fn the_budget_counts_across_passes() {
     assert_eq!(ledger.started.len(), 2);
 
     // Pass two, seconds later: two more exceed it and are held, and recorded.
-    let mut second = Case::new(vec![wanted("db", "keep", "keep.toml", false)], vec![gone("db", "c", "c.toml"), gone("db", "d", "d.toml")]);
+    let mut second = Case::new(
+        vec![wanted("db", "keep", "keep.toml", false)],
+        vec![gone("db", "c", "c.toml"), gone("db", "d", "d.toml")],
+    );
     second.ledger = ledger.clone();
     let d = second.decide();
     assert!(held_reason(&d, "db", "c").contains("removal budget"));
@@ -241,10 +296,16 @@ fn the_budget_counts_across_passes() {
 
     // An hour later the budget is free again, but recorded holds stay held.
     let held = ledger.apply(&d.ledger, NOW, HOUR);
-    let mut later = Case::new(vec![wanted("db", "keep", "keep.toml", false)], vec![gone("db", "c", "c.toml"), gone("db", "d", "d.toml")]);
+    let mut later = Case::new(
+        vec![wanted("db", "keep", "keep.toml", false)],
+        vec![gone("db", "c", "c.toml"), gone("db", "d", "d.toml")],
+    );
     later.ledger = held.apply(&LedgerChange::default(), NOW + HOUR, HOUR);
     assert!(later.ledger.started.is_empty(), "old starts are pruned");
-    let d = decide(&Inputs { now: NOW + HOUR, ..inputs(&later) });
+    let d = decide(&Inputs {
+        now: NOW + HOUR,
+        ..inputs(&later)
+    });
     assert!(matches!(verdict(&d, "db", "c"), Verdict::Held { .. }));
 }
 
@@ -264,10 +325,16 @@ fn inputs(case: &Case) -> Inputs<'_> {
 #[test]
 fn a_removal_already_budgeted_goes_on_when_planned_again() {
     // The daemon plans one app at a time: the second app's plan sees both starts recorded.
-    let mut case = Case::new(vec![], vec![gone("db", "a", "a.toml"), gone("db", "b", "b.toml")]);
+    let mut case = Case::new(
+        vec![],
+        vec![gone("db", "a", "a.toml"), gone("db", "b", "b.toml")],
+    );
     case.files = 1;
     case.ledger = Ledger::default().apply(
-        &LedgerChange { start: vec!["db/a".into(), "db/b".into()], ..LedgerChange::default() },
+        &LedgerChange {
+            start: vec!["db/a".into(), "db/b".into()],
+            ..LedgerChange::default()
+        },
         NOW - 5,
         HOUR,
     );
@@ -280,7 +347,11 @@ fn a_removal_already_budgeted_goes_on_when_planned_again() {
 fn a_hold_of_three_does_not_release_itself_when_one_spec_comes_back() {
     let case = Case::new(
         vec![wanted("db", "keep", "keep.toml", false)],
-        vec![gone("db", "a", "a.toml"), gone("db", "b", "b.toml"), gone("db", "c", "c.toml")],
+        vec![
+            gone("db", "a", "a.toml"),
+            gone("db", "b", "b.toml"),
+            gone("db", "c", "c.toml"),
+        ],
     );
     let d = case.decide();
     for n in ["a", "b", "c"] {
@@ -290,7 +361,10 @@ fn a_hold_of_three_does_not_release_itself_when_one_spec_comes_back() {
 
     // c's spec comes back: its hold ends, a and b stay held although 2 ≤ max_removals.
     let mut back = Case::new(
-        vec![wanted("db", "keep", "keep.toml", false), wanted("db", "c", "c.toml", false)],
+        vec![
+            wanted("db", "keep", "keep.toml", false),
+            wanted("db", "c", "c.toml", false),
+        ],
         vec![gone("db", "a", "a.toml"), gone("db", "b", "b.toml")],
     );
     back.ledger = ledger;
@@ -314,7 +388,13 @@ fn an_empty_directory_holds_every_removal_for_the_pass() {
 
 #[test]
 fn a_removal_under_way_finishes_whatever_the_budget() {
-    let mut case = Case::new(vec![], vec![Gone { removing: true, ..gone("db", "a", "a.toml") }]);
+    let mut case = Case::new(
+        vec![],
+        vec![Gone {
+            removing: true,
+            ..gone("db", "a", "a.toml")
+        }],
+    );
     case.policy.max_removals = 0;
     let d = case.decide();
     assert_remove(&d, "db", "a");
@@ -325,12 +405,21 @@ fn the_ledger_round_trips_as_json() {
     let ledger = Ledger::default().apply(
         &LedgerChange {
             start: vec!["db/a".into()],
-            hold: BTreeMap::from([("db/b".into(), Hold { reason: "r".into(), since: 7 })]),
+            hold: BTreeMap::from([(
+                "db/b".into(),
+                Hold {
+                    reason: "r".into(),
+                    since: 7,
+                },
+            )]),
             ..LedgerChange::default()
         },
         NOW,
         HOUR,
     );
     let text = serde_json::to_string(&ledger).expect("json");
-    assert_eq!(serde_json::from_str::<Ledger>(&text).expect("parse"), ledger);
+    assert_eq!(
+        serde_json::from_str::<Ledger>(&text).expect("parse"),
+        ledger
+    );
 }
