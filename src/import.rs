@@ -20,8 +20,8 @@ use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::plan::{FINGERPRINT_ANNOTATION, normalize};
 use crate::render::{
-    APP_INSTANCE_LABEL, COMMIT_ANNOTATION, INSTANCE_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE,
-    NAME_LABEL, RenderContext, SOURCE_ANNOTATION, render_app, selector_labels,
+    APP_ANNOTATION, APP_INSTANCE_LABEL, COMMIT_ANNOTATION, INSTANCE_LABEL, MANAGED_BY_LABEL,
+    MANAGED_BY_VALUE, NAME_LABEL, RenderContext, SOURCE_ANNOTATION, render_app, selector_labels,
 };
 
 /// The live objects of one app, as JSON.
@@ -458,7 +458,12 @@ const BERTH_LABELS: [&str; 4] = [
 ];
 
 /// Annotations berth sets itself on top-level objects.
-const BERTH_ANNOTATIONS: [&str; 3] = [SOURCE_ANNOTATION, COMMIT_ANNOTATION, FINGERPRINT_ANNOTATION];
+const BERTH_ANNOTATIONS: [&str; 4] = [
+    SOURCE_ANNOTATION,
+    APP_ANNOTATION,
+    COMMIT_ANNOTATION,
+    FINGERPRINT_ANNOTATION,
+];
 
 struct Importer<'a> {
     cx: ImportContext<'a>,

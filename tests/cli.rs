@@ -608,3 +608,20 @@ fn inputs_that_cannot_live_in_git_exit_2_without_panicking() {
     });
     assert_eq!(err.matches("error[duplicate-app]").count(), 2, "{err}");
 }
+
+#[test]
+fn a_spec_linked_from_outside_the_directory_is_refused_and_never_printed() {
+    let outside = tempdir();
+    let key = outside.path().join("id_ed25519.toml");
+    std::fs::write(&key, "replicas = \"SECRET-KEY-LINE-7f3a\"\n").expect("key");
+    let specs = tempdir();
+    std::os::unix::fs::symlink(&key, specs.path().join("db.toml")).expect("link");
+    std::os::unix::fs::symlink(outside.path(), specs.path().join("team-b")).expect("dir link");
+    for command in ["validate", "render"] {
+        let out = berth(&[command, specs.path().to_str().expect("utf-8")]);
+        assert_eq!(code(&out), 2, "{command}: {}", stderr(&out));
+        let (o, e) = (stdout(&out), stderr(&out));
+        assert!(e.contains("outside the spec directory"), "{e}");
+        assert!(!o.contains("SECRET") && !e.contains("SECRET"), "{o}\n{e}");
+    }
+}

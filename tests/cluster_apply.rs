@@ -578,7 +578,7 @@ async fn an_empty_directory_or_too_many_removals_are_refused_until_confirmed() {
     let run = berth(&ns, &["apply", "--yes", specs.path()]).await;
     run.expect_code(2);
     assert!(
-        run.stdout.contains("exceed the limit of 2"),
+        run.stdout.contains("safety.max_removals = 2"),
         "{}",
         run.stdout
     );

@@ -124,7 +124,12 @@ async fn an_object_relabelled_by_another_tool_is_drift_of_its_own_app() {
     })
     .await;
     stays(&ns, "web", &was).await;
-    assert!(!daemon.log().contains("web2"), "{}", daemon.log());
+    let log = daemon.log();
+    assert!(log.contains("live objects drifted from the spec"), "{log}");
+    assert!(
+        !log.contains(&format!("\"app\":\"{}/web2\"", ns.name)),
+        "web2 is no app: {log}"
+    );
     ns.cleanup().await;
 }
 
@@ -245,10 +250,10 @@ async fn moves_are_held_by_the_daemon_including_a_changed_default_namespace() {
     specs.write("web.toml", &simple_app(2, "1Gi"));
     specs.write("other.toml", &simple_app(1, "1Gi"));
     let config_arg = config.to_str().expect("utf-8");
-    let daemon = Daemon::start(
+    let daemon = Daemon::start_configured(
         &ns,
         specs.dir.path(),
-        &["--config", config_arg],
+        config_arg,
         dir.path().join("berth.log"),
     )
     .await;

@@ -167,6 +167,8 @@ async fn apply_keeps_the_volumes_of_a_removed_app_whose_policy_was_set_to_delete
     let run = berth(&ns, &["apply", "--yes", "--allow-removals", specs.path()]).await;
     run.expect_code(0);
     assert!(sts_gone(&ns, "web").await, "the StatefulSet is removed");
+    assert_claims_kept(&ns, &before).await;
+    assert_keep_stays(&ns).await;
     assert!(
         run.stderr.contains(
             "PVC retention policy was whenDeleted: Delete, whenScaled: Delete (set outside \
@@ -188,8 +190,6 @@ async fn apply_keeps_the_volumes_of_a_removed_app_whose_policy_was_set_to_delete
             run.stdout
         );
     }
-    assert_claims_kept(&ns, &before).await;
-    assert_keep_stays(&ns).await;
     ns.cleanup().await;
 }
 
@@ -213,13 +213,8 @@ async fn the_daemon_keeps_the_volumes_of_a_removed_app_whose_policy_was_set_to_d
     std::fs::create_dir(&dir).expect("dir");
     write_atomic(&dir, "web.toml", &simple_app(3, "1Gi"));
     write_atomic(&dir, "keep.toml", KEEP);
-    let daemon = Daemon::start(
-        &ns,
-        &dir,
-        &["--config", &config],
-        specs.dir.path().join("berth.log"),
-    )
-    .await;
+    let daemon =
+        Daemon::start_configured(&ns, &dir, &config, specs.dir.path().join("berth.log")).await;
     wait_ready(&ns, "web", 3).await;
     wait_claims(&ns, 3).await;
     patch_sts(&ns, "web", policy("Delete", "Delete")).await;
@@ -287,6 +282,8 @@ async fn a_claim_left_by_a_scale_down_is_kept_too() {
     let run = berth(&ns, &["apply", "--yes", "--allow-removals", specs.path()]).await;
     run.expect_code(0);
     assert!(sts_gone(&ns, "web").await);
+    assert_claims_kept(&ns, &before).await;
+    assert_keep_stays(&ns).await;
     assert!(
         run.stderr
             .contains("PVC data-web-2 released from the StatefulSet"),
@@ -299,8 +296,6 @@ async fn a_claim_left_by_a_scale_down_is_kept_too() {
         "{}",
         run.stderr
     );
-    assert_claims_kept(&ns, &before).await;
-    assert_keep_stays(&ns).await;
     ns.cleanup().await;
 }
 

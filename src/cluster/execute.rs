@@ -522,7 +522,7 @@ impl Cluster {
         let mut first = true;
         for _ in 0..WRITE_ATTEMPTS {
             let doing = if wrote_retain {
-                "waiting for"
+                "waiting for the pods of"
             } else {
                 "scaling"
             };
@@ -1193,7 +1193,58 @@ pub fn error_chain(err: &dyn std::error::Error) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::error_chain;
+    use super::{claim_deleting_policy, error_chain};
+
+    fn sts_with(policy: Option<serde_json::Value>) -> kube::api::DynamicObject {
+        let mut spec = serde_json::json!({"replicas": 1});
+        if let Some(policy) = policy {
+            spec["persistentVolumeClaimRetentionPolicy"] = policy;
+        }
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "apps/v1",
+            "kind": "StatefulSet",
+            "metadata": {"name": "web", "namespace": "db"},
+            "spec": spec,
+        }))
+        .expect("a StatefulSet")
+    }
+
+    #[test]
+    fn only_retain_or_the_default_keeps_claims() {
+        use serde_json::json;
+        let keeps = [
+            None,
+            Some(json!({})),
+            Some(json!({"whenDeleted": "Retain", "whenScaled": "Retain"})),
+        ];
+        for policy in keeps {
+            assert_eq!(
+                claim_deleting_policy(&sts_with(policy.clone())),
+                None,
+                "{policy:?}"
+            );
+        }
+        let deleting = [
+            (json!({"whenDeleted": "Delete"}), "whenDeleted: Delete"),
+            (
+                json!({"whenDeleted": "Retain", "whenScaled": "Delete"}),
+                "whenScaled: Delete",
+            ),
+            (
+                json!({"whenDeleted": "Delete", "whenScaled": "Delete"}),
+                "whenDeleted: Delete, whenScaled: Delete",
+            ),
+            // A value berth does not know is never trusted to keep them.
+            (json!({"whenScaled": "Archive"}), "whenScaled: Archive"),
+            (json!({"whenScaled": 3}), "whenScaled: ?"),
+        ];
+        for (policy, said) in deleting {
+            assert_eq!(
+                claim_deleting_policy(&sts_with(Some(policy))).as_deref(),
+                Some(said)
+            );
+        }
+    }
 
     #[derive(Debug)]
     struct Layer(&'static str, Option<Box<Layer>>);

@@ -38,6 +38,17 @@ impl Daemon {
         Daemon::start_with_env(ns, dir, global, watch_args, &[], log).await
     }
 
+    /// With the daemon config `config` and no `--namespace`: the config's `defaults.namespace`
+    /// decides where specs without one go (and SIGHUP re-reads it).
+    pub async fn start_configured(
+        ns: &TestNamespace,
+        dir: &Path,
+        config: &str,
+        log: PathBuf,
+    ) -> Daemon {
+        Daemon::spawn(ns, dir, &["--config", config], &[], &[], log, false).await
+    }
+
     /// Like [`Daemon::start_with`], with extra environment variables (set last, so they win:
     /// `RUST_LOG`, or `KUBECONFIG` for other credentials).
     pub async fn start_with_env(
@@ -47,6 +58,20 @@ impl Daemon {
         watch_args: &[&str],
         env: &[(&str, &std::ffi::OsStr)],
         log: PathBuf,
+    ) -> Daemon {
+        Daemon::spawn(ns, dir, global, watch_args, env, log, true).await
+    }
+
+    /// Starts `berth watch` and waits until it is ready. `in_test_namespace`: specs without a
+    /// namespace land in the test's namespace (`--namespace`).
+    async fn spawn(
+        ns: &TestNamespace,
+        dir: &Path,
+        global: &[&str],
+        watch_args: &[&str],
+        env: &[(&str, &std::ffi::OsStr)],
+        log: PathBuf,
+        in_test_namespace: bool,
     ) -> Daemon {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
@@ -60,9 +85,7 @@ impl Daemon {
         }
         cmd.env_remove("BERTH_CONFIG")
             .args(["--instance", &ns.name]);
-        // With a config file of its own, the test's config decides the default namespace
-        // (SIGHUP re-reads it); otherwise specs land in the test's namespace.
-        if !global.contains(&"--config") {
+        if in_test_namespace {
             cmd.args(["--namespace", &ns.name]);
         }
         let child = cmd
