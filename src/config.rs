@@ -504,6 +504,8 @@ pull_secrets = ["default-secret"]
 labels = { team = "dba" }
 [safety]
 max_removals = 5
+removal_window = "30m"
+namespace = "berth"
 [leader_election]
 enabled = true
 namespace = "berth"
@@ -524,6 +526,8 @@ identity = "bastion-1"
             Some("dba")
         );
         assert_eq!(c.safety.max_removals, 5);
+        assert_eq!(c.safety.removal_window, Duration::from_secs(1800));
+        assert_eq!(c.safety.namespace, "berth");
         assert!(c.leader_election.enabled);
         assert_eq!(c.leader_election.lease_duration, Duration::from_secs(20));
     }
