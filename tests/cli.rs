@@ -586,7 +586,9 @@ fn inputs_that_cannot_live_in_git_exit_2_without_panicking() {
     });
     assert!(err.contains("is a directory"), "{err}");
     // Tests run as root, so file modes cannot make a file unreadable: a FIFO (which must never be
-    // opened, the read would block) and /proc/self/mem (a regular file whose read fails).
+    // opened, the read would block). A file whose read fails (/proc/self/mem) is tested through
+    // `read_spec` in src/spec/dir_tests.rs: linked from here it lies outside the spec directory
+    // and is refused unread.
     let err = validate_broken("FIFO", None, |dir| {
         let ok = Command::new("mkfifo")
             .arg(dir.join("pipe.toml"))
@@ -595,10 +597,10 @@ fn inputs_that_cannot_live_in_git_exit_2_without_panicking() {
         assert!(ok.success());
     });
     assert!(err.contains("not a regular file"), "{err}");
-    let err = validate_broken("a file whose read fails", None, |dir| {
+    let err = validate_broken("a link out of the spec directory", None, |dir| {
         symlink("/proc/self/mem", dir.join("mem.toml")).unwrap_or_else(|e| panic!("{e}"));
     });
-    assert!(err.contains("cannot read the file"), "{err}");
+    assert!(err.contains("outside the spec directory"), "{err}");
     // Two teams add the same file name in their own subdirectories.
     let err = validate_broken("the same app in two subdirectories", None, |dir| {
         for team in ["team-a", "team-b"] {
