@@ -637,8 +637,10 @@ async fn an_empty_directory_or_too_many_removals_are_refused_until_confirmed() {
 }
 
 /// Copies every spec of `from` into `specs`, dropping `namespace` lines so the apps land in the
-/// test's own namespace.
-fn copy_specs_into(from: &str, specs: &Specs) {
+/// test's own namespace, and giving each fixed `node_port` one that no Service in the cluster
+/// uses (node ports are cluster-wide: `cargo xtask demo`'s copy of the examples, or a run that
+/// was interrupted, may hold the fixtures' own).
+fn copy_specs_into(from: &str, specs: &Specs, free_ports: &mut impl Iterator<Item = i32>) {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(from);
     for entry in std::fs::read_dir(&dir).expect("read fixture dir") {
         let path = entry.expect("entry").path();
@@ -649,7 +651,7 @@ fn copy_specs_into(from: &str, specs: &Specs) {
         let body: String = text
             .lines()
             .filter(|l| !l.trim_start().starts_with("namespace"))
-            .map(|l| format!("{l}\n"))
+            .map(|l| format!("{}\n", with_node_ports(l, free_ports)))
             .collect();
         specs.write(
             path.file_name().and_then(|n| n.to_str()).expect("name"),
@@ -658,16 +660,64 @@ fn copy_specs_into(from: &str, specs: &Specs) {
     }
 }
 
+/// `line` with every `node_port = N` replaced by the next port of `ports`.
+fn with_node_ports(line: &str, ports: &mut impl Iterator<Item = i32>) -> String {
+    const KEY: &str = "node_port = ";
+    let mut out = String::new();
+    let mut rest = line;
+    while let Some(at) = rest.find(KEY) {
+        let digits = rest[at + KEY.len()..]
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len() - at - KEY.len());
+        let port = ports.next().expect("a free node port");
+        out.push_str(&format!("{}{KEY}{port}", &rest[..at]));
+        rest = &rest[at + KEY.len() + digits..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Node ports (30000–32767) that no Service in the cluster holds now.
+async fn free_node_ports(client: &kube::Client) -> Vec<i32> {
+    let used: std::collections::BTreeSet<i32> = kube::Api::<Service>::all(client.clone())
+        .list(&ListParams::default())
+        .await
+        .expect("list Services")
+        .items
+        .iter()
+        .flat_map(|s| s.spec.iter().flat_map(|spec| spec.ports.iter().flatten()))
+        .filter_map(|p| p.node_port)
+        .collect();
+    (30000..=32767).filter(|p| !used.contains(p)).collect()
+}
+
 #[tokio::test]
 #[ignore = "needs the local control plane: run with `cargo xtask test`"]
 async fn every_fixture_and_example_shape_converges_to_a_clean_diff() {
-    // Sequential on purpose: the two sets use distinct but fixed NodePorts.
+    // What `cargo xtask demo` leaves running holds the examples' node ports: hold them here
+    // too, so this test shows it passes whatever the demo left behind.
+    let squatter = TestNamespace::new("nodeport-squatter").await;
+    for (name, port) in [("demo-zookeeper", 30181), ("demo-fixture", 30182)] {
+        let service: Service = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name},
+            "spec": {"type": "NodePort", "selector": {"app": name},
+                     "ports": [{"port": 2181, "nodePort": port}]}
+        }))
+        .expect("Service");
+        // Already held (by the demo itself) is just as good.
+        let _ = squatter
+            .api::<Service>()
+            .create(&PostParams::default(), &service)
+            .await;
+    }
+    // Sequential on purpose: both sets take their node ports from one list of free ones.
+    let mut free_ports = free_node_ports(&squatter.client).await.into_iter();
     for (prefix, from) in [
         ("fixtures", "tests/fixtures/valid"),
         ("examples", "config/apps"),
     ] {
         let (ns, specs) = setup(prefix).await;
-        copy_specs_into(from, &specs);
+        copy_specs_into(from, &specs, &mut free_ports);
         let run = berth(&ns, &["apply", "--yes", specs.path()]).await;
         run.expect_code(0);
         let diff = berth(&ns, &["diff", specs.path()]).await;
@@ -675,4 +725,5 @@ async fn every_fixture_and_example_shape_converges_to_a_clean_diff() {
         assert!(diff.stdout.contains("app(s) unchanged"), "{}", diff.stdout);
         ns.cleanup().await;
     }
+    squatter.cleanup().await;
 }

@@ -15,11 +15,11 @@ use tokio::sync::OnceCell;
 use super::inventory::{Inventory, LiveApp};
 use super::ledger::unix_now;
 use super::{Cluster, ClusterError, FIELD_MANAGER, Kind, REMOVING_ANNOTATION, RESTART_MARK};
-use crate::plan::removals;
 use crate::plan::{
-    Action, AppPlan, FINGERPRINT_ANNOTATION, ImmutableChange, ObjectChange, ObjectRef, Plan,
-    contained_in, fingerprint, immutable_changes, normalize, summarize,
+    Action, AppPlan, FINGERPRINT_ANNOTATION, ObjectChange, ObjectRef, Plan, contained_in,
+    fingerprint, immutable_changes, normalize, summarize,
 };
+use crate::plan::{recreate, removals};
 use crate::render::{NAME_LABEL, RenderContext, render_app, source_value};
 use crate::spec::{App, Loaded};
 
@@ -501,63 +501,36 @@ impl Cluster {
             &live_sts,
             desired.iter().find(|(k, _)| *k == Kind::StatefulSet),
         ) {
+            let live_set = recreate::LiveSet {
+                name: &live_sts.name_any(),
+                replicas: live_sts
+                    .data
+                    .pointer("/spec/replicas")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(0),
+            };
+            let allowed = recreate::Allowed {
+                recreate: app.allow_recreate || options.allow_recreate,
+                abandon_claims: app.abandon_claims || options.abandon_claims,
+            };
             let changes = immutable_changes(&to_json(live_sts), want_sts);
-            if let Some(impossible) = changes.iter().find(|c| !c.recreate_helps) {
-                return Ok(blocked(app_plan, impossible.reason.clone(), true));
-            }
-            let abandoned = abandoned_claims(&changes, live_sts);
-            let abandon_allowed = app.abandon_claims || options.abandon_claims;
-            if !abandoned.is_empty() && !abandon_allowed {
-                return Ok(blocked(
-                    app_plan,
-                    format!(
-                        "needs recreate onto new, empty claims: {}. The pods would start \
-                         without the data of {}, which stay behind unused. If that is really \
-                         wanted, set `abandon_claims = true` and `allow_recreate = true` in {} \
-                         or pass --abandon-claims --allow-recreate",
-                        changes
-                            .iter()
-                            .filter(|c| c.abandons.is_some())
-                            .map(|c| c.reason.as_str())
-                            .collect::<Vec<_>>()
-                            .join("; "),
-                        abandoned.join(", "),
-                        app.source_path.display()
-                    ),
-                    true,
-                ));
-            }
-            if !abandoned.is_empty() {
-                app_plan.summary.push(format!(
-                    "claims left behind (kept, no longer mounted): {}",
-                    abandoned.join(", ")
-                ));
-            }
-            if !changes.is_empty() {
-                let reasons: Vec<String> = changes.iter().map(|c| c.reason.clone()).collect();
-                if !(app.allow_recreate || options.allow_recreate) {
-                    return Ok(blocked(
-                        app_plan,
-                        format!(
-                            "needs recreate: {}. berth can recreate the StatefulSet without an \
-                             outage (pods and volumes are kept); allow it with \
-                             `allow_recreate = true` in {} or --allow-recreate",
-                            reasons.join("; "),
-                            app.source_path.display()
-                        ),
-                        true,
-                    ));
-                }
-                let restart_pods = changes.iter().any(|c| c.reason.starts_with("headless:"));
-                recreate = Some((
+            match recreate::gate(changes, live_set, allowed, &app.source_path) {
+                recreate::Gate::InPlace => {}
+                recreate::Gate::Blocked { reason } => return Ok(blocked(app_plan, reason, true)),
+                recreate::Gate::Recreate {
                     reasons,
-                    changes
-                        .into_iter()
-                        .filter_map(|c| c.expand)
-                        .collect::<Vec<_>>(),
+                    expand,
                     restart_pods,
-                    live_sts.clone(),
-                ));
+                    abandoned,
+                } => {
+                    if !abandoned.is_empty() {
+                        app_plan.summary.push(format!(
+                            "claims left behind (kept, no longer mounted): {}",
+                            abandoned.join(", ")
+                        ));
+                    }
+                    recreate = Some((reasons, expand, restart_pods, live_sts.clone()));
+                }
             }
         }
 
@@ -745,22 +718,6 @@ impl Cluster {
                 source,
             })
     }
-}
-
-/// The claims of the live StatefulSet's pods whose templates go (`<volume>-<set>-<ordinal>`).
-fn abandoned_claims(changes: &[ImmutableChange], live_sts: &DynamicObject) -> Vec<String> {
-    let replicas = live_sts
-        .data
-        .pointer("/spec/replicas")
-        .and_then(Value::as_i64)
-        .unwrap_or(0);
-    let name = live_sts.name_any();
-    changes
-        .iter()
-        .filter_map(|c| c.abandons.as_deref())
-        .flat_map(|volume| (0..replicas.max(1)).map(move |i| (volume, i)))
-        .map(|(volume, i)| format!("{volume}-{name}-{i}"))
-        .collect()
 }
 
 /// The objects an app writes, as `(kind, name)`: what no other app's removal may take.

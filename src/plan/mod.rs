@@ -5,10 +5,13 @@
 //!   and the known StatefulSet quirks, so a converged cluster shows no diff at all.
 //! - [`mask`] hides literal env values whose names look secret, in every output.
 //! - [`summarize`] turns an object diff into spec-level lines (`replicas 2 → 3`).
-//! - [`immutable_changes`] finds StatefulSet changes the API server would refuse in place.
+//! - [`immutable_changes`] finds StatefulSet changes the API server would refuse in place, and
+//!   [`recreate::gate`] decides whether a recreate may carry them out.
+//! - [`removals::decide`] decides what happens to live apps whose spec is gone.
 
 mod diff;
 mod normalize;
+pub mod recreate;
 pub mod removals;
 mod summary;
 

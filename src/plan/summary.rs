@@ -153,6 +153,9 @@ pub struct ImmutableChange {
     pub recreate_helps: bool,
     /// A grown volume: after the recreate the existing PVCs are expanded to this size.
     pub expand: Option<(String, String)>,
+    /// The pods must be restarted to take the change (a new headless Service name: a pod's DNS
+    /// name is fixed when it starts).
+    pub restarts_pods: bool,
     /// A claim template that goes (a volume renamed or no longer declared): after the recreate
     /// the pods no longer mount its claims, which stay behind unused. Needs its own opt-in.
     pub abandons: Option<String>,
@@ -167,6 +170,7 @@ pub fn immutable_changes(live: &Value, desired: &Value) -> Vec<ImmutableChange> 
         reason,
         recreate_helps: true,
         expand: None,
+        restarts_pods: false,
         abandons: None,
     };
     let text = |v: Option<Value>| match v {
@@ -185,11 +189,14 @@ pub fn immutable_changes(live: &Value, desired: &Value) -> Vec<ImmutableChange> 
     }
     let (live_svc, want_svc) = (spec(live, "serviceName"), spec(desired, "serviceName"));
     if live_svc != want_svc {
-        out.push(plain(format!(
-            "headless: {} → {} (serviceName; pods are restarted one at a time to take it)",
-            text(live_svc),
-            text(want_svc)
-        )));
+        out.push(ImmutableChange {
+            restarts_pods: true,
+            ..plain(format!(
+                "headless: {} → {} (serviceName; pods are restarted one at a time to take it)",
+                text(live_svc),
+                text(want_svc)
+            ))
+        });
     }
     let policy = |v: &Value| {
         spec(v, "podManagementPolicy").unwrap_or_else(|| Value::String("OrderedReady".into()))
@@ -254,6 +261,7 @@ fn template_changes(name: &str, old: &Value, new: &Value) -> Vec<ImmutableChange
                 reason: format!("volumes.{name}.size: {o} → {n} (existing PVCs are expanded)"),
                 recreate_helps: true,
                 expand: Some((name.to_string(), n.clone())),
+                restarts_pods: false,
                 abandons: None,
             }),
             _ => out.push(ImmutableChange {
@@ -263,6 +271,7 @@ fn template_changes(name: &str, old: &Value, new: &Value) -> Vec<ImmutableChange
                 ),
                 recreate_helps: false,
                 expand: None,
+                restarts_pods: false,
                 abandons: None,
             }),
         }
@@ -279,6 +288,7 @@ fn template_changes(name: &str, old: &Value, new: &Value) -> Vec<ImmutableChange
                 ),
                 recreate_helps: true,
                 expand: None,
+                restarts_pods: false,
                 abandons: None,
             });
         }
@@ -345,7 +355,7 @@ mod tests {
         let c = immutable_changes(&sts(1, "x", "1Gi", "a"), &sts(1, "x", "1Gi", "b"));
         assert_eq!(c.len(), 1);
         assert!(
-            c[0].reason.starts_with("headless: a → b"),
+            c[0].reason.starts_with("headless: a → b") && c[0].restarts_pods,
             "{}",
             c[0].reason
         );
