@@ -16,11 +16,13 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 
+use super::app_state::AppState;
+
 /// The app states `berth_apps` always reports, at 0 when no app is in them, so that a query such
 /// as `berth_apps{state="error"} > 0` has a series to evaluate even on a healthy host.
-pub const APP_STATES: [&str; 6] = [
-    "in-sync", "pending", "drifted", "blocked", "removing", "error",
-];
+fn app_states() -> impl Iterator<Item = &'static str> {
+    AppState::ALL.into_iter().map(AppState::as_str)
+}
 
 /// The `result` label values of `berth_apply_total`, initialised at 0 so that `rate()` sees the
 /// first failure instead of a series that appears out of nowhere.
@@ -60,7 +62,7 @@ pub struct Metrics {
     /// is removed instead of showing its last error count forever (the family itself cannot list
     /// its label sets).
     spec_error_files: Mutex<BTreeSet<String>>,
-    /// Extra states (outside [`APP_STATES`]) seen by the previous `set_app_states`, removed again
+    /// Extra states (outside [`AppState::ALL`]) seen by the previous `set_app_states`, removed again
     /// when they disappear for the same reason.
     extra_app_states: Mutex<BTreeSet<String>>,
     /// `berth_pending_removals`.
@@ -79,7 +81,7 @@ impl Metrics {
         let apps = Family::<StateLabel, Gauge>::default();
         registry.register(
             "berth_apps",
-            "Number of apps berth manages, by state (in-sync, pending, drifted, blocked, removing, error)",
+            "Number of apps berth manages, by state (in-sync, pending, drifted, blocked, held, removing, error)",
             apps.clone(),
         );
 
@@ -137,7 +139,7 @@ impl Metrics {
             last_success.clone(),
         );
 
-        for state in APP_STATES {
+        for state in app_states() {
             apps.get_or_create(&StateLabel {
                 state: state.to_owned(),
             })
@@ -165,11 +167,11 @@ impl Metrics {
         })
     }
 
-    /// Sets `berth_apps{state}` from a full count; the states of [`APP_STATES`] missing from
+    /// Sets `berth_apps{state}` from a full count; the states of [`AppState::ALL`] missing from
     /// `counts` go to 0. A state outside that list is reported too (and removed once absent), so
     /// a new state in the daemon shows up rather than vanishing.
     pub fn set_app_states(&self, counts: &BTreeMap<String, i64>) {
-        for state in APP_STATES {
+        for state in app_states() {
             let n = counts.get(state).copied().unwrap_or(0);
             self.apps
                 .get_or_create(&StateLabel {
@@ -179,7 +181,7 @@ impl Metrics {
         }
         let extra: BTreeSet<String> = counts
             .keys()
-            .filter(|state| !APP_STATES.contains(&state.as_str()))
+            .filter(|state| !app_states().any(|known| known == state.as_str()))
             .cloned()
             .collect();
         let mut previous = self
@@ -306,7 +308,7 @@ mod tests {
                 "no HELP for {name} in:\n{text}"
             );
         }
-        for state in APP_STATES {
+        for state in app_states() {
             assert_eq!(
                 sample(&text, &format!("berth_apps{{state=\"{state}\"}}")).as_deref(),
                 Some("0"),

@@ -1,6 +1,7 @@
 //! The daemon (`berth watch`): admin HTTP server, metrics and systemd notifications.
 
 pub mod admin;
+pub mod app_state;
 pub mod leader;
 pub mod metrics;
 pub mod queue;

@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use super::admin::{self, Health};
+use super::app_state::AppState;
 use super::metrics::Metrics;
 use super::queue::WorkQueue;
 use super::systemd::Systemd;
@@ -68,7 +69,7 @@ struct Shared {
     /// A hash, not a copy: a copy of every spec was megabytes at 1000 apps.
     converged: Mutex<HashMap<AppKey, u64>>,
     /// Each app's state, for berth_apps{state} and the systemd status line.
-    states: Mutex<BTreeMap<AppKey, &'static str>>,
+    states: Mutex<BTreeMap<AppKey, AppState>>,
     retained_pvcs: Mutex<HashSet<String>>,
     /// Whether this process holds the leader lease; None without leader election (always leads).
     leading: Option<tokio::sync::watch::Receiver<bool>>,
@@ -90,12 +91,12 @@ impl Shared {
         self.leading.as_ref().is_none_or(|l| *l.borrow())
     }
 
-    fn set_state(&self, key: &AppKey, state: &'static str) {
+    fn set_state(&self, key: &AppKey, state: AppState) {
         let mut states = self.states.lock().unwrap_or_else(|p| p.into_inner());
         states.insert(key.clone(), state);
         let mut counts: BTreeMap<String, i64> = BTreeMap::new();
-        for s in states.values() {
-            *counts.entry((*s).to_string()).or_default() += 1;
+        for state in states.values() {
+            *counts.entry(state.as_str().to_string()).or_default() += 1;
         }
         self.metrics.set_app_states(&counts);
     }
@@ -123,8 +124,8 @@ impl Shared {
     fn status_line(&self) -> String {
         let states = self.states.lock().unwrap_or_else(|p| p.into_inner());
         let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
-        for s in states.values() {
-            *counts.entry(s).or_default() += 1;
+        for state in states.values() {
+            *counts.entry(state.as_str()).or_default() += 1;
         }
         let parts: Vec<String> = counts.iter().map(|(s, n)| format!("{n} {s}")).collect();
         format!("{} apps: {}", states.len(), parts.join(", "))
@@ -591,7 +592,7 @@ async fn reconcile(shared: &Shared, key: &AppKey) -> Outcome {
         Ok(inventory) => inventory,
         Err(err) => {
             error!(app = %app_name, error = %err, "reading the cached objects failed; retrying with backoff");
-            shared.set_state(key, "error");
+            shared.set_state(key, AppState::Error);
             return Outcome::Failed;
         }
     };
@@ -603,7 +604,7 @@ async fn reconcile(shared: &Shared, key: &AppKey) -> Outcome {
         Ok(p) => p,
         Err(err) => {
             error!(app = %app_name, error = %crate::cluster::error_chain(&err), "planning failed; retrying with backoff");
-            shared.set_state(key, "error");
+            shared.set_state(key, AppState::Error);
             return Outcome::Failed;
         }
     };
@@ -619,7 +620,7 @@ async fn reconcile(shared: &Shared, key: &AppKey) -> Outcome {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(key);
-            shared.set_state(key, "in-sync");
+            shared.set_state(key, AppState::InSync);
             if let Some(hash) = spec {
                 shared
                     .converged
@@ -631,12 +632,12 @@ async fn reconcile(shared: &Shared, key: &AppKey) -> Outcome {
         }
         Action::Blocked { reason, .. } => {
             warn!(app = %app_name, reason = %reason, "blocked; nothing is changed for this app");
-            shared.set_state(key, "blocked");
+            shared.set_state(key, AppState::Blocked);
             return Outcome::Done;
         }
         Action::Held { reason } => {
             warn!(app = %app_name, reason = %reason, "removal held; nothing is changed for this app until an operator runs `berth apply --allow-removals`");
-            shared.set_state(key, "held");
+            shared.set_state(key, AppState::Held);
             shared
                 .held
                 .lock()
@@ -672,7 +673,7 @@ async fn reconcile(shared: &Shared, key: &AppKey) -> Outcome {
             warn!(app = %app_name, changes = %plan.summary.join("; "), "live objects drifted from the spec");
         }
         if config.drift == DriftMode::Report {
-            shared.set_state(key, "drifted");
+            shared.set_state(key, AppState::Drifted);
             return Outcome::Done;
         }
     }
@@ -683,13 +684,13 @@ async fn reconcile(shared: &Shared, key: &AppKey) -> Outcome {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(key)
-            == Some(&"removing");
+            == Some(&AppState::Removing);
     if !waiting_removal {
         log_plan(&app_name, plan);
     }
     if shared.options.dry_run {
         shared.metrics.count_apply("dry-run");
-        shared.set_state(key, "pending");
+        shared.set_state(key, AppState::Pending);
         return Outcome::Done;
     }
     if !shared.is_leader() {
@@ -699,7 +700,7 @@ async fn reconcile(shared: &Shared, key: &AppKey) -> Outcome {
     // A removal is counted against the budget (in the cluster) before its first write.
     if let Err(err) = shared.cluster.record(&planned, true).await {
         error!(app = %app_name, error = %crate::cluster::error_chain(&err), "recording the removal in the ledger failed; retrying with backoff");
-        shared.set_state(key, "error");
+        shared.set_state(key, AppState::Error);
         return Outcome::Failed;
     }
     let report = shared
@@ -707,13 +708,13 @@ async fn reconcile(shared: &Shared, key: &AppKey) -> Outcome {
         .execute_with(&planned, &LogProgress, false)
         .await;
     if !report.waiting.is_empty() {
-        shared.set_state(key, "removing");
+        shared.set_state(key, AppState::Removing);
         return Outcome::Waiting;
     }
     if let Some((_, err)) = report.failed.first() {
         error!(app = %app_name, error = %err, "converging failed; retrying with backoff");
         shared.metrics.count_apply("failure");
-        shared.set_state(key, "error");
+        shared.set_state(key, AppState::Error);
         return Outcome::Failed;
     }
     shared.metrics.count_apply("success");
@@ -736,7 +737,7 @@ async fn reconcile(shared: &Shared, key: &AppKey) -> Outcome {
         Some(hash) => {
             converged.insert(key.clone(), hash);
             drop(converged);
-            shared.set_state(key, "in-sync");
+            shared.set_state(key, AppState::InSync);
         }
         None => {
             converged.remove(key);
