@@ -118,7 +118,9 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 /// Test hook of the safety suite: with `BERTH_CRASH_AT=<point>` berth kills itself with SIGKILL
 /// right after that step, as a crash or the OOM killer would, so the tests can restart it after
 /// every step of a removal and of a recreate. The points are named where they are called.
-/// Unset (always, outside the tests) it costs one environment lookup per step.
+/// Compiled only with the `crash-points` feature (the cluster tests turn it on): a released
+/// binary has no way to be told to kill itself.
+#[cfg(feature = "crash-points")]
 fn crash_point(point: &str) {
     if std::env::var_os("BERTH_CRASH_AT").is_some_and(|v| v == point) {
         // SIGKILL, not exit or abort: no destructor runs and nothing is flushed or tidied up.
@@ -128,6 +130,9 @@ fn crash_point(point: &str) {
         std::process::abort();
     }
 }
+
+#[cfg(not(feature = "crash-points"))]
+fn crash_point(_point: &str) {}
 
 impl Cluster {
     /// Executes every app's work; removals last, so a run that is stopped midway has converged

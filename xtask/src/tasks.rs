@@ -22,6 +22,7 @@ pub fn test(root: &Path, filter: &[&str]) -> Result<()> {
             "clippy",
             "--workspace",
             "--all-targets",
+            "--all-features",
             "--",
             "-D",
             "warnings",
@@ -203,9 +204,15 @@ fn cargo_test(
     counts: &mut TestCounts,
 ) -> Result<()> {
     use std::io::{BufRead, BufReader};
+    // The cluster tests kill berth at named steps through a hook that only test builds have;
+    // both stages build with it so the second reuses the first's build.
+    let args: Vec<&str> = match args.split_first() {
+        Some((&"test", rest)) => [&["test", "--features", "berth/crash-points"][..], rest].concat(),
+        _ => args.to_vec(),
+    };
     eprintln!("+ cargo {}", args.join(" "));
     let mut child = cargo_command(root)
-        .args(args)
+        .args(&args)
         .envs(env.iter().copied())
         .stdout(std::process::Stdio::piped())
         .spawn()
