@@ -1,0 +1,178 @@
+//! Liveness, readiness and startup probes: exactly one check (exec, TCP or HTTP), ports that the
+//! container declares, timings and thresholds Kubernetes accepts.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+
+use super::Ctx;
+use super::values::seconds;
+use crate::spec::app::*;
+use crate::spec::raw::*;
+
+fn probe_port(
+    cx: &mut Ctx<'_>,
+    raw: &S<IntOrStr>,
+    ports: &[Port],
+    port_names: &BTreeMap<String, Range<usize>>,
+) -> Option<PortRef> {
+    match raw.get_ref() {
+        IntOrStr::Int(n) => match u16::try_from(*n) {
+            Ok(p) if p >= 1 => Some(PortRef::Number(p)),
+            _ => {
+                let d = cx
+                    .error(
+                        "probe",
+                        raw.span(),
+                        "port must be a number between 1 and 65535",
+                    )
+                    .help("or name a port of this container");
+                cx.push(d);
+                None
+            }
+        },
+        IntOrStr::Str(s) => {
+            if ports.iter().any(|p| &p.name == s) || port_names.contains_key(s) {
+                Some(PortRef::Name(s.clone()))
+            } else {
+                let d = cx
+                    .error(
+                        "probe",
+                        raw.span(),
+                        format!("this container has no port named `{s}`"),
+                    )
+                    .help(if ports.is_empty() {
+                        "declare it in `ports`, or give the port number".to_string()
+                    } else {
+                        format!(
+                            "ports of this container: {}",
+                            ports
+                                .iter()
+                                .map(|p| format!("`{}`", p.name))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )
+                    });
+                cx.push(d);
+                None
+            }
+        }
+    }
+}
+
+pub(super) fn probe(
+    cx: &mut Ctx<'_>,
+    raw: &S<RawProbe>,
+    kind: &str,
+    ports: &[Port],
+    port_names: &BTreeMap<String, Range<usize>>,
+) -> Option<Probe> {
+    let p = raw.get_ref();
+    let actions = [p.exec.is_some(), p.tcp.is_some(), p.http.is_some()]
+        .iter()
+        .filter(|b| **b)
+        .count();
+    if actions != 1 {
+        let d = cx
+            .error("probe", raw.span(), format!("the {kind} probe needs exactly one of `exec`, `tcp`, `http`"))
+            .label(if actions == 0 { "no check given" } else { "more than one check given" })
+            .help("e.g. { tcp = 3306 }, { exec = [\"mysqladmin\", \"ping\"] } or { http = { path = \"/healthz\", port = 8080 } }");
+        cx.push(d);
+        return None;
+    }
+    let before = cx.diags.len();
+    let action = if let Some(e) = &p.exec {
+        if e.get_ref().is_empty() {
+            let d = cx
+                .error("probe", e.span(), "`exec` needs a command")
+                .help("e.g. exec = [\"mysqladmin\", \"ping\"]");
+            cx.push(d);
+            None
+        } else {
+            Some(ProbeAction::Exec(e.get_ref().clone()))
+        }
+    } else if let Some(t) = &p.tcp {
+        probe_port(cx, t, ports, port_names).map(ProbeAction::Tcp)
+    } else if let Some(h) = &p.http {
+        let http = h.get_ref();
+        let path = match &http.path {
+            Some(path) if path.get_ref().starts_with('/') => Some(path.get_ref().clone()),
+            Some(path) => {
+                let d = cx
+                    .error(
+                        "probe",
+                        path.span(),
+                        "an HTTP probe path must start with '/'",
+                    )
+                    .help("e.g. path = \"/healthz\"");
+                cx.push(d);
+                None
+            }
+            None => Some("/".to_string()),
+        };
+        let port = match &http.port {
+            Some(port) => probe_port(cx, port, ports, port_names),
+            None => {
+                let d = cx
+                    .error("probe", h.span(), "an HTTP probe needs a `port`")
+                    .help("e.g. http = { path = \"/healthz\", port = \"http\" }");
+                cx.push(d);
+                None
+            }
+        };
+        let scheme = http.scheme.as_ref().map(|s| match s.get_ref() {
+            HttpScheme::Http => "HTTP".to_string(),
+            HttpScheme::Https => "HTTPS".to_string(),
+        });
+        match (path, port) {
+            (Some(path), Some(port)) => Some(ProbeAction::Http { path, port, scheme }),
+            _ => None,
+        }
+    } else {
+        None
+    };
+    let delay = p.delay.as_ref().and_then(|d| seconds(cx, d, 0, "delay"));
+    let period = p.period.as_ref().and_then(|d| seconds(cx, d, 1, "period"));
+    let timeout = p
+        .timeout
+        .as_ref()
+        .and_then(|d| seconds(cx, d, 1, "timeout"));
+    let count = |cx: &mut Ctx<'_>, v: &Option<S<i64>>, field: &str| -> Option<i32> {
+        let v = v.as_ref()?;
+        match i32::try_from(*v.get_ref()) {
+            Ok(n) if n >= 1 => Some(n),
+            _ => {
+                let d = cx
+                    .error("probe", v.span(), format!("`{field}` must be at least 1"))
+                    .help("count of consecutive results, e.g. 3");
+                cx.push(d);
+                None
+            }
+        }
+    };
+    let failures = count(cx, &p.failures, "failures");
+    let success = count(cx, &p.success, "success");
+    if let (Some(s), Some(n)) = (&p.success, success)
+        && n != 1
+        && kind != "readiness"
+    {
+        let d = cx
+            .error(
+                "probe",
+                s.span(),
+                format!("`success` must be 1 for a {kind} probe"),
+            )
+            .help("Kubernetes only allows a success threshold above 1 on readiness probes");
+        cx.push(d);
+    }
+    if cx.diags.len() != before {
+        return None;
+    }
+    Some(Probe {
+        action: action?,
+        delay_seconds: delay,
+        period_seconds: period,
+        timeout_seconds: timeout,
+        failures,
+        success,
+    })
+}

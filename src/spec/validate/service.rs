@@ -1,0 +1,264 @@
+//! The access Service (`[service]`): its name (never the headless Service's), its type, and
+//! ports that reach declared container ports, unique by number and protocol, with node ports in
+//! the cluster's range.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+
+use super::meta::annotation_map;
+use super::{Ctx, NAME_HELP, location_of};
+use crate::spec::app::*;
+use crate::spec::diag;
+use crate::spec::names;
+use crate::spec::raw::*;
+
+/// Node ports the API server accepts by default (--service-node-port-range).
+pub const NODE_PORT_RANGE: std::ops::RangeInclusive<i64> = 30000..=32767;
+
+pub(super) fn access_service(
+    cx: &mut Ctx<'_>,
+    raw: &S<RawService>,
+    app: &str,
+    headless: &str,
+    containers: Option<&S<Entries<RawContainer>>>,
+) -> AccessService {
+    let s = raw.get_ref();
+    let name = match &s.name {
+        Some(n) => {
+            let errs = names::dns1035_label(n.get_ref());
+            cx.name(
+                "service-name",
+                "Service name",
+                n.get_ref(),
+                n.span(),
+                errs,
+                NAME_HELP,
+            );
+            if n.get_ref() == headless {
+                let d = cx
+                    .error("service-name", n.span(), format!("the access Service cannot share the headless Service's name `{headless}`"))
+                    .help("choose another name, or leave `name` out to use the app name");
+                cx.push(d);
+            }
+            n.get_ref().clone()
+        }
+        None => {
+            if app == headless {
+                let span = raw.span();
+                let d = cx
+                    .error("service-name", span, format!("the access Service's default name `{app}` is the headless Service's name"))
+                    .help("set `name` in [service], or rename the headless Service");
+                cx.push(d);
+            }
+            app.to_string()
+        }
+    };
+    let kind = s
+        .kind
+        .as_ref()
+        .map_or(ServiceType::ClusterIP, |k| *k.get_ref());
+
+    // Declared container ports (not init containers: a Service never reaches those).
+    let mut declared: BTreeMap<String, (u16, Protocol)> = BTreeMap::new();
+    let containers_pruned = cx.input.pruned.iter().any(|p| p.starts_with("containers"));
+    for (_, c) in containers.iter().flat_map(|c| c.get_ref().0.iter()) {
+        for (pk, pv) in c.ports.iter().flat_map(|p| p.0.iter()) {
+            let parsed = match pv.get_ref() {
+                RawPort::Number(n) => u16::try_from(*n).ok().map(|n| (n, Protocol::Tcp)),
+                RawPort::Text(t) => {
+                    let (n, p) = t.split_once('/').unwrap_or((t.as_str(), "tcp"));
+                    let proto = match p.to_ascii_lowercase().as_str() {
+                        "udp" => Protocol::Udp,
+                        "sctp" => Protocol::Sctp,
+                        _ => Protocol::Tcp,
+                    };
+                    n.parse::<u16>().ok().map(|n| (n, proto))
+                }
+            };
+            if let Some(p) = parsed {
+                declared.insert(pk.get_ref().clone(), p);
+            }
+        }
+    }
+
+    let mut ports = Vec::new();
+    let mut numbers: BTreeMap<(u16, Protocol), Range<usize>> = BTreeMap::new();
+    let service_pruned = cx.input.pruned.iter().any(|p| p.starts_with("service."));
+    match &s.ports {
+        None if service_pruned => {}
+        None => {
+            let d = cx
+                .error("service-ports", raw.span(), "the access Service has no ports")
+                .help("add ports, e.g. ports = { mysql = 3306 } (service port 3306 → the container port named `mysql`)");
+            cx.push(d);
+        }
+        Some(p) if p.get_ref().0.is_empty() => {
+            let d = cx
+                .error("service-ports", p.span(), "the access Service has no ports")
+                .help("add ports, e.g. ports = { mysql = 3306 }");
+            cx.push(d);
+        }
+        Some(_) => {}
+    }
+    for (pk, pv) in s.ports.iter().flat_map(|p| p.get_ref().0.iter()) {
+        let pname = pk.get_ref();
+        let errs = names::port_name(pname);
+        let mut ok = cx.name("port-name", "service port name", pname, pk.span(), errs, "use at most 15 lowercase letters, digits and '-', with at least one letter (IANA service name)");
+        let (port, target, node_port) = match pv.get_ref() {
+            RawServicePort::Number(n) => (Some(S::new(pv.span(), *n)), None, None),
+            RawServicePort::Table {
+                port,
+                target,
+                node_port,
+            } => {
+                if port.is_none() {
+                    let d = cx
+                        .error(
+                            "service-ports",
+                            pv.span(),
+                            format!("service port `{pname}` needs a `port`"),
+                        )
+                        .help("e.g. { port = 3306, target = 3306 }");
+                    cx.push(d);
+                    ok = false;
+                }
+                (port.clone(), target.clone(), node_port.clone())
+            }
+        };
+        let number = port
+            .as_ref()
+            .and_then(|p| match u16::try_from(*p.get_ref()) {
+                Ok(n) if n >= 1 => Some(n),
+                _ => {
+                    let d = cx
+                        .error(
+                            "service-ports",
+                            p.span(),
+                            "port must be a number between 1 and 65535",
+                        )
+                        .help("e.g. mysql = 3306");
+                    cx.push(d);
+                    None
+                }
+            });
+        // Where traffic goes: the container port named by the key, or the explicit target.
+        let (target_ref, protocol) = match &target {
+            None => match declared.get(pname) {
+                Some((_, proto)) => (Some(PortRef::Name(pname.clone())), *proto),
+                None => {
+                    if !containers_pruned {
+                        let known: Vec<&str> = declared.keys().map(String::as_str).collect();
+                        let help = match diag::closest(pname, known.iter().copied()) {
+                            Some(best) => format!(
+                                "did you mean `{best}`? Or give a target: {pname} = {{ port = ..., target = ... }}"
+                            ),
+                            None if known.is_empty() => format!(
+                                "declare a container port named `{pname}`, or give a target: {pname} = {{ port = ..., target = ... }}"
+                            ),
+                            None => format!(
+                                "container ports: {}; or give a target: {pname} = {{ port = ..., target = ... }}",
+                                diag::quote_list(&known)
+                            ),
+                        };
+                        let d = cx
+                            .error(
+                                "service-target",
+                                pk.span(),
+                                format!("service port `{pname}` names no container port"),
+                            )
+                            .label("no container declares a port of this name")
+                            .help(help);
+                        cx.push(d);
+                    }
+                    (None, Protocol::Tcp)
+                }
+            },
+            Some(t) => match t.get_ref() {
+                IntOrStr::Int(n) => match u16::try_from(*n) {
+                    Ok(n) if n >= 1 => {
+                        let proto = declared
+                            .values()
+                            .find(|(num, _)| *num == n)
+                            .map_or(Protocol::Tcp, |(_, p)| *p);
+                        (Some(PortRef::Number(n)), proto)
+                    }
+                    _ => {
+                        let d = cx
+                            .error(
+                                "service-target",
+                                t.span(),
+                                "target must be a number between 1 and 65535",
+                            )
+                            .help("or name a container port");
+                        cx.push(d);
+                        (None, Protocol::Tcp)
+                    }
+                },
+                IntOrStr::Str(name) => match declared.get(name) {
+                    Some((_, proto)) => (Some(PortRef::Name(name.clone())), *proto),
+                    None => {
+                        if !containers_pruned {
+                            let d = cx
+                                .error("service-target", t.span(), format!("target `{name}` names no container port"))
+                                .help("name a port declared in a container's `ports`, or give a number");
+                            cx.push(d);
+                        }
+                        (None, Protocol::Tcp)
+                    }
+                },
+            },
+        };
+        // Kubernetes keys service ports by number and protocol: DNS serves 53/UDP and 53/TCP.
+        if let (Some(n), Some(p)) = (number, &port)
+            && let Some(first) = numbers.insert((n, protocol), p.span())
+        {
+            let (line, col) = location_of(cx, first);
+            let d = cx
+                .error(
+                    "service-ports",
+                    p.span(),
+                    format!("service port {n}/{} is used twice", protocol.as_str()),
+                )
+                .help(format!(
+                    "give each service port its own number (first use at {line}:{col})"
+                ));
+            cx.push(d);
+            ok = false;
+        }
+        let node = node_port.as_ref().and_then(|np| {
+            let v = *np.get_ref();
+            if !NODE_PORT_RANGE.contains(&v) {
+                let d = cx
+                    .error("node-port", np.span(), format!("node port {v} is outside 30000-32767"))
+                    .label("outside the cluster's node port range")
+                    .help("pick a port between 30000 and 32767 (the API server's default --service-node-port-range), or leave it out to get one assigned");
+                cx.push(d);
+                return None;
+            }
+            if kind == ServiceType::ClusterIP {
+                let d = cx
+                    .error("node-port", np.span(), "`node_port` needs type \"NodePort\" or \"LoadBalancer\"")
+                    .help("set type = \"NodePort\" in [service], or remove node_port");
+                cx.push(d);
+                return None;
+            }
+            u16::try_from(v).ok()
+        });
+        if let (true, Some(port), Some(target)) = (ok, number, target_ref) {
+            ports.push(ServicePort {
+                name: pname.clone(),
+                port,
+                target,
+                node_port: node,
+                protocol,
+            });
+        }
+    }
+    let annotations = annotation_map(cx, s.annotations.as_ref());
+    AccessService {
+        name,
+        kind,
+        ports,
+        annotations,
+    }
+}
