@@ -2,9 +2,14 @@
 //! outside the repo, keyed by version, so only the first build on a machine is slow.
 //!
 //! The wrapper modules exist because `go install k8s.io/kubernetes/cmd/kube-apiserver@v1.37.2`
-//! and `go install go.etcd.io/etcd/server/v3@…` refuse modules with replace directives
-//! (see ../shared/CONTROL-PLANE.md §1–2). Their go.sum files are committed, so builds do not
-//! depend on the checksum database.
+//! and `go install go.etcd.io/etcd/server/v3@…` refuse modules with replace directives:
+//! k8s.io/kubernetes requires its staging modules (k8s.io/api, k8s.io/client-go, …) at the
+//! placeholder version v0.0.0 and resolves them with directory replaces that only apply inside
+//! its own repository. Each wrapper requires the module at its pinned version (tools/k8s also
+//! replaces every staging module with its published v0.37.x) and is built with `go build`, which
+//! honours the wrapper's own replaces. Their go.sum files are committed, so builds do not
+//! depend on the checksum database. docs/control-plane.md describes the control plane these
+//! binaries make up.
 
 use std::fs;
 use std::path::{Path, PathBuf};

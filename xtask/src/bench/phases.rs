@@ -1,0 +1,575 @@
+//! The measured phases, in the order [`Bench::run_all`] runs them: `berth validate` and `berth
+//! render` (local work), cold and no-op converge of berth, kubectl and the API floor, then
+//! `berth watch` on the last converged namespace: first full sync, a quiet idle period, and the
+//! edits timed from a spec's rename to the changed StatefulSet seen through a watch.
+//!
+//! Each phase prints a line per run as it goes and returns its part of the report as JSON.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use kube::api::Api;
+use kube::runtime::{WatchStreamExt, watcher};
+use serde_json::{Value, json};
+
+use super::procfs::{cpu_seconds, peak_rss_kib, status_kib};
+use super::report::{median, percentile};
+use super::requests::{RequestCounts, delta, requests_line, writes};
+use super::{Bench, EDIT_ANNOTATION, SETTLE_TIMEOUT, app_name, spec_text};
+use crate::kube_client;
+
+/// How long one edit may take to show in the StatefulSet before the phase gives up.
+const EDIT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Which tool a cold or no-op run measures.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Tool {
+    Berth,
+    Kubectl,
+    /// The API server's own limit: the same server-side applies, nothing else (no reads, no
+    /// dry-runs, no output), sent by a minimal client at berth's default concurrency.
+    Floor,
+}
+
+impl Tool {
+    fn name(self) -> &'static str {
+        match self {
+            Tool::Berth => "berth",
+            Tool::Kubectl => "kubectl",
+            Tool::Floor => "api-floor",
+        }
+    }
+}
+
+/// berth's default `--concurrency` (PlanOptions::DEFAULT_CONCURRENCY), for the API floor.
+const FLOOR_CONCURRENCY: usize = 16;
+
+/// One timed command and the requests it sent.
+struct Measured {
+    seconds: f64,
+    /// Exact, by verb (the FlowSchema counters).
+    requests: BTreeMap<String, u64>,
+    /// Cluster-wide writes to berth's kinds: (real, dry-run).
+    writes_cluster_wide: (u64, u64),
+}
+
+impl Measured {
+    /// A command that took `seconds`, with the requests counted between two readings.
+    fn between(seconds: f64, before: &RequestCounts, after: &RequestCounts) -> Measured {
+        let cluster_wide = delta(&before.cluster_wide, &after.cluster_wide);
+        Measured {
+            seconds,
+            requests: delta(&before.by_verb, &after.by_verb),
+            writes_cluster_wide: (
+                cluster_wide.get("write").copied().unwrap_or(0),
+                cluster_wide.get("dry-run").copied().unwrap_or(0),
+            ),
+        }
+    }
+}
+
+impl Bench {
+    /// Every phase, in order; the namespace converged by the last berth run is kept for the
+    /// watch phases and deleted after them, whatever they return.
+    pub(super) fn run_all(&self) -> Result<Value> {
+        let mut report = json!({
+            "apps": self.options.apps,
+            "objects_per_app": 3,
+            "replicas_per_app": self.options.replicas,
+            "profile": match (&self.options.bin, self.options.release) {
+                (Some(bin), _) => bin.display().to_string(),
+                (None, true) => "release".to_string(),
+                (None, false) => "debug".to_string(),
+            },
+            "runs": self.options.repeat,
+        });
+        report["validate_render"] = self.validate_render()?;
+        let (converge, keep) = self.converge_runs()?;
+        report["converge"] = converge;
+        let result = self.watch_phases(&keep);
+        self.delete_namespaces(&[keep])?;
+        report["watch"] = result?;
+        Ok(report)
+    }
+
+    /// Phase 5: local work only, no cluster.
+    fn validate_render(&self) -> Result<Value> {
+        let mut validate = Vec::new();
+        let mut render = Vec::new();
+        for _ in 0..self.options.repeat {
+            let started = Instant::now();
+            self.berth_command(&["validate"], None)
+                .arg(&self.apps)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()?
+                .success()
+                .then_some(())
+                .context("berth validate failed on the generated specs")?;
+            validate.push(started.elapsed().as_secs_f64());
+            let out = fs::File::create(self.logs.join("render.yaml"))?;
+            let started = Instant::now();
+            self.berth_command(&["render"], None)
+                .arg(&self.apps)
+                .stdout(out)
+                .status()?
+                .success()
+                .then_some(())
+                .context("berth render failed on the generated specs")?;
+            render.push(started.elapsed().as_secs_f64());
+        }
+        println!(
+            "validate {:.2}s, render {:.2}s (median of {})",
+            median(&validate),
+            median(&render),
+            validate.len()
+        );
+        Ok(json!({
+            "validate_s": median(&validate), "validate_runs_s": validate,
+            "render_s": median(&render), "render_runs_s": render,
+        }))
+    }
+
+    /// Phases 1 and 2. Returns the report and the namespace of the last berth run, kept (and
+    /// converged) for the watch phases.
+    fn converge_runs(&self) -> Result<(Value, String)> {
+        let mut runs = Vec::new();
+        let mut keep = None;
+        for run in 0..self.options.repeat {
+            let order = if run % 2 == 0 {
+                [Tool::Berth, Tool::Kubectl]
+            } else {
+                [Tool::Kubectl, Tool::Berth]
+            };
+            let ns_of = |tool: Tool| format!("bench-{}-{run}", tool.name());
+            let mut cold = BTreeMap::new();
+            for tool in order {
+                let ns = ns_of(tool);
+                self.create_namespace(&ns)?;
+                let measured = self.converge_once(tool, &ns, "cold")?;
+                println!(
+                    "run {run}: cold  {:<7} {:>7.2}s  {}; cluster-wide writes {} + dry-runs {}",
+                    tool.name(),
+                    measured.seconds,
+                    requests_line(&measured.requests),
+                    measured.writes_cluster_wide.0,
+                    measured.writes_cluster_wide.1
+                );
+                cold.insert(tool.name(), measured);
+                // The controllers create a pod and a volume per app; let that finish so the next
+                // command does not pay for this one's aftermath.
+                self.settle(&ns)?;
+            }
+            // The floor goes last in every run: it is a reference, not a contender.
+            let ns = ns_of(Tool::Floor);
+            self.create_namespace(&ns)?;
+            let measured = self.converge_once(Tool::Floor, &ns, "cold")?;
+            println!(
+                "run {run}: cold  {:<7} {:>7.2}s  {}",
+                Tool::Floor.name(),
+                measured.seconds,
+                requests_line(&measured.requests),
+            );
+            cold.insert(Tool::Floor.name(), measured);
+            let mut noop = BTreeMap::new();
+            for tool in order {
+                let measured = self.converge_once(tool, &ns_of(tool), "noop")?;
+                println!(
+                    "run {run}: no-op {:<7} {:>7.2}s  {}; cluster-wide writes {} + dry-runs {}",
+                    tool.name(),
+                    measured.seconds,
+                    requests_line(&measured.requests),
+                    measured.writes_cluster_wide.0,
+                    measured.writes_cluster_wide.1
+                );
+                noop.insert(tool.name(), measured);
+            }
+            runs.push((cold, noop));
+            let mut delete = vec![ns_of(Tool::Kubectl), ns_of(Tool::Floor)];
+            if run + 1 == self.options.repeat {
+                keep = Some(ns_of(Tool::Berth));
+            } else {
+                delete.push(ns_of(Tool::Berth));
+            }
+            self.delete_namespaces(&delete)?;
+        }
+        let pick = |cold: bool, tool: Tool| -> Vec<f64> {
+            runs.iter()
+                .map(|(c, n)| {
+                    let m = if cold { c } else { n };
+                    m.get(tool.name()).map(|m| m.seconds)
+                })
+                .collect::<Option<Vec<f64>>>()
+                .unwrap_or_default()
+        };
+        let summary = |cold: bool| {
+            let (b, k) = (pick(cold, Tool::Berth), pick(cold, Tool::Kubectl));
+            let last = runs.last().map(|(c, n)| if cold { c } else { n });
+            let requests = |tool: Tool| {
+                last.and_then(|m| m.get(tool.name()))
+                    .map(|m| m.requests.clone())
+                    .unwrap_or_default()
+            };
+            let cluster_wide = |tool: Tool| {
+                last.and_then(|m| m.get(tool.name()))
+                    .map(|m| m.writes_cluster_wide)
+                    .unwrap_or_default()
+            };
+            let f = pick(cold, Tool::Floor);
+            json!({
+                "berth_s": median(&b), "kubectl_s": median(&k),
+                "ratio": median(&k) / median(&b),
+                "api_floor_s": median(&f), "api_floor_runs_s": f,
+                "api_floor_concurrency": FLOOR_CONCURRENCY,
+                "berth_runs_s": b, "kubectl_runs_s": k,
+                "berth_requests": requests(Tool::Berth),
+                "kubectl_requests": requests(Tool::Kubectl),
+                "berth_writes": writes(&requests(Tool::Berth)),
+                "kubectl_writes": writes(&requests(Tool::Kubectl)),
+                "cluster_wide_note": "writes to StatefulSets/Services/PDBs by any client during the command, from apiserver_request_total: real writes, then dry-runs",
+                "berth_cluster_wide_writes": cluster_wide(Tool::Berth).0,
+                "berth_cluster_wide_dry_runs": cluster_wide(Tool::Berth).1,
+                "kubectl_cluster_wide_writes": cluster_wide(Tool::Kubectl).0,
+                "kubectl_cluster_wide_dry_runs": cluster_wide(Tool::Kubectl).1,
+            })
+        };
+        let report = json!({"cold": summary(true), "noop": summary(false)});
+        let keep = keep.context("no berth run to keep for the watch phases")?;
+        Ok((report, keep))
+    }
+
+    /// The very objects berth writes, rendered for `ns` as namespace and instance (rendering
+    /// is not part of kubectl's time).
+    fn rendered(&self, ns: &str) -> Result<PathBuf> {
+        let objects = self.logs.join(format!("objects-{ns}.yaml"));
+        if !objects.exists() {
+            let out = fs::File::create(&objects)?;
+            let status = self
+                .berth_command(&["render"], Some(ns))
+                .arg(&self.apps)
+                .stdout(out)
+                .status()?;
+            if !status.success() {
+                bail!("berth render for {ns} failed ({status})");
+            }
+        }
+        Ok(objects)
+    }
+
+    /// One timed `berth apply --yes`, `kubectl apply --server-side` or API floor into `ns`.
+    fn converge_once(&self, tool: Tool, ns: &str, what: &str) -> Result<Measured> {
+        let log = self.logs.join(format!("{what}-{ns}.log"));
+        let mut cmd = match tool {
+            Tool::Berth => {
+                let mut cmd = self.berth_command(&["apply", "--yes"], Some(ns));
+                cmd.arg(&self.apps);
+                cmd
+            }
+            Tool::Kubectl => {
+                let mut cmd = Command::new("kubectl");
+                cmd.env("KUBECONFIG", &self.kubeconfig)
+                    .args(["apply", "--server-side", "-f"])
+                    .arg(self.rendered(ns)?);
+                cmd
+            }
+            Tool::Floor => return self.floor(ns),
+        };
+        let out = fs::File::create(&log)?;
+        cmd.stdout(out.try_clone()?).stderr(out);
+        let before = self.request_counts()?;
+        let started = Instant::now();
+        let status = cmd
+            .status()
+            .with_context(|| format!("running {}", tool.name()))?;
+        let seconds = started.elapsed().as_secs_f64();
+        let after = self.request_counts()?;
+        if !status.success() {
+            bail!(
+                "{} {what} into {ns} failed ({status}); its output is in {}:\n{}",
+                tool.name(),
+                log.display(),
+                crate::process::tail(&log, 20)
+            );
+        }
+        Ok(Measured::between(seconds, &before, &after))
+    }
+
+    /// The API floor: every rendered object server-side applied once, [`FLOOR_CONCURRENCY`] at
+    /// a time, by a client that does nothing else. Parsing happens before the clock starts.
+    fn floor(&self, ns: &str) -> Result<Measured> {
+        let text = fs::read_to_string(self.rendered(ns)?)?;
+        let mut objects = Vec::new();
+        for doc in text.split("---\n").filter(|d| !d.trim().is_empty()) {
+            let value: Value = serde_saphyr::from_str(doc).context("parsing berth render")?;
+            let (Some(api_version), Some(kind), Some(name)) = (
+                value["apiVersion"].as_str(),
+                value["kind"].as_str(),
+                value.pointer("/metadata/name").and_then(Value::as_str),
+            ) else {
+                bail!("berth render gave an object without apiVersion, kind or name");
+            };
+            let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+            let resource = kube::discovery::ApiResource::from_gvk(
+                &kube::api::GroupVersionKind::gvk(group, version, kind),
+            );
+            objects.push((resource, name.to_string(), value));
+        }
+        let before = self.request_counts()?;
+        let started = Instant::now();
+        self.rt.block_on(async {
+            let client = kube_client::client(&self.kubeconfig).await?;
+            let params = kube::api::PatchParams::apply("bench-floor").force();
+            let mut pending = Vec::new();
+            for (resource, name, value) in &objects {
+                let api: Api<kube::api::DynamicObject> =
+                    Api::namespaced_with(client.clone(), ns, resource);
+                let params = &params;
+                pending.push(async move {
+                    api.patch(name, params, &kube::api::Patch::Apply(value))
+                        .await
+                        .with_context(|| format!("applying {name}"))
+                });
+            }
+            let results: Vec<Result<_>> = futures::stream::iter(pending)
+                .buffer_unordered(FLOOR_CONCURRENCY)
+                .collect()
+                .await;
+            results.into_iter().collect::<Result<Vec<_>>>()
+        })?;
+        let seconds = started.elapsed().as_secs_f64();
+        let after = self.request_counts()?;
+        Ok(Measured::between(seconds, &before, &after))
+    }
+
+    /// A berth command against the local cluster; `ns` is both the namespace of the specs and
+    /// the instance name, so two runs never see each other's objects.
+    fn berth_command(&self, args: &[&str], ns: Option<&str>) -> Command {
+        let mut cmd = Command::new(&self.berth);
+        cmd.env("KUBECONFIG", &self.kubeconfig).env("NO_COLOR", "1");
+        if let Some(ns) = ns {
+            cmd.args(["--instance", ns, "--namespace", ns]);
+        }
+        cmd.args(args);
+        cmd
+    }
+
+    /// Phases 3 and 4 on the converged apps in `ns`.
+    fn watch_phases(&self, ns: &str) -> Result<Value> {
+        let port = free_port()?;
+        let log = self.logs.join("watch.log");
+        let out = fs::File::create(&log)?;
+        let at_start = self.request_counts()?.by_verb;
+        let started = Instant::now();
+        let mut child = self
+            .berth_command(&["watch", "--log-format", "json"], Some(ns))
+            .args(["--admin-addr", &format!("127.0.0.1:{port}")])
+            .arg(&self.apps)
+            .stdout(out.try_clone()?)
+            .stderr(out)
+            .spawn()
+            .context("starting berth watch")?;
+        let result = self.watch_measure(&mut child, port, started, &at_start, ns);
+        stop_child(&mut child);
+        result.with_context(|| format!("berth watch log: {}", log.display()))
+    }
+
+    fn watch_measure(
+        &self,
+        child: &mut Child,
+        port: u16,
+        started: Instant,
+        at_start: &BTreeMap<String, u64>,
+        ns: &str,
+    ) -> Result<Value> {
+        let pid = child.id();
+        loop {
+            if let Some(status) = child.try_wait()? {
+                bail!("berth watch exited during start-up ({status})");
+            }
+            if http_status(port, "/readyz") == Some(200) {
+                break;
+            }
+            if started.elapsed() > SETTLE_TIMEOUT {
+                bail!(
+                    "berth watch was not ready after {}s",
+                    SETTLE_TIMEOUT.as_secs()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let ready_s = started.elapsed().as_secs_f64();
+        let cpu_at_ready = cpu_seconds(pid)?;
+        let before = self.request_counts()?;
+        let startup_requests = delta(at_start, &before.by_verb);
+        println!(
+            "watch: first full sync of {} apps in {ready_s:.2}s ({cpu_at_ready:.2} CPU s), \
+             requests: {}",
+            self.options.apps,
+            requests_line(&startup_requests)
+        );
+
+        // Phase 4: idle.
+        let cpu_before = cpu_seconds(pid)?;
+        std::thread::sleep(self.options.idle);
+        let cpu_idle = cpu_seconds(pid)? - cpu_before;
+        let idle_requests = delta(&before.by_verb, &self.request_counts()?.by_verb);
+        let rss_idle = peak_rss_kib(pid)?;
+        println!(
+            "idle {}s: {cpu_idle:.2} CPU s, peak RSS {:.1} MiB, requests: {}",
+            self.options.idle.as_secs(),
+            rss_idle as f64 / 1024.0,
+            requests_line(&idle_requests)
+        );
+
+        // Phase 3: edits.
+        let latencies = self.rt.block_on(self.edits(ns))?;
+        let mut sorted = latencies.clone();
+        sorted.sort_by(f64::total_cmp);
+        let rss_end = peak_rss_kib(pid)?;
+        // What the resident set is made of now (there is no peak of each part).
+        let (anon, file) = (status_kib(pid, "RssAnon")?, status_kib(pid, "RssFile")?);
+        println!(
+            "edits: {} — p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
+            sorted.len(),
+            percentile(&sorted, 50.0) * 1e3,
+            percentile(&sorted, 99.0) * 1e3,
+            sorted.last().copied().unwrap_or(f64::NAN) * 1e3
+        );
+        println!(
+            "after the edits: peak RSS {:.1} MiB; now RssAnon {:.1} MiB, RssFile {:.1} MiB",
+            rss_end as f64 / 1024.0,
+            anon as f64 / 1024.0,
+            file as f64 / 1024.0
+        );
+        Ok(json!({
+            "first_sync_s": ready_s,
+            "first_sync_cpu_s": cpu_at_ready,
+            "first_sync_requests": startup_requests,
+            "idle": {
+                "seconds": self.options.idle.as_secs(),
+                "cpu_s": cpu_idle,
+                "requests": idle_requests,
+                "peak_rss_mib": rss_idle as f64 / 1024.0,
+            },
+            "edits": {
+                "count": sorted.len(),
+                "p50_ms": percentile(&sorted, 50.0) * 1e3,
+                "p99_ms": percentile(&sorted, 99.0) * 1e3,
+                "max_ms": sorted.last().copied().unwrap_or(f64::NAN) * 1e3,
+                "latencies_ms": latencies.iter().map(|s| (s * 1e4).round() / 10.0).collect::<Vec<_>>(),
+            },
+            "peak_rss_mib_after_edits": rss_end as f64 / 1024.0,
+            "rss_anon_mib_after_edits": anon as f64 / 1024.0,
+            "rss_file_mib_after_edits": file as f64 / 1024.0,
+        }))
+    }
+
+    /// Edits one spec at a time by atomic rename and waits until a watch shows the StatefulSet
+    /// with the new pod annotation. Returns each edit's latency in seconds.
+    async fn edits(&self, ns: &str) -> Result<Vec<f64>> {
+        let api: Api<StatefulSet> = Api::namespaced(self.client.clone(), ns);
+        let mut events = watcher(api, watcher::Config::default())
+            .default_backoff()
+            .boxed();
+        // Only what changes after the first list counts.
+        loop {
+            match events.next().await {
+                Some(Ok(watcher::Event::InitDone)) => break,
+                Some(Ok(_)) => {}
+                Some(Err(err)) => bail!("watching StatefulSets in {ns}: {err}"),
+                None => bail!("the StatefulSet watch ended"),
+            }
+        }
+        let mut latencies = Vec::new();
+        for edit in 0..self.options.edits {
+            // Spread over the fleet; a prime stride visits different apps each time.
+            let i = (edit * 7919 + 13) % self.options.apps;
+            let name = app_name(i);
+            let value = format!("edit-{edit}");
+            let tmp = self.apps.join(format!(".{name}.toml.tmp"));
+            fs::write(&tmp, spec_text(i, self.options.replicas, &value))?;
+            let started = Instant::now();
+            fs::rename(&tmp, self.apps.join(format!("{name}.toml")))?;
+            let seen = tokio::time::timeout(EDIT_TIMEOUT, async {
+                while let Some(event) = events.next().await {
+                    if let Ok(watcher::Event::Apply(sts)) = event
+                        && sts.metadata.name.as_deref() == Some(name.as_str())
+                        && template_annotation(&sts) == Some(value.as_str())
+                    {
+                        return true;
+                    }
+                }
+                false
+            })
+            .await;
+            match seen {
+                Ok(true) => latencies.push(started.elapsed().as_secs_f64()),
+                Ok(false) => bail!("the StatefulSet watch ended during the edits"),
+                Err(_) => bail!(
+                    "edit {edit} of {name} was not visible after {}s",
+                    EDIT_TIMEOUT.as_secs()
+                ),
+            }
+        }
+        Ok(latencies)
+    }
+}
+
+/// The edit marker in a StatefulSet's pod template: which edit the watch is looking at.
+fn template_annotation(sts: &StatefulSet) -> Option<&str> {
+    sts.spec
+        .as_ref()?
+        .template
+        .metadata
+        .as_ref()?
+        .annotations
+        .as_ref()?
+        .get(EDIT_ANNOTATION)
+        .map(String::as_str)
+}
+
+/// A loopback port nothing listens on, for `berth watch --admin-addr`.
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// The status code of a plain HTTP/1.0 GET on loopback.
+fn http_status(port: u16, path: &str) -> Option<u16> {
+    let mut stream = std::net::TcpStream::connect_timeout(
+        &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        Duration::from_millis(200),
+    )
+    .ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
+        .ok()?;
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    response.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// SIGTERM (berth finishes the step in flight), then SIGKILL if it does not stop.
+fn stop_child(child: &mut Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}

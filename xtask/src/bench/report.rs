@@ -1,0 +1,191 @@
+//! What the bench hands back: the machine the figures come from, the table on stdout, and
+//! target/bench/report.json with every figure and every run behind it.
+//!
+//! The table repeats the targets the figures are judged by (docs/benchmarks.md explains them);
+//! the JSON is what a comparison between two runs reads.
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::Result;
+use serde_json::{Value, json};
+
+use super::Bench;
+use super::procfs;
+
+/// Prints the table and writes the report as pretty JSON to `path`.
+pub(super) fn publish(report: &Value, path: &Path) -> Result<()> {
+    print_table(report);
+    fs::write(path, serde_json::to_string_pretty(report)? + "\n")?;
+    println!("\nreport written to {}", path.display());
+    Ok(())
+}
+
+impl Bench {
+    /// Where the figures come from: cores, memory, load and versions.
+    pub(super) fn machine(&self) -> Result<Value> {
+        let mem_kib = procfs::mem_total_kib();
+        let model = procfs::cpu_model();
+        let output = |cmd: &mut Command| -> String {
+            cmd.output()
+                .ok()
+                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+                .unwrap_or_default()
+        };
+        let server = self.rt.block_on(self.client.apiserver_version())?;
+        Ok(json!({
+            "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+            "cpu": model,
+            "memory_gib": (mem_kib as f64 / 1024.0 / 1024.0 * 10.0).round() / 10.0,
+            "loadavg_at_start": procfs::loadavg(),
+            "berth": output(Command::new(&self.berth).arg("--version")),
+            "kubectl": output(Command::new("kubectl").args(["version", "--client"])).lines().next().unwrap_or_default(),
+            "kube_apiserver": server.git_version,
+            "rustc": output(Command::new("rustc").arg("--version")),
+        }))
+    }
+}
+
+/// The headline figures next to their targets, one line each.
+fn print_table(report: &Value) {
+    let f = |v: &Value, p: &str| v.pointer(p).and_then(Value::as_f64).unwrap_or(f64::NAN);
+    let u = |v: &Value, p: &str| v.pointer(p).and_then(Value::as_u64).unwrap_or(0);
+    let apps = u(report, "/apps");
+    println!(
+        "\n{apps} apps, {} run(s), berth {} build",
+        u(report, "/runs"),
+        report["profile"].as_str().unwrap_or("?")
+    );
+    println!(
+        "{:<34} {:>12} {:>12} {:>10}   target",
+        "measure", "berth", "kubectl", "ratio"
+    );
+    for (label, key, target) in [
+        ("cold converge (s)", "cold", "ratio >= 2"),
+        ("no-op converge (s)", "noop", "ratio >= 50"),
+    ] {
+        let c = &report["converge"][key];
+        println!(
+            "{label:<34} {:>12.2} {:>12.2} {:>9.1}x   {target}",
+            f(c, "/berth_s"),
+            f(c, "/kubectl_s"),
+            f(c, "/ratio")
+        );
+        println!(
+            "{:<34} {:>12} {:>12}",
+            format!("  {key}: write requests sent"),
+            u(c, "/berth_writes"),
+            u(c, "/kubectl_writes"),
+        );
+        println!(
+            "{:<34} {:>12} {:>12}",
+            "    of them dry-run (cluster-wide)",
+            u(c, "/berth_cluster_wide_dry_runs"),
+            u(c, "/kubectl_cluster_wide_dry_runs"),
+        );
+    }
+    println!(
+        "{:<34} {:>12.2}   {} applies, {} at a time, nothing else",
+        "  API floor for the same creates (s)",
+        f(&report["converge"]["cold"], "/api_floor_s"),
+        apps * 3,
+        u(&report["converge"]["cold"], "/api_floor_concurrency"),
+    );
+    let w = &report["watch"];
+    println!(
+        "{:<34} {:>12.0}   p50 <= 200",
+        "edit latency p50 (ms)",
+        f(w, "/edits/p50_ms")
+    );
+    println!(
+        "{:<34} {:>12.0}   p99 <= 1000",
+        "edit latency p99 (ms)",
+        f(w, "/edits/p99_ms")
+    );
+    println!(
+        "{:<34} {:>12.0}",
+        "edit latency max (ms)",
+        f(w, "/edits/max_ms")
+    );
+    println!(
+        "{:<34} {:>12.2}",
+        "watch first full sync (s)",
+        f(w, "/first_sync_s")
+    );
+    let idle_requests = w
+        .pointer("/idle/requests")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default();
+    println!(
+        "{:<34} {:>12}   only watches",
+        format!("idle {}s: requests", u(w, "/idle/seconds")),
+        if idle_requests.is_empty() {
+            "none".to_string()
+        } else {
+            idle_requests
+        }
+    );
+    println!("{:<34} {:>12.2}", "idle: CPU seconds", f(w, "/idle/cpu_s"));
+    println!(
+        "{:<34} {:>12.1}   <= 64",
+        "idle: peak RSS (MiB)",
+        f(w, "/idle/peak_rss_mib")
+    );
+    println!(
+        "{:<34} {:>12.1}   <= 64",
+        "after the edits: peak RSS (MiB)",
+        f(w, "/peak_rss_mib_after_edits")
+    );
+    println!(
+        "{:<34} {:>12}",
+        "  now: RssAnon / RssFile (MiB)",
+        format!(
+            "{:.1} / {:.1}",
+            f(w, "/rss_anon_mib_after_edits"),
+            f(w, "/rss_file_mib_after_edits")
+        )
+    );
+    let v = &report["validate_render"];
+    println!("{:<34} {:>12.2}", "validate (s)", f(v, "/validate_s"));
+    println!("{:<34} {:>12.2}", "render (s)", f(v, "/render_s"));
+}
+
+/// The median of the runs: the figure the table shows (NaN when there were none).
+pub(super) fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    match sorted.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+    }
+}
+
+/// Nearest-rank percentile of sorted values.
+pub(super) fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&v, 50.0), 50.0);
+        assert_eq!(percentile(&v, 99.0), 99.0);
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+    }
+}
