@@ -1,0 +1,276 @@
+//! Tests of the whole import, from live objects to spec text: every fixture round-trips (render,
+//! import, render again gives the same objects, with nothing to note), server defaults stay out,
+//! and a hand-written StatefulSet comes with its adoption and recreate advice.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+use super::fetch::json;
+use super::{ImportContext, LiveObjects, import, strip_server_defaults};
+use crate::config::Config;
+use crate::render::{RenderContext, Rendered, render_app};
+use crate::spec::App;
+
+fn check(file: &str, text: &str, config: &Config) -> App {
+    let path = Path::new(file);
+    let checked = crate::spec::check_source(path, path, text, config);
+    match checked.app {
+        Some(app) => app,
+        None => panic!(
+            "{file} does not validate:\n{}\n---\n{text}",
+            checked
+                .diagnostics
+                .iter()
+                .map(|d| d.render(false))
+                .collect::<Vec<_>>()
+                .join("\n")
+        ),
+    }
+}
+
+fn live_of(r: &Rendered) -> LiveObjects {
+    LiveObjects {
+        statefulset: json(&r.statefulset),
+        headless: Some(json(&r.headless)),
+        service: r.service.as_ref().map(json),
+        pdb: r.pdb.as_ref().map(json),
+        extra: Vec::new(),
+    }
+}
+
+fn stripped(r: &Rendered) -> Vec<Value> {
+    r.to_values().iter().map(strip_server_defaults).collect()
+}
+
+fn specs() -> Vec<(String, String)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut out = Vec::new();
+    for dir in ["tests/fixtures/valid", "config/apps"] {
+        let mut files: Vec<_> = std::fs::read_dir(root.join(dir))
+            .expect("fixture dir")
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+            .collect();
+        files.sort();
+        for f in files {
+            let name = f.file_name().expect("name").to_string_lossy().into_owned();
+            out.push((name, std::fs::read_to_string(&f).expect("read fixture")));
+        }
+    }
+    assert!(out.len() >= 12, "fixtures found: {}", out.len());
+    out
+}
+
+/// render → import → parse + validate → render gives the objects the server would store
+/// for the original (compared after stripping server defaults), with nothing to note.
+#[test]
+fn every_fixture_and_example_round_trips_through_import() {
+    let config = Config::default();
+    for (file, text) in specs() {
+        let app = check(&file, &text, &config);
+        let ctx = RenderContext::new(&config.instance, &app);
+        let rendered = render_app(&app, &ctx);
+        let stem = file.trim_end_matches(".toml");
+        let imported = import(
+            &live_of(&rendered),
+            ImportContext {
+                config: &config,
+                file_stem: Some(stem),
+            },
+        );
+        assert!(
+            imported.notes.is_empty(),
+            "{file}: unexpected notes {:#?}\n{}",
+            imported.notes,
+            imported.text
+        );
+        let again = check(&file, &imported.text, &config);
+        let rendered_again = render_app(&again, &RenderContext::new(&config.instance, &again));
+        assert_eq!(
+            stripped(&rendered),
+            stripped(&rendered_again),
+            "{file}: the imported spec renders differently:\n{}",
+            imported.text
+        );
+    }
+}
+
+#[test]
+fn only_fields_that_differ_from_the_defaults_are_written() {
+    let config = Config::default();
+    let app = check(
+        "web.toml",
+        "[containers.web]\nimage = \"nginx:1.27\"\n",
+        &config,
+    );
+    let rendered = render_app(&app, &RenderContext::new(&config.instance, &app));
+    let imported = import(
+        &live_of(&rendered),
+        ImportContext {
+            config: &config,
+            file_stem: Some("web"),
+        },
+    );
+    let body: Vec<&str> = imported
+        .text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .collect();
+    assert_eq!(body, ["[containers.web]", "image = \"nginx:1.27\""]);
+}
+
+/// What the server stores for a rendered app: the defaults it fills in must not come back
+/// as spec fields.
+#[test]
+fn server_defaults_do_not_become_spec_fields() {
+    let config = Config::default();
+    let app = check(
+        "web.toml",
+        "[containers.web]\nimage = \"nginx:1.27\"\nliveness = { tcp = 80 }\n",
+        &config,
+    );
+    let rendered = render_app(&app, &RenderContext::new(&config.instance, &app));
+    let mut sts = json(&rendered.statefulset);
+    let pod = sts
+        .pointer_mut("/spec/template/spec")
+        .and_then(Value::as_object_mut)
+        .expect("pod spec");
+    pod.insert("dnsPolicy".into(), json!("ClusterFirst"));
+    pod.insert("terminationGracePeriodSeconds".into(), json!(30));
+    pod.insert("schedulerName".into(), json!("default-scheduler"));
+    pod.insert("securityContext".into(), json!({}));
+    let c = sts
+        .pointer_mut("/spec/template/spec/containers/0")
+        .and_then(Value::as_object_mut)
+        .expect("container");
+    c.insert("imagePullPolicy".into(), json!("IfNotPresent"));
+    c.insert(
+        "terminationMessagePath".into(),
+        json!("/dev/termination-log"),
+    );
+    c.insert(
+        "livenessProbe".into(),
+        json!({"tcpSocket": {"port": 80}, "timeoutSeconds": 1, "periodSeconds": 10,
+               "successThreshold": 1, "failureThreshold": 3}),
+    );
+    sts["spec"]["updateStrategy"] =
+        json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}});
+    sts["spec"]["revisionHistoryLimit"] = json!(10);
+    let live = LiveObjects {
+        statefulset: sts,
+        ..live_of(&rendered)
+    };
+    let imported = import(
+        &live,
+        ImportContext {
+            config: &config,
+            file_stem: Some("web"),
+        },
+    );
+    assert!(imported.notes.is_empty(), "{:#?}", imported.notes);
+    assert!(
+        imported
+            .text
+            .ends_with("[containers.web]\nimage = \"nginx:1.27\"\nliveness = { tcp = 80 }\n"),
+        "{}",
+        imported.text
+    );
+}
+
+/// The seed's hand-written nginx StatefulSet: not berth's, another selector, a field the
+/// spec has no spelling for.
+#[test]
+fn a_hand_written_statefulset_is_imported_for_adoption_with_the_recreate_explained() {
+    let config = Config::default();
+    let sts = json!({
+        "apiVersion": "apps/v1", "kind": "StatefulSet",
+        "metadata": {"name": "nginx", "namespace": "default", "labels": {"app": "nginx"}},
+        "spec": {
+            "replicas": 2,
+            "serviceName": "nginx",
+            "selector": {"matchLabels": {"app": "nginx"}},
+            "template": {
+                "metadata": {"labels": {"app": "nginx"}},
+                "spec": {
+                    "containers": [{
+                        "name": "container-1", "image": "nginx:latest",
+                        "imagePullPolicy": "Always",
+                        "resources": {"requests": {"cpu": "250m", "memory": "512Mi"},
+                                      "limits": {"cpu": "250m", "memory": "512Mi"}},
+                        "ports": [{"containerPort": 80, "name": "http", "protocol": "TCP"}]
+                    }],
+                    "tolerations": [{"key": "dedicated", "operator": "Exists"}]
+                }
+            }
+        }
+    });
+    let headless = json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "nginx", "namespace": "default", "labels": {"app": "nginx"}},
+        "spec": {"clusterIP": "None", "selector": {"app": "nginx"},
+                 "ports": [{"name": "http", "port": 80, "targetPort": 80, "protocol": "TCP"}]}
+    });
+    let imported = import(
+        &LiveObjects {
+            statefulset: sts,
+            headless: Some(headless),
+            ..LiveObjects::default()
+        },
+        ImportContext {
+            config: &config,
+            file_stem: Some("nginx"),
+        },
+    );
+    let text = &imported.text;
+    assert!(text.contains("\nadopt = true\n"), "{text}");
+    assert!(text.contains("\nheadless = \"nginx\"\n"), "{text}");
+    assert!(text.contains("\nlabels = { app = \"nginx\" }\n"), "{text}");
+    assert!(text.contains("\nreplicas = 2\n"), "{text}");
+    assert!(
+        text.contains("cpu = \"250m\"\nmemory = \"512Mi\""),
+        "{text}"
+    );
+    let notes = imported.notes.join("\n");
+    assert!(notes.contains("not written by berth"), "{notes}");
+    assert!(
+        notes.contains("live selector {app=nginx} differs"),
+        "{notes}"
+    );
+    assert!(notes.contains("needs a recreate"), "{notes}");
+    assert!(notes.contains("allow_recreate = true"), "{notes}");
+    assert!(notes.contains("spec.template.spec.tolerations"), "{notes}");
+    // Notes are comments: the text still validates.
+    check("nginx.toml", text, &config);
+}
+
+/// The import's reading of the labels agrees with `Cluster::owns`: berth's and this instance's
+/// only when both labels say so.
+#[test]
+fn ownership_needs_both_the_managed_by_and_the_instance_label() {
+    use super::{Ownership, ownership};
+    use crate::render::{INSTANCE_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE};
+
+    let labels = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    let ours = labels(&[
+        (MANAGED_BY_LABEL, MANAGED_BY_VALUE),
+        (INSTANCE_LABEL, "prod"),
+    ]);
+    assert_eq!(ownership(&ours, "prod"), Ownership::ThisInstance);
+    assert_eq!(
+        ownership(&ours, "staging"),
+        Ownership::OtherInstance("prod")
+    );
+    let no_instance = labels(&[(MANAGED_BY_LABEL, MANAGED_BY_VALUE)]);
+    assert_eq!(ownership(&no_instance, "prod"), Ownership::NotBerth);
+    let someone_else = labels(&[(MANAGED_BY_LABEL, "helm"), (INSTANCE_LABEL, "prod")]);
+    assert_eq!(ownership(&someone_else, "prod"), Ownership::NotBerth);
+    assert_eq!(ownership(&labels(&[]), "prod"), Ownership::NotBerth);
+}
