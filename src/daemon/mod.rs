@@ -5,6 +5,7 @@ pub mod app_state;
 pub mod leader;
 pub mod metrics;
 pub mod queue;
+mod reload;
 mod run;
 pub mod systemd;
 

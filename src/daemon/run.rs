@@ -19,6 +19,7 @@ use super::admin::{self, Health};
 use super::app_state::AppState;
 use super::metrics::Metrics;
 use super::queue::WorkQueue;
+use super::reload;
 use super::systemd::Systemd;
 use crate::cluster::{AppKey, Cluster, OwnedCache, PlanOptions, Progress, head_commit};
 use crate::config::{Config, DriftMode};
@@ -403,61 +404,18 @@ async fn reload(shared: &Shared, shutdown: &CancellationToken) -> Option<BTreeSe
         .read()
         .unwrap_or_else(|p| p.into_inner())
         .clone();
-    let (before, after) = (by_key(&old), by_key(&loaded));
-    let mut changed: BTreeSet<AppKey> = before
-        .keys()
-        .chain(after.keys())
-        .filter(|k| before.get(*k) != after.get(*k))
-        .cloned()
-        .collect();
-    // A file that broke or was fixed changes what may happen to its app.
-    let broken =
-        |l: &Loaded| -> BTreeSet<String> { l.broken.iter().map(|b| b.name.clone()).collect() };
-    let (was, is) = (broken(&old), broken(&loaded));
-    let live = shared.cache.keys();
-    for name in was.symmetric_difference(&is) {
-        changed.extend(live.iter().filter(|(_, n)| n == name).cloned());
-    }
-    // A directory that became unreadable, or readable again, changes what may happen to every
-    // app without a spec.
-    let dirs = |l: &Loaded| -> BTreeSet<std::path::PathBuf> {
-        l.broken_dirs
-            .iter()
-            .map(|d| d.source_path.clone())
-            .collect()
-    };
-    if dirs(&old) != dirs(&loaded) {
-        changed.extend(live.iter().filter(|k| !after.contains_key(*k)).cloned());
-    }
+    let delta = reload::compare(&old, &loaded, &shared.cache.keys());
     {
-        let arrived: BTreeSet<AppKey> = after
-            .keys()
-            .filter(|k| !before.contains_key(*k))
-            .cloned()
-            .collect();
         let mut arrivals = shared.arrivals.lock().unwrap_or_else(|p| p.into_inner());
-        for key in after.keys() {
-            arrivals.remove(key);
-        }
-        if !arrived.is_empty() {
-            for key in before.keys().filter(|k| !after.contains_key(*k)) {
-                arrivals.insert(key.clone(), arrived.clone());
-            }
-        }
+        arrivals.retain(|key, _| !delta.present.contains(key));
+        arrivals.extend(delta.moves);
     }
-    let pending_removals = live.iter().filter(|k| !after.contains_key(*k)).count();
-    shared.metrics.set_pending_removals(pending_removals as i64);
+    shared
+        .metrics
+        .set_pending_removals(delta.pending_removals as i64);
+    let changed = delta.changed;
     *shared.specs.write().unwrap_or_else(|p| p.into_inner()) = loaded;
     Some(changed)
-}
-
-/// The loaded apps by key, borrowed: a reload compares two whole directories.
-fn by_key(loaded: &Loaded) -> BTreeMap<AppKey, &App> {
-    loaded
-        .apps
-        .iter()
-        .map(|a| ((a.namespace.clone(), a.name.clone()), a))
-        .collect()
 }
 
 fn report_spec_errors(shared: &Shared, loaded: &Loaded) {
