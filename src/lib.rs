@@ -1,22 +1,25 @@
 //! berth keeps a Kubernetes cluster in step with a directory of compact TOML app specs.
 //!
-//! Layout (dependencies point one way: cli → cluster → render → spec):
-//! - [`cli`]: the command line, one function per subcommand, exit codes decided in one place.
+//! Layout (dependencies point one way: cli → commands → cluster → render → spec):
+//! - [`cli`]: the command line's clap types and the dispatch to a command.
+//! - [`commands`]: one file per command, the typed exit and the one place that turns a command's
+//!   outcome into an exit code.
+//! - [`output`]: stdout that a closed pipe does not break, errors on one line.
 //! - [`config`]: the daemon config (instance name, defaults, profile, safety limits), raw → validated.
 //! - [`spec`]: the TOML app spec: raw serde types with spans, validation into [`spec::App`].
 //! - [`render`]: `App` → StatefulSet, headless Service, access Service; ownership labels live there.
 //! - [`cluster`]: the only code that holds a `kube::Client`.
 //! - [`import`]: live StatefulSet and Services → a compact TOML spec (`berth import`).
-//! - [`status`]: per-app sync and rollout state (`berth status`).
+//! - [`status`]: per-app sync and rollout state, read from the cluster (`berth status`).
 //! - [`watch`]: file events → coalesced "rescan" signals for the daemon (symlink swaps, overflow, resync).
 
 pub mod cli;
 pub mod cluster;
+pub mod commands;
 pub mod config;
-pub mod converge;
 pub mod daemon;
-pub mod daemon_cli;
 pub mod import;
+pub mod output;
 pub mod plan;
 pub mod render;
 pub mod spec;

@@ -1,7 +1,13 @@
-//! The `berth` binary: parse the command line, start tracing, hand over to the library.
+//! The `berth` binary: parse the command line, run the command, turn its outcome into the exit
+//! code. Tracing is started by the command that logs (`berth watch`).
 
 use std::process::ExitCode;
 
+use clap::Parser;
+
 fn main() -> ExitCode {
-    berth::cli::main()
+    let cli = berth::cli::Cli::parse();
+    let context = cli.context.clone();
+    let outcome = berth::cli::dispatch(cli);
+    berth::commands::exit_code(outcome, context.as_deref())
 }

@@ -3,8 +3,9 @@
 //!
 //! With DIR the sync state comes from a plan of DIR (the same dry-run comparison `berth diff`
 //! makes); without it only live objects are read, so the state is `removing` or `unknown`.
-//! The pure part ([`AppStatus::from_live`], [`rollout`], [`render_text`], [`exit_code`]) turns
-//! JSON objects into lines; [`collect`] is the small part that reads the cluster.
+//! The pure part ([`AppStatus::from_live`], [`rollout`], [`render_text`], [`all_healthy`]) turns
+//! JSON objects into lines; [`collect`] is the small part that reads the cluster. The command
+//! itself (arguments, output, exit code) is [`crate::commands::status`].
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -14,7 +15,6 @@ use kube::ResourceExt;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::cli::exit;
 use crate::cluster::{Cluster, ClusterError, Kind, PlanOptions, REMOVING_ANNOTATION, head_commit};
 use crate::config::Config;
 use crate::plan::{Action, FINGERPRINT_ANNOTATION, fingerprint};
@@ -267,13 +267,9 @@ pub fn render_text(apps: &[AppStatus]) -> String {
     out
 }
 
-/// 0 when every app is in sync and ready with its rollout done, 1 otherwise.
-pub fn exit_code(apps: &[AppStatus]) -> u8 {
-    if apps.iter().all(AppStatus::healthy) {
-        exit::OK
-    } else {
-        exit::CHANGES_PENDING
-    }
+/// Every app in sync and ready with its rollout done: what exit code 0 of `berth status` means.
+pub fn all_healthy(apps: &[AppStatus]) -> bool {
+    apps.iter().all(AppStatus::healthy)
 }
 
 /// The `berth status -o json` document.
@@ -450,51 +446,6 @@ fn drifted(
     })
 }
 
-/// `berth status [DIR]`.
-#[derive(Debug, Clone, clap::Args)]
-pub struct StatusArgs {
-    /// Spec directory: the sync state then comes from a plan of it. Without it only live state
-    /// is shown (sync `unknown`, or `removing`).
-    pub dir: Option<std::path::PathBuf>,
-    /// Output format.
-    #[arg(short = 'o', long = "output", default_value = "text", value_parser = ["text", "json"])]
-    pub output: String,
-}
-
-/// Runs `berth status`: 0 when every app is in sync and ready, 1 otherwise, 2 on error.
-pub fn run(args: &StatusArgs, config: &Config, context: Option<&str>) -> anyhow::Result<u8> {
-    let loaded = match &args.dir {
-        None => None,
-        Some(dir) => match crate::spec::load_dir(dir, config) {
-            Ok(l) => Some(l),
-            Err(e) => {
-                eprintln!("error: {:#}", anyhow::Error::from(e));
-                return Ok(exit::ERROR);
-            }
-        },
-    };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let apps = runtime.block_on(async {
-        let cluster = Cluster::connect(context, &config.instance).await?;
-        anyhow::Ok(collect(&cluster, loaded.as_ref(), args.dir.as_deref(), config).await?)
-    })?;
-    let code = exit_code(&apps);
-    if args.output == "json" {
-        let report = Report {
-            apps: &apps,
-            ok: code == exit::OK,
-        };
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else if apps.is_empty() {
-        println!("no apps (berth instance `{}`)", config.instance);
-    } else {
-        print!("{}", render_text(&apps));
-    }
-    Ok(code)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -518,7 +469,7 @@ mod tests {
         let s = AppStatus::from_live("ns", "db", Sync::InSync, Some(&live), Some(3), None);
         assert!(s.healthy());
         assert_eq!(s.commit.as_deref(), Some("0123456789abcdef0123"));
-        assert_eq!(exit_code(std::slice::from_ref(&s)), 0);
+        assert!(all_healthy(std::slice::from_ref(&s)));
         let text = render_text(&[s]);
         assert!(text.starts_with("APP"), "{text}");
         assert!(
@@ -533,7 +484,7 @@ mod tests {
             "updatedReplicas": 1, "currentRevision": "db-old", "updateRevision": "db-new"}));
         let s = AppStatus::from_live("ns", "db", Sync::InSync, Some(&live), Some(3), None);
         assert!(!s.healthy());
-        assert_eq!(exit_code(std::slice::from_ref(&s)), 1);
+        assert!(!all_healthy(std::slice::from_ref(&s)));
         let r = s.rollout.expect("rollout");
         assert_eq!(r.to_string(), "rolling: 1/3 updated (old → new)");
     }
@@ -575,12 +526,12 @@ mod tests {
         live["metadata"]["annotations"]["berth.dev/removing"] = json!("3");
         let s = AppStatus::from_live("ns", "db", Sync::Unknown, Some(&live), None, None);
         assert_eq!(s.sync, Sync::Removing);
-        assert_eq!(exit_code(&[s]), 1);
+        assert!(!all_healthy(&[s]));
         for sync in [Sync::Pending, Sync::Drifted, Sync::Blocked, Sync::Error] {
             let live = sts(json!({"observedGeneration": 2, "readyReplicas": 3,
                 "updatedReplicas": 3, "currentRevision": "db-a", "updateRevision": "db-a"}));
             let s = AppStatus::from_live("ns", "db", sync, Some(&live), Some(3), None);
-            assert_eq!(exit_code(&[s]), 1, "{sync}");
+            assert!(!all_healthy(&[s]), "{sync}");
         }
         // Not created yet: nothing is ready.
         let s = AppStatus::from_live("ns", "db", Sync::Pending, None, Some(2), None);

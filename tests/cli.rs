@@ -627,3 +627,86 @@ fn a_spec_linked_from_outside_the_directory_is_refused_and_never_printed() {
         assert!(!o.contains("SECRET") && !e.contains("SECRET"), "{o}\n{e}");
     }
 }
+
+// ---- A closed pipe is the reader's choice (`berth render DIR | head -1`) ----
+
+/// Runs berth with stdout a pipe whose reader takes at most `read` bytes and then goes away,
+/// as `head -c` does. Returns the exit code and stderr.
+fn berth_with_reader_gone(args: &[&str], read: usize) -> (i32, String) {
+    use std::io::Read;
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(args)
+        .current_dir(root())
+        .env_remove("BERTH_CONFIG")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("running berth: {e}"));
+    let mut reader = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
+    let mut head = vec![0; read];
+    let mut taken = 0;
+    while taken < read {
+        match reader.read(&mut head[taken..]) {
+            Ok(0) => break,
+            Ok(n) => taken += n,
+            Err(e) => panic!("reading berth's stdout: {e}"),
+        }
+    }
+    drop(reader);
+    let out = child
+        .wait_with_output()
+        .unwrap_or_else(|e| panic!("wait: {e}"));
+    (code(&out), stderr(&out))
+}
+
+fn assert_quiet_exit_0(what: &str, (code, err): (i32, String)) {
+    assert!(!err.contains("panicked"), "{what}: berth panicked\n{err}");
+    assert!(!err.contains("error:"), "{what}: an error\n{err}");
+    assert!(!err.contains("Broken pipe"), "{what}: an error\n{err}");
+    assert_eq!(code, 0, "{what}: exit code\n{err}");
+}
+
+#[test]
+fn a_reader_that_goes_away_ends_render_quietly() {
+    // Far more YAML than a pipe holds, so berth is still writing when the reader goes away.
+    let tmp = tempdir();
+    let nginx = std::fs::read_to_string(root().join("tests/fixtures/valid/nginx.toml"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    for i in 0..200 {
+        std::fs::write(tmp.path().join(format!("web-{i}.toml")), &nginx)
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let dir = tmp.path().to_string_lossy();
+    let whole = berth(&["render", &dir]);
+    assert_eq!(code(&whole), 0, "{}", stderr(&whole));
+    // A pipe holds 64 KiB on Linux unless its owner asks for more.
+    assert!(
+        whole.stdout.len() > 256 << 10,
+        "{} bytes",
+        whole.stdout.len()
+    );
+    assert_quiet_exit_0(
+        "render | head -c 100",
+        berth_with_reader_gone(&["render", &dir], 100),
+    );
+    assert_quiet_exit_0(
+        "render | true",
+        berth_with_reader_gone(&["render", &dir], 0),
+    );
+}
+
+#[test]
+fn a_reader_that_goes_away_ends_schema_completions_and_validate_quietly() {
+    // The reader is gone before berth writes: its first write finds the pipe closed.
+    assert_quiet_exit_0("schema", berth_with_reader_gone(&["schema"], 0));
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        assert_quiet_exit_0(shell, berth_with_reader_gone(&["completions", shell], 0));
+    }
+    assert_quiet_exit_0(
+        "validate",
+        berth_with_reader_gone(&["validate", "config/apps"], 0),
+    );
+}

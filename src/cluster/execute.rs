@@ -12,71 +12,11 @@ use serde_json::{Value, json};
 use super::inventory::{LiveApp, app_of};
 use super::planner::{Planned, Work};
 use super::{Cluster, ClusterError, FIELD_MANAGER, Kind, REMOVING_ANNOTATION, RESTART_MARK};
+use crate::output::{error_chain, is_transport_error};
 
 /// Where progress of long steps goes (a terminal, a log).
 pub trait Progress: Sync {
     fn step(&self, app: &str, message: &str);
-}
-
-/// Progress on stderr for the CLI, each line with the time since the run started. On a
-/// terminal a "waiting …" line is redrawn in place until something else happens; elsewhere
-/// (CI logs, pipes) every line stands on its own.
-pub struct StderrProgress {
-    started: Instant,
-    terminal: bool,
-    /// A waiting line is on screen and the cursor is at its end.
-    transient: std::sync::Mutex<bool>,
-}
-
-impl StderrProgress {
-    pub fn new() -> StderrProgress {
-        use std::io::IsTerminal;
-        StderrProgress {
-            started: Instant::now(),
-            terminal: std::io::stderr().is_terminal(),
-            transient: std::sync::Mutex::new(false),
-        }
-    }
-}
-
-impl Drop for StderrProgress {
-    /// A waiting line still on screen is ended, so what is printed next starts on its own line.
-    fn drop(&mut self) {
-        if *self.transient.lock().unwrap_or_else(|p| p.into_inner()) {
-            eprintln!();
-        }
-    }
-}
-
-impl Default for StderrProgress {
-    fn default() -> Self {
-        StderrProgress::new()
-    }
-}
-
-impl Progress for StderrProgress {
-    fn step(&self, app: &str, message: &str) {
-        let line = format!(
-            "[{:>4}s] {app}: {message}",
-            self.started.elapsed().as_secs()
-        );
-        let mut transient = self.transient.lock().unwrap_or_else(|p| p.into_inner());
-        if !self.terminal {
-            eprintln!("{line}");
-            return;
-        }
-        // \r and "erase line" redraw the waiting line; anything else ends it.
-        if *transient {
-            eprint!("\r\x1b[2K");
-        }
-        if message.starts_with("waiting") {
-            eprint!("{line}");
-            *transient = true;
-        } else {
-            eprintln!("{line}");
-            *transient = false;
-        }
-    }
 }
 
 /// What a run did.
@@ -1077,22 +1017,6 @@ impl Cluster {
     }
 }
 
-/// True when the request never got an answer from the API server (connection refused or
-/// reset, TLS cut, timeout): as opposed to an answer that refused this one object.
-pub fn is_transport_error(err: &(dyn std::error::Error + 'static)) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
-    while let Some(e) = source {
-        if let Some(kube_err) = e.downcast_ref::<kube::Error>() {
-            return matches!(
-                kube_err,
-                kube::Error::HyperError(_) | kube::Error::Service(_)
-            );
-        }
-        source = e.source();
-    }
-    false
-}
-
 /// The pods of app `name` that an interrupted recreate left marked for a restart.
 pub(crate) fn restart_selector(instance: &str, name: &str) -> String {
     format!(
@@ -1176,29 +1100,9 @@ fn selector_of(sts: &DynamicObject) -> String {
         .unwrap_or_default()
 }
 
-/// An error and its causes on one line: `applying StatefulSet db/x: admission webhook …`.
-/// A cause whose words the one before it already ends with is left out: kube, hyper and its
-/// client wrap an error in layers that print their source again (`ServiceError: client error
-/// (Connect)`, then `client error (Connect)`).
-pub fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut last = text.clone();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let message = cause.to_string();
-        if !last.ends_with(&message) {
-            text.push_str(": ");
-            text.push_str(&message);
-        }
-        last = message;
-        source = cause.source();
-    }
-    text
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{claim_deleting_policy, error_chain};
+    use super::claim_deleting_policy;
 
     fn sts_with(policy: Option<serde_json::Value>) -> kube::api::DynamicObject {
         let mut spec = serde_json::json!({"replicas": 1});
@@ -1249,41 +1153,5 @@ mod tests {
                 Some(said)
             );
         }
-    }
-
-    #[derive(Debug)]
-    struct Layer(&'static str, Option<Box<Layer>>);
-
-    impl std::fmt::Display for Layer {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str(self.0)
-        }
-    }
-
-    impl std::error::Error for Layer {
-        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-            self.1.as_deref().map(|l| l as _)
-        }
-    }
-
-    #[test]
-    fn error_chain_joins_causes_and_drops_a_cause_the_one_before_already_printed() {
-        let err = Layer(
-            "applying StatefulSet db/web",
-            Some(Box::new(Layer(
-                "ServiceError: client error (Connect)",
-                Some(Box::new(Layer(
-                    "client error (Connect)",
-                    Some(Box::new(Layer(
-                        "client error (Connect)",
-                        Some(Box::new(Layer("Connection refused", None))),
-                    ))),
-                ))),
-            ))),
-        );
-        assert_eq!(
-            error_chain(&err),
-            "applying StatefulSet db/web: ServiceError: client error (Connect): Connection refused"
-        );
     }
 }

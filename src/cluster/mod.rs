@@ -16,7 +16,10 @@ use std::path::Path;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
 pub use cache::{AppKey, OwnedCache};
-pub use execute::{Progress, Report, StderrProgress, error_chain, is_transport_error};
+pub use execute::{Progress, Report};
+// The daemon's logs name errors under this path; the function lives with the rest of berth's
+// output in `crate::output`.
+pub use crate::output::error_chain;
 pub use inventory::{Inventory, LiveApp};
 pub use kinds::Kind;
 pub use ledger::{LEDGER_ANNOTATION, unix_now};

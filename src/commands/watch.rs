@@ -1,5 +1,5 @@
-//! `berth watch`: process-level concerns of the daemon — logging set-up, signals, the config
-//! file for SIGHUP — around [`crate::daemon::run`].
+//! `berth watch [DIR]`: the daemon. Process-level concerns — logging set-up, signals, the
+//! config file for SIGHUP — around [`crate::daemon::run`].
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use crate::cli::exit;
+use super::{ConfigSource, Exit, runtime};
 use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::daemon::{self, Control, DaemonOptions};
@@ -17,34 +17,42 @@ use crate::daemon::{self, Control, DaemonOptions};
 #[derive(Debug, Clone, clap::Args)]
 pub struct WatchArgs {
     /// The spec directory (default: `dir` from the config file).
-    pub dir: Option<PathBuf>,
+    dir: Option<PathBuf>,
     /// Watch and report plans and diffs, never write.
     #[arg(long)]
-    pub dry_run: bool,
+    dry_run: bool,
     /// Address for /healthz, /readyz and /metrics (default: `admin_addr` from the config).
     #[arg(long, value_name = "HOST:PORT")]
-    pub admin_addr: Option<SocketAddr>,
+    admin_addr: Option<SocketAddr>,
     /// Log format: `human` (default on a terminal) or `json` (for journald and log shippers).
-    #[arg(long, value_parser = ["human", "json"])]
-    pub log_format: Option<String>,
+    #[arg(long, value_enum)]
+    log_format: Option<LogFormat>,
     /// How many apps are converged at the same time.
     #[arg(long, default_value_t = 4)]
-    pub concurrency: usize,
+    concurrency: usize,
     /// Allow recreating StatefulSets for immutable changes, for every app.
     #[arg(long)]
-    pub allow_recreate: bool,
+    allow_recreate: bool,
     /// Take part in leader election over a Lease (settings in `[leader_election]` of the
     /// config), so that of several berth daemons exactly one writes.
     #[arg(long)]
-    pub leader_elect: bool,
+    leader_elect: bool,
+}
+
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    // No doc comments on the variants: clap would list them in `--help` and change its text.
+    Human,
+    Json,
 }
 
 /// Sets up tracing: human-readable on a terminal, JSON otherwise or when asked; RUST_LOG filters.
-pub fn init_logging(format: Option<&str>) {
+fn init_logging(format: Option<LogFormat>) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let json = match format {
-        Some(f) => f == "json",
+        Some(format) => format == LogFormat::Json,
         None => !std::io::stderr().is_terminal(),
     };
     let builder = tracing_subscriber::fmt()
@@ -61,46 +69,17 @@ pub fn init_logging(format: Option<&str>) {
     let _ = result;
 }
 
-/// How SIGHUP re-reads the config: the same file, with the same command-line overrides.
-#[derive(Debug, Clone, Default)]
-pub struct ConfigSource {
-    pub path: Option<PathBuf>,
-    pub namespace: Option<String>,
-    pub instance: Option<String>,
-}
-
-impl ConfigSource {
-    fn load(&self) -> Result<Option<Config>, String> {
-        let Some(path) = &self.path else {
-            return Ok(None);
-        };
-        let mut config = Config::load(path).map_err(|diags| {
-            diags
-                .iter()
-                .map(|d| d.render(false))
-                .collect::<Vec<_>>()
-                .join("\n")
-        })?;
-        if let Some(ns) = &self.namespace {
-            config.override_namespace(ns)?;
-        }
-        if let Some(instance) = &self.instance {
-            config.override_instance(instance)?;
-        }
-        Ok(Some(config))
-    }
-}
-
-pub fn watch(
+/// Runs the daemon until SIGTERM or SIGINT; `source` is where SIGHUP re-reads the config.
+pub(crate) fn exec(
     args: &WatchArgs,
     config: Config,
     source: ConfigSource,
     context: Option<&str>,
-) -> anyhow::Result<u8> {
-    init_logging(args.log_format.as_deref());
+) -> anyhow::Result<Exit> {
+    init_logging(args.log_format);
     let Some(dir) = daemon::resolve_dir(args.dir.as_deref(), &config) else {
         error!("no spec directory: give one (`berth watch DIR`) or set `dir` in the config file");
-        return Ok(exit::ERROR);
+        return Ok(Exit::Error);
     };
     let options = DaemonOptions {
         dir,
@@ -113,11 +92,7 @@ pub fn watch(
     let context = context
         .map(str::to_string)
         .or_else(|| config.context.clone());
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    rt.block_on(async move {
+    runtime()?.block_on(async move {
         let cluster = Cluster::connect(context.as_deref(), &config.instance).await?;
         let shutdown = CancellationToken::new();
         let (control_tx, control_rx) = mpsc::channel(4);
@@ -128,7 +103,7 @@ pub fn watch(
         signals.abort();
         result
     })?;
-    Ok(exit::OK)
+    Ok(Exit::Ok)
 }
 
 /// SIGTERM or SIGINT: finish the step in flight and stop (a second one exits at once).
@@ -152,7 +127,7 @@ async fn handle_signals(
             _ = term.recv() => {}
             _ = int.recv() => {}
             _ = hup.recv() => {
-                match source.load() {
+                match source.reload() {
                     Ok(Some(config)) => {
                         let _ = control.send(Control::Reload(Box::new(config))).await;
                     }

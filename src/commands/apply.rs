@@ -1,0 +1,162 @@
+//! `berth apply DIR`: show the plan, confirm (unless --yes), carry it out, with progress of the
+//! long steps on stderr.
+
+use std::io::{BufRead, IsTerminal};
+use std::path::PathBuf;
+use std::time::Instant;
+
+use super::diff::{ConvergeFlags, load_specs, plan_options};
+use super::{Exit, print, runtime, unreachable_hint};
+use crate::cluster::{Cluster, Progress};
+use crate::config::Config;
+use crate::plan::ColorChoice;
+
+#[derive(Debug, clap::Args)]
+pub struct ApplyArgs {
+    dir: PathBuf,
+    /// Do not ask for confirmation.
+    #[arg(long, short = 'y')]
+    yes: bool,
+    #[command(flatten)]
+    flags: ConvergeFlags,
+}
+
+/// 0 when everything converged, 2 when a spec was broken, an app was blocked, or a step failed.
+///
+/// A reader of stdout that goes away while the plan is shown stops the apply before anything is
+/// written to the cluster, ending with 2 as "nothing applied" does: the plan was not seen.
+pub(crate) fn exec(
+    args: &ApplyArgs,
+    config: &Config,
+    context: Option<&str>,
+) -> anyhow::Result<Exit> {
+    let ApplyArgs { dir, yes, flags } = args;
+    let Some(loaded) = load_specs(dir, config, flags) else {
+        return Ok(Exit::Error);
+    };
+    let rt = runtime()?;
+    let cluster = rt.block_on(Cluster::connect(context, &config.instance))?;
+    let planned = rt.block_on(cluster.plan(&loaded, &plan_options(config, flags, dir)))?;
+    let plan = &planned.plan;
+    print(plan.render_text(ColorChoice::for_stdout()), Exit::Error)?;
+    let blocked = plan.blocked().count();
+    let failed_exit = if loaded.has_errors() || blocked > 0 {
+        Exit::Error
+    } else {
+        Exit::Ok
+    };
+    // Holds are recorded whatever happens next: a hold is released by a person, never by the
+    // count of removals going down.
+    rt.block_on(cluster.record(&planned, false))?;
+    if !plan.has_changes() {
+        print("nothing to apply\n", failed_exit)?;
+        return Ok(failed_exit);
+    }
+    if !yes && !confirm()? {
+        print("nothing applied\n", Exit::Error)?;
+        return Ok(Exit::Error);
+    }
+    // Removals are counted against the budget before their first write.
+    rt.block_on(cluster.record(&planned, true))?;
+    let report = {
+        let progress = StderrProgress::new();
+        rt.block_on(cluster.execute(&planned, &progress))
+    };
+    let exit = if !report.failed.is_empty() || !report.not_attempted.is_empty() {
+        Exit::Error
+    } else {
+        failed_exit
+    };
+    let mut done = String::new();
+    for (app, what) in &report.done {
+        done.push_str(&format!("{app}: {what}\n"));
+    }
+    for pvc in &report.retained_pvcs {
+        done.push_str(&format!("kept PersistentVolumeClaim {pvc}\n"));
+    }
+    // What was done is told even to a reader that went away; the errors below go to stderr.
+    let printed = print(done, exit);
+    for (app, error) in &report.failed {
+        eprintln!("error: {app}: {error}");
+    }
+    if !report.not_attempted.is_empty() {
+        eprintln!(
+            "error: the API server stopped answering; {} app(s) were not attempted and are \
+             as they were: {}. Run again once it is reachable: apply continues from the \
+             cluster's state",
+            report.not_attempted.len(),
+            report.not_attempted.join(", ")
+        );
+        eprintln!("{}", unreachable_hint(context));
+    }
+    printed?;
+    Ok(exit)
+}
+
+/// Asks on the terminal; without one, refuses (a script must say --yes).
+fn confirm() -> anyhow::Result<bool> {
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        anyhow::bail!(
+            "refusing to apply without confirmation: stdin is not a terminal; pass --yes"
+        );
+    }
+    print("Apply these changes? [y/N] ", Exit::Error)?;
+    let mut answer = String::new();
+    stdin.lock().read_line(&mut answer)?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
+}
+
+/// Progress on stderr for the CLI, each line with the time since the run started. On a
+/// terminal a "waiting …" line is redrawn in place until something else happens; elsewhere
+/// (CI logs, pipes) every line stands on its own.
+struct StderrProgress {
+    started: Instant,
+    terminal: bool,
+    /// A waiting line is on screen and the cursor is at its end.
+    transient: std::sync::Mutex<bool>,
+}
+
+impl StderrProgress {
+    fn new() -> StderrProgress {
+        StderrProgress {
+            started: Instant::now(),
+            terminal: std::io::stderr().is_terminal(),
+            transient: std::sync::Mutex::new(false),
+        }
+    }
+}
+
+impl Drop for StderrProgress {
+    /// A waiting line still on screen is ended, so what is printed next starts on its own line.
+    fn drop(&mut self) {
+        if *self.transient.lock().unwrap_or_else(|p| p.into_inner()) {
+            eprintln!();
+        }
+    }
+}
+
+impl Progress for StderrProgress {
+    fn step(&self, app: &str, message: &str) {
+        let line = format!(
+            "[{:>4}s] {app}: {message}",
+            self.started.elapsed().as_secs()
+        );
+        let mut transient = self.transient.lock().unwrap_or_else(|p| p.into_inner());
+        if !self.terminal {
+            eprintln!("{line}");
+            return;
+        }
+        // \r and "erase line" redraw the waiting line; anything else ends it.
+        if *transient {
+            eprint!("\r\x1b[2K");
+        }
+        if message.starts_with("waiting") {
+            eprint!("{line}");
+            *transient = true;
+        } else {
+            eprintln!("{line}");
+            *transient = false;
+        }
+    }
+}

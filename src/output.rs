@@ -1,0 +1,101 @@
+//! How berth's output reads: a command's stdout that a closed pipe does not break, an error and
+//! its causes on one line, and which errors mean the API server never answered.
+//!
+//! A leaf: it uses no other berth module, so the cluster layer, the daemon's logs and the
+//! commands all tell errors the same way.
+
+use std::io::{self, Write};
+
+/// Writes `text` to stdout, flushed, so that a reader that has gone away is seen at this write.
+///
+/// Unlike `print!`, which panics when the reader of a pipe is gone (`berth diff DIR | head -1`),
+/// the failure is returned, and a closed pipe stays an `io::ErrorKind::BrokenPipe` error
+/// ([`is_reader_gone`]) that callers tell apart from a real failure.
+pub fn print(text: &[u8]) -> io::Result<()> {
+    let mut out = io::stdout().lock();
+    out.write_all(text)?;
+    out.flush()
+}
+
+/// True when a write to stdout failed because its reader went away: the reader's choice, not
+/// a failure of the command.
+pub fn is_reader_gone(err: &io::Error) -> bool {
+    err.kind() == io::ErrorKind::BrokenPipe
+}
+
+/// An error and its causes on one line: `applying StatefulSet db/x: admission webhook …`.
+/// A cause whose words the one before it already ends with is left out: kube, hyper and its
+/// client wrap an error in layers that print their source again (`ServiceError: client error
+/// (Connect)`, then `client error (Connect)`).
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut last = text.clone();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let message = cause.to_string();
+        if !last.ends_with(&message) {
+            text.push_str(": ");
+            text.push_str(&message);
+        }
+        last = message;
+        source = cause.source();
+    }
+    text
+}
+
+/// True when the request never got an answer from the API server (connection refused or
+/// reset, TLS cut, timeout): as opposed to an answer that refused this one object.
+pub fn is_transport_error(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = source {
+        if let Some(kube_err) = e.downcast_ref::<kube::Error>() {
+            return matches!(
+                kube_err,
+                kube::Error::HyperError(_) | kube::Error::Service(_)
+            );
+        }
+        source = e.source();
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_chain;
+
+    #[derive(Debug)]
+    struct Layer(&'static str, Option<Box<Layer>>);
+
+    impl std::fmt::Display for Layer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+
+    impl std::error::Error for Layer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1.as_deref().map(|l| l as _)
+        }
+    }
+
+    #[test]
+    fn error_chain_joins_causes_and_drops_a_cause_the_one_before_already_printed() {
+        let err = Layer(
+            "applying StatefulSet db/web",
+            Some(Box::new(Layer(
+                "ServiceError: client error (Connect)",
+                Some(Box::new(Layer(
+                    "client error (Connect)",
+                    Some(Box::new(Layer(
+                        "client error (Connect)",
+                        Some(Box::new(Layer("Connection refused", None))),
+                    ))),
+                ))),
+            ))),
+        );
+        assert_eq!(
+            error_chain(&err),
+            "applying StatefulSet db/web: ServiceError: client error (Connect): Connection refused"
+        );
+    }
+}
