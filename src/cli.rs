@@ -59,15 +59,6 @@ pub enum Command {
     Schema,
 }
 
-/// The exit codes as numbers, for `crate::import`, which still returns them; this goes once
-/// import returns an [`Exit`].
-pub mod exit {
-    use crate::commands::Exit;
-
-    pub const OK: u8 = Exit::Ok.code();
-    pub const ERROR: u8 = Exit::Error.code();
-}
-
 /// Runs the command `cli` names; [`commands::exit_code`] turns the outcome into the exit code.
 pub fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
     let context = cli.context.as_deref();

@@ -17,9 +17,9 @@
 //! - `self_check`: renders the emitted spec and names every live field it does not reproduce.
 //! - `fetch`: reading the cluster ([`fetch`], [`list`]) and the spec file an app came from
 //!   ([`source_file`]).
-//! - `command`: the `berth import` command line ([`ImportArgs`], [`run`]).
 //!
-//! This file holds the public types and the small JSON readers and label rules the parts share.
+//! The command line (`berth import`) is `crate::commands::import`. This file holds the public
+//! types and the small JSON readers and label rules the parts share.
 //!
 //! [`Cluster`]: crate::cluster::Cluster
 
@@ -34,7 +34,6 @@ use crate::render::{
     MANAGED_BY_VALUE, NAME_LABEL, SOURCE_ANNOTATION,
 };
 
-mod command;
 mod defaults;
 mod fetch;
 mod self_check;
@@ -44,7 +43,6 @@ mod toml_writer;
 #[cfg(test)]
 mod tests;
 
-pub use command::{ImportArgs, run};
 pub use defaults::strip_server_defaults;
 pub use fetch::{fetch, list, source_file};
 pub use to_spec::import;
