@@ -17,9 +17,6 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 
 pub use cache::{AppKey, OwnedCache};
 pub use execute::{Progress, Report};
-// The daemon's logs name errors under this path; the function lives with the rest of berth's
-// output in `crate::output`.
-pub use crate::output::error_chain;
 pub use inventory::{Inventory, LiveApp};
 pub use kinds::Kind;
 pub use ledger::{LEDGER_ANNOTATION, unix_now};

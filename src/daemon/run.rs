@@ -384,7 +384,7 @@ async fn reload(shared: &Shared, shutdown: &CancellationToken) -> Option<BTreeSe
             return None;
         }
         Ok(Err(err)) => {
-            error!(error = %crate::cluster::error_chain(&err), "cannot read the spec directory");
+            error!(error = %crate::output::error_chain(&err), "cannot read the spec directory");
             return None;
         }
         Err(err) => {
@@ -529,7 +529,7 @@ async fn reconcile(shared: &Shared, key: &AppKey) -> Outcome {
             .release_hold(&config.safety.namespace, &app_name, &policy)
             .await
         {
-            error!(app = %app_name, error = %crate::cluster::error_chain(&err), "ending the hold of an app whose spec is back failed; retrying with backoff");
+            error!(app = %app_name, error = %crate::output::error_chain(&err), "ending the hold of an app whose spec is back failed; retrying with backoff");
             return Outcome::Failed;
         }
         info!(app = %app_name, "the spec is back: its held removal ends");
@@ -561,7 +561,7 @@ async fn reconcile(shared: &Shared, key: &AppKey) -> Outcome {
     {
         Ok(p) => p,
         Err(err) => {
-            error!(app = %app_name, error = %crate::cluster::error_chain(&err), "planning failed; retrying with backoff");
+            error!(app = %app_name, error = %crate::output::error_chain(&err), "planning failed; retrying with backoff");
             shared.set_state(key, AppState::Error);
             return Outcome::Failed;
         }
@@ -605,7 +605,7 @@ async fn reconcile(shared: &Shared, key: &AppKey) -> Outcome {
                 && shared.is_leader()
                 && let Err(err) = shared.cluster.record(&planned, false).await
             {
-                error!(app = %app_name, error = %crate::cluster::error_chain(&err), "recording the hold failed; retrying with backoff");
+                error!(app = %app_name, error = %crate::output::error_chain(&err), "recording the hold failed; retrying with backoff");
                 return Outcome::Failed;
             }
             return Outcome::Done;
@@ -657,7 +657,7 @@ async fn reconcile(shared: &Shared, key: &AppKey) -> Outcome {
     }
     // A removal is counted against the budget (in the cluster) before its first write.
     if let Err(err) = shared.cluster.record(&planned, true).await {
-        error!(app = %app_name, error = %crate::cluster::error_chain(&err), "recording the removal in the ledger failed; retrying with backoff");
+        error!(app = %app_name, error = %crate::output::error_chain(&err), "recording the removal in the ledger failed; retrying with backoff");
         shared.set_state(key, AppState::Error);
         return Outcome::Failed;
     }
