@@ -315,9 +315,8 @@ impl Config {
             for (k, v) in d.labels.into_iter().flatten() {
                 let mut errs = names::qualified_name(k.get_ref());
                 errs.extend(names::label_value(v.get_ref()));
-                if crate::spec::validate::RESERVED_LABEL_KEYS.contains(&k.get_ref().as_str())
-                    || k.get_ref()
-                        .starts_with(crate::spec::validate::RESERVED_PREFIX)
+                if crate::labels::RESERVED_LABEL_KEYS.contains(&k.get_ref().as_str())
+                    || k.get_ref().starts_with(crate::labels::RESERVED_PREFIX)
                 {
                     errs.push("this label is set by berth itself".into());
                 }

@@ -19,6 +19,7 @@ pub mod commands;
 pub mod config;
 pub mod daemon;
 pub mod import;
+pub mod labels;
 pub mod output;
 pub mod plan;
 pub mod render;

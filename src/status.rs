@@ -15,10 +15,11 @@ use kube::ResourceExt;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::cluster::{Cluster, ClusterError, Kind, PlanOptions, REMOVING_ANNOTATION, head_commit};
+use crate::cluster::{Cluster, ClusterError, Kind, PlanOptions, head_commit};
 use crate::config::Config;
-use crate::plan::{Action, FINGERPRINT_ANNOTATION, fingerprint};
-use crate::render::{COMMIT_ANNOTATION, RenderContext, render_app, source_value};
+use crate::labels::{COMMIT_ANNOTATION, FINGERPRINT_ANNOTATION, REMOVING_ANNOTATION};
+use crate::plan::{Action, fingerprint};
+use crate::render::{RenderContext, render_app, source_value};
 use crate::spec::{App, Loaded};
 
 /// How an app's live objects relate to its spec.

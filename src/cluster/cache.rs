@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::inventory::{Inventory, app_of};
 use super::{Cluster, Kind};
-use crate::render::{SOURCE_ANNOTATION, owner_selector};
+use crate::labels::{SOURCE_ANNOTATION, owner_selector};
 
 /// Server-side timeout of each watch request, and with it how long a dead connection can go
 /// unnoticed (see [`Cluster::start_cache`]).
@@ -339,7 +339,7 @@ impl Cluster {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::render::NAME_LABEL;
+    use crate::labels::NAME_LABEL;
 
     #[test]
     fn objects_are_trimmed_as_read_and_parse_back_whole() {

@@ -11,7 +11,8 @@ use serde_json::{Value, json};
 
 use super::inventory::{LiveApp, app_of};
 use super::planner::{Planned, Work};
-use super::{Cluster, ClusterError, FIELD_MANAGER, Kind, REMOVING_ANNOTATION, RESTART_MARK};
+use super::{Cluster, ClusterError, FIELD_MANAGER, Kind};
+use crate::labels::{NAME_LABEL, REMOVING_ANNOTATION, RESTART_MARK, selector_labels};
 use crate::output::{error_chain, is_transport_error};
 
 /// Where progress of long steps goes (a terminal, a log).
@@ -763,7 +764,7 @@ impl Cluster {
     pub(crate) async fn retained_pvcs(&self, live: &LiveApp) -> Result<Vec<String>, ClusterError> {
         let selector = match live.statefulset() {
             Some(sts) => selector_of(sts),
-            None => crate::render::selector_labels(&live.name, &self.instance)
+            None => selector_labels(&live.name, &self.instance)
                 .iter()
                 .map(|(k, v)| format!("{k}={v}"))
                 .collect::<Vec<_>>()
@@ -1019,10 +1020,7 @@ impl Cluster {
 
 /// The pods of app `name` that an interrupted recreate left marked for a restart.
 pub(crate) fn restart_selector(instance: &str, name: &str) -> String {
-    format!(
-        "{RESTART_MARK}={instance},{}={name}",
-        crate::render::NAME_LABEL
-    )
+    format!("{RESTART_MARK}={instance},{}={name}", NAME_LABEL)
 }
 
 /// How many times a write that found its object changed since the read is read and tried again.

@@ -6,28 +6,8 @@ use kube::ResourceExt;
 use kube::api::{DynamicObject, ListParams};
 
 use super::{Cluster, ClusterError, Kind};
-use crate::render::{
-    APP_ANNOTATION, INSTANCE_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE, NAME_LABEL,
-    SOURCE_ANNOTATION, owner_selector,
-};
-
-/// The app an owned object belongs to: berth's own record ([`APP_ANNOTATION`]) when the object
-/// has one for its namespace, else (objects written before berth kept that record) its
-/// `app.kubernetes.io/name` label. None when neither says.
-pub fn app_of<'a>(
-    namespace: &str,
-    labels: &'a std::collections::BTreeMap<String, String>,
-    annotations: &'a std::collections::BTreeMap<String, String>,
-) -> Option<&'a str> {
-    if let Some(recorded) = annotations.get(APP_ANNOTATION)
-        && let Some((ns, name)) = recorded.split_once('/')
-        && ns == namespace
-        && !name.is_empty()
-    {
-        return Some(name);
-    }
-    labels.get(NAME_LABEL).map(String::as_str)
-}
+pub use crate::labels::app_of;
+use crate::labels::{Ownership, SOURCE_ANNOTATION, owner_selector, ownership};
 
 /// The live objects of one app that berth owns.
 #[derive(Debug, Clone, Default)]
@@ -122,8 +102,6 @@ impl Cluster {
 
     /// True when the object carries this instance's ownership labels.
     pub fn owns(&self, object: &DynamicObject) -> bool {
-        let labels = object.labels();
-        labels.get(MANAGED_BY_LABEL).map(String::as_str) == Some(MANAGED_BY_VALUE)
-            && labels.get(INSTANCE_LABEL) == Some(&self.instance)
+        ownership(object.labels(), &self.instance) == Ownership::ThisInstance
     }
 }

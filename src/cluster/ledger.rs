@@ -10,11 +10,10 @@ use kube::ResourceExt;
 use kube::api::{Api, ObjectMeta, PostParams};
 
 use super::{Cluster, ClusterError};
+use crate::labels::owner_labels;
 use crate::plan::removals::{Ledger, LedgerChange, Policy};
-use crate::render::owner_labels;
 
-/// The annotation that holds the ledger's JSON.
-pub const LEDGER_ANNOTATION: &str = "berth.dev/removal-ledger";
+pub use crate::labels::LEDGER_ANNOTATION;
 
 /// Attempts at a read-modify-write before giving up: each conflict means another run wrote the
 /// ledger in between, which at most a few do at once.

@@ -24,18 +24,6 @@ pub use planner::{PlanOptions, Planned};
 
 /// berth's server-side apply field manager.
 pub const FIELD_MANAGER: &str = "berth";
-/// Set on a StatefulSet while berth removes its app; a run that finds it resumes the removal.
-/// The value is the replica count before the removal started.
-pub const REMOVING_ANNOTATION: &str = "berth.dev/removing";
-
-/// The mark of a recreate's unfinished restarts, under one key in two places. As a label
-/// (value: the instance's name) on each pod to restart, set before the StatefulSet is deleted;
-/// the pod's replacement comes without it. As an annotation on the StatefulSet while any pod is
-/// marked, so that a plan knows to look for marked pods (one pod list) and no other plan has to.
-/// A run that finds marked pods restarts them one at a time, so a recreate cut short at any step
-/// still ends with every pod restarted.
-pub const RESTART_MARK: &str = "berth.dev/restart-pending";
-
 /// Operational errors; each names the operation that failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {

@@ -14,13 +14,14 @@ use tokio::sync::OnceCell;
 
 use super::inventory::{Inventory, LiveApp};
 use super::ledger::unix_now;
-use super::{Cluster, ClusterError, FIELD_MANAGER, Kind, REMOVING_ANNOTATION, RESTART_MARK};
+use super::{Cluster, ClusterError, FIELD_MANAGER, Kind};
+use crate::labels::{FINGERPRINT_ANNOTATION, NAME_LABEL, REMOVING_ANNOTATION, RESTART_MARK};
 use crate::plan::{
-    Action, AppPlan, FINGERPRINT_ANNOTATION, ObjectChange, ObjectRef, Plan, contained_in,
-    fingerprint, immutable_changes, normalize, summarize,
+    Action, AppPlan, ObjectChange, ObjectRef, Plan, contained_in, fingerprint, immutable_changes,
+    normalize, summarize,
 };
 use crate::plan::{recreate, removals};
-use crate::render::{NAME_LABEL, RenderContext, render_app, source_value};
+use crate::render::{RenderContext, render_app, source_value};
 use crate::spec::{App, Loaded};
 
 /// From this many apps without owned objects in one namespace, the planner lists the names of

@@ -28,10 +28,9 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use crate::config::Config;
-use crate::plan::FINGERPRINT_ANNOTATION;
-use crate::render::{
-    APP_ANNOTATION, APP_INSTANCE_LABEL, COMMIT_ANNOTATION, INSTANCE_LABEL, MANAGED_BY_LABEL,
-    MANAGED_BY_VALUE, NAME_LABEL, SOURCE_ANNOTATION,
+use crate::labels::{
+    APP_ANNOTATION, APP_INSTANCE_LABEL, COMMIT_ANNOTATION, FINGERPRINT_ANNOTATION, INSTANCE_LABEL,
+    MANAGED_BY_LABEL, NAME_LABEL, SOURCE_ANNOTATION,
 };
 
 mod defaults;
@@ -121,27 +120,7 @@ const BERTH_ANNOTATIONS: [&str; 4] = [
     FINGERPRINT_ANNOTATION,
 ];
 
-/// Who wrote a live object, as its labels say. The same rule as `Cluster::owns`, which decides
-/// what berth may write: an import of an object this instance does not own needs `adopt`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Ownership<'a> {
-    /// Managed by berth and labelled with this instance.
-    ThisInstance,
-    /// Managed by berth and labelled with another instance (named here).
-    OtherInstance(&'a str),
-    /// Not managed by berth, or managed by berth without an instance label.
-    NotBerth,
-}
-
-fn ownership<'a>(labels: &'a BTreeMap<String, String>, instance: &str) -> Ownership<'a> {
-    let managed_by_berth =
-        labels.get(MANAGED_BY_LABEL).map(String::as_str) == Some(MANAGED_BY_VALUE);
-    match labels.get(INSTANCE_LABEL) {
-        Some(owner) if managed_by_berth && owner == instance => Ownership::ThisInstance,
-        Some(other) if managed_by_berth => Ownership::OtherInstance(other),
-        _ => Ownership::NotBerth,
-    }
-}
+use crate::labels::{Ownership, ownership};
 
 // ---------------------------------------------------------------------------------------------
 // Reading live JSON

@@ -251,7 +251,7 @@ fn a_hand_written_statefulset_is_imported_for_adoption_with_the_recreate_explain
 #[test]
 fn ownership_needs_both_the_managed_by_and_the_instance_label() {
     use super::{Ownership, ownership};
-    use crate::render::{INSTANCE_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE};
+    use crate::labels::{INSTANCE_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE};
 
     let labels = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
         pairs

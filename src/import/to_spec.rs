@@ -14,7 +14,7 @@ use super::{
     BERTH_ANNOTATIONS, BERTH_LABELS, ImportContext, Imported, LiveObjects, Ownership, ownership,
     ptr, ptr_str, str_map, strs, text_of,
 };
-use crate::render::selector_labels;
+use crate::labels::selector_labels;
 
 /// One import in progress: the notes gathered so far and what later fields refer back to.
 struct Importer<'a> {

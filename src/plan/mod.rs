@@ -20,7 +20,7 @@ use std::fmt;
 use serde::Serialize;
 
 pub use diff::{ColorChoice, unified_diff};
-pub use normalize::{FINGERPRINT_ANNOTATION, contained_in, fingerprint, mask, normalize};
+pub use normalize::{contained_in, fingerprint, mask, normalize};
 pub use summary::{ImmutableChange, immutable_changes, summarize};
 
 /// What converging an app would do.

@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::render::COMMIT_ANNOTATION;
+use crate::labels::COMMIT_ANNOTATION;
 
 /// Metadata the server owns.
 const SERVER_METADATA: [&str; 8] = [
@@ -221,8 +221,7 @@ pub fn fingerprint(desired: &Value) -> String {
     format!("{hash:016x}")
 }
 
-/// The annotation holding [`fingerprint`] of the last applied object.
-pub const FINGERPRINT_ANNOTATION: &str = "berth.dev/applied";
+use crate::labels::FINGERPRINT_ANNOTATION;
 
 #[cfg(test)]
 mod containment_tests {

@@ -1,5 +1,5 @@
 //! App → Kubernetes objects: headless Service, StatefulSet, optional access Service, optional
-//! PodDisruptionBudget. Ownership labels and annotations live here and nowhere else.
+//! PodDisruptionBudget, each carrying the ownership labels and annotations of `crate::labels`.
 //!
 //! Objects are sent with server-side apply, where every field present is a field berth claims.
 //! So every object is built complete and explicit: no required field left at its default
@@ -31,26 +31,9 @@ use crate::spec::{
     ProbeAction, UpdateStrategy, VolumeKind,
 };
 
-/// `app.kubernetes.io/managed-by=berth` on every object berth writes.
-pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
-pub const MANAGED_BY_VALUE: &str = "berth";
-/// Names the berth instance that owns an object, so two config repos never fight.
-pub const INSTANCE_LABEL: &str = "berth.dev/instance";
-/// Selector label: the app name.
-pub const NAME_LABEL: &str = "app.kubernetes.io/name";
-/// Selector label: the berth instance (the same value as [`INSTANCE_LABEL`]).
-pub const APP_INSTANCE_LABEL: &str = "app.kubernetes.io/instance";
-/// The ownership labels: an object is berth's (this instance's) when both match.
-pub const OWNER_LABELS: [&str; 2] = [MANAGED_BY_LABEL, INSTANCE_LABEL];
-/// The spec file an object came from, relative to the spec directory.
-pub const SOURCE_ANNOTATION: &str = "berth.dev/source";
-/// The config repo's commit, when the spec directory is a git checkout.
-pub const COMMIT_ANNOTATION: &str = "berth.dev/commit";
-/// The app an object belongs to, `NAMESPACE/NAME`, written by berth on every object. Which app
-/// owns an object is read from here, not from the `app.kubernetes.io/name` label: a label is
-/// something other tools and people change (a policy engine, a mistyped `kubectl label`), and
-/// a changed label must read as drift of the same app, never as a second app to remove.
-pub const APP_ANNOTATION: &str = "berth.dev/app";
+use crate::labels::{
+    APP_ANNOTATION, COMMIT_ANNOTATION, SOURCE_ANNOTATION, app_value, owner_labels, selector_labels,
+};
 
 /// What rendering needs besides the app.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,11 +72,6 @@ pub fn source_value(relative: &std::path::Path) -> String {
         .join("/")
 }
 
-/// The value of [`APP_ANNOTATION`] for an app.
-pub fn app_value(namespace: &str, name: &str) -> String {
-    format!("{namespace}/{name}")
-}
-
 /// The objects of one app.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rendered {
@@ -120,28 +98,6 @@ impl Rendered {
 fn to_value<T: serde::Serialize>(obj: &T) -> serde_json::Value {
     // k8s-openapi types serialize infallibly (no maps with non-string keys).
     serde_json::to_value(obj).unwrap_or(serde_json::Value::Null)
-}
-
-/// The labels that select an app's pods. Immutable in a StatefulSet: nothing volatile may ever
-/// go in here (not a commit, not a spec hash, not user labels).
-pub fn selector_labels(app: &str, instance: &str) -> BTreeMap<String, String> {
-    BTreeMap::from([
-        (NAME_LABEL.to_string(), app.to_string()),
-        (APP_INSTANCE_LABEL.to_string(), instance.to_string()),
-    ])
-}
-
-/// The ownership labels of an instance.
-pub fn owner_labels(instance: &str) -> BTreeMap<String, String> {
-    BTreeMap::from([
-        (MANAGED_BY_LABEL.to_string(), MANAGED_BY_VALUE.to_string()),
-        (INSTANCE_LABEL.to_string(), instance.to_string()),
-    ])
-}
-
-/// A label selector string for everything an instance owns (for list and watch calls).
-pub fn owner_selector(instance: &str) -> String {
-    format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE},{INSTANCE_LABEL}={instance}")
 }
 
 /// Labels of every object and of the pods: user labels, then selector and ownership labels

@@ -7,6 +7,9 @@ use serde_json::Value;
 
 use super::*;
 use crate::config::Config;
+use crate::labels::{
+    APP_INSTANCE_LABEL, INSTANCE_LABEL, MANAGED_BY_LABEL, NAME_LABEL, owner_selector,
+};
 use crate::spec::{App, check_source};
 
 const COMMIT: &str = "4b825dc642cb6eb9a060e54bf8d69288fbee4904";

@@ -9,15 +9,7 @@ use crate::spec::diag::Diagnostic;
 use crate::spec::names;
 use crate::spec::raw::*;
 
-/// Label keys berth sets itself; a spec must not set them (they would fight selectors and ownership).
-pub const RESERVED_LABEL_KEYS: [&str; 4] = [
-    "app.kubernetes.io/name",
-    "app.kubernetes.io/instance",
-    "app.kubernetes.io/managed-by",
-    "berth.dev/instance",
-];
-/// Prefix of berth's own labels and annotations.
-pub const RESERVED_PREFIX: &str = "berth.dev/";
+use crate::labels::{RESERVED_LABEL_KEYS, RESERVED_PREFIX};
 
 pub(super) fn check_app_name(cx: &mut Ctx<'_>, name: &str, span: Option<Range<usize>>) {
     let errs = names::app_name(name);

@@ -33,7 +33,6 @@ use super::raw::*;
 use crate::config::{Config, Profile};
 
 use containers::{containers, port_conflicts};
-pub use meta::{RESERVED_LABEL_KEYS, RESERVED_PREFIX};
 use meta::{annotation_map, check_app_name, label_map};
 pub use service::NODE_PORT_RANGE;
 use service::access_service;
