@@ -126,18 +126,16 @@ impl Default for Config {
     }
 }
 
-type S<T> = Spanned<T>;
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
-    instance: Option<S<String>>,
-    profile: Option<S<Profile>>,
-    dir: Option<S<String>>,
-    context: Option<S<String>>,
-    resync: Option<S<String>>,
-    drift: Option<S<DriftMode>>,
-    admin_addr: Option<S<String>>,
+    instance: Option<Spanned<String>>,
+    profile: Option<Spanned<Profile>>,
+    dir: Option<Spanned<String>>,
+    context: Option<Spanned<String>>,
+    resync: Option<Spanned<String>>,
+    drift: Option<Spanned<DriftMode>>,
+    admin_addr: Option<Spanned<String>>,
     defaults: Option<RawDefaults>,
     safety: Option<RawSafety>,
     leader_election: Option<RawLeaderElection>,
@@ -146,27 +144,27 @@ struct RawConfig {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawDefaults {
-    namespace: Option<S<String>>,
-    pull_secrets: Option<Vec<S<String>>>,
-    labels: Option<BTreeMap<S<String>, S<String>>>,
+    namespace: Option<Spanned<String>>,
+    pull_secrets: Option<Vec<Spanned<String>>>,
+    labels: Option<BTreeMap<Spanned<String>, Spanned<String>>>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawSafety {
-    max_removals: Option<S<i64>>,
-    removal_window: Option<S<String>>,
-    namespace: Option<S<String>>,
+    max_removals: Option<Spanned<i64>>,
+    removal_window: Option<Spanned<String>>,
+    namespace: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawLeaderElection {
     enabled: Option<bool>,
-    namespace: Option<S<String>>,
-    lease_name: Option<S<String>>,
-    lease_duration: Option<S<String>>,
-    identity: Option<S<String>>,
+    namespace: Option<Spanned<String>>,
+    lease_name: Option<Spanned<String>>,
+    lease_duration: Option<Spanned<String>>,
+    identity: Option<Spanned<String>>,
 }
 
 impl Config {

@@ -12,120 +12,120 @@ use std::marker::PhantomData;
 use serde::Deserialize;
 use serde::de::value::MapAccessDeserializer;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
-use toml::Spanned;
+// Every raw value keeps its span, for diagnostics that point at it.
+pub use toml::Spanned;
 
 use super::app::{AccessMode, DnsPolicy, PodManagement, PullPolicy, ServiceType, Spread};
 
-pub type S<T> = Spanned<T>;
 /// A table of string → string (labels, annotations, node selector), sorted by key.
-pub type StrMap = BTreeMap<S<String>, S<String>>;
+pub type StrMap = BTreeMap<Spanned<String>, Spanned<String>>;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawApp {
-    pub name: Option<S<String>>,
-    pub namespace: Option<S<String>>,
-    pub replicas: Option<S<i64>>,
-    pub pod_management: Option<S<PodManagement>>,
-    pub update: Option<S<RawUpdate>>,
+    pub name: Option<Spanned<String>>,
+    pub namespace: Option<Spanned<String>>,
+    pub replicas: Option<Spanned<i64>>,
+    pub pod_management: Option<Spanned<PodManagement>>,
+    pub update: Option<Spanned<RawUpdate>>,
     pub labels: Option<StrMap>,
     pub annotations: Option<StrMap>,
-    pub pull_secrets: Option<S<Vec<S<String>>>>,
-    pub run_as_user: Option<S<i64>>,
-    pub fs_group: Option<S<i64>>,
-    pub dns: Option<S<RawDns>>,
-    pub headless: Option<S<String>>,
-    pub termination_grace: Option<S<String>>,
-    pub service_account: Option<S<String>>,
+    pub pull_secrets: Option<Spanned<Vec<Spanned<String>>>>,
+    pub run_as_user: Option<Spanned<i64>>,
+    pub fs_group: Option<Spanned<i64>>,
+    pub dns: Option<Spanned<RawDns>>,
+    pub headless: Option<Spanned<String>>,
+    pub termination_grace: Option<Spanned<String>>,
+    pub service_account: Option<Spanned<String>>,
     pub node_selector: Option<StrMap>,
-    pub spread: Option<S<Spread>>,
-    pub disruption_budget: Option<S<RawDisruptionBudget>>,
-    pub allow_recreate: Option<S<bool>>,
-    pub abandon_claims: Option<S<bool>>,
-    pub adopt: Option<S<bool>>,
-    pub init_containers: Option<S<Entries<RawContainer>>>,
-    pub containers: Option<S<Entries<RawContainer>>>,
-    pub volumes: Option<S<Entries<S<RawVolume>>>>,
-    pub service: Option<S<RawService>>,
+    pub spread: Option<Spanned<Spread>>,
+    pub disruption_budget: Option<Spanned<RawDisruptionBudget>>,
+    pub allow_recreate: Option<Spanned<bool>>,
+    pub abandon_claims: Option<Spanned<bool>>,
+    pub adopt: Option<Spanned<bool>>,
+    pub init_containers: Option<Spanned<Entries<RawContainer>>>,
+    pub containers: Option<Spanned<Entries<RawContainer>>>,
+    pub volumes: Option<Spanned<Entries<Spanned<RawVolume>>>>,
+    pub service: Option<Spanned<RawService>>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawContainer {
-    pub image: Option<S<String>>,
-    pub pull: Option<S<PullPolicy>>,
-    pub cpu: Option<S<RawResource>>,
-    pub memory: Option<S<RawResource>>,
-    pub ports: Option<Entries<S<RawPort>>>,
-    pub env: Option<Entries<S<RawEnv>>>,
-    pub command: Option<S<Vec<String>>>,
-    pub args: Option<S<Vec<String>>>,
-    pub post_start: Option<S<Vec<String>>>,
-    pub pre_stop: Option<S<Vec<String>>>,
-    pub liveness: Option<S<RawProbe>>,
-    pub readiness: Option<S<RawProbe>>,
-    pub startup: Option<S<RawProbe>>,
-    pub run_as_user: Option<S<i64>>,
-    pub mounts: Option<Entries<S<RawMount>>>,
+    pub image: Option<Spanned<String>>,
+    pub pull: Option<Spanned<PullPolicy>>,
+    pub cpu: Option<Spanned<RawResource>>,
+    pub memory: Option<Spanned<RawResource>>,
+    pub ports: Option<Entries<Spanned<RawPort>>>,
+    pub env: Option<Entries<Spanned<RawEnv>>>,
+    pub command: Option<Spanned<Vec<String>>>,
+    pub args: Option<Spanned<Vec<String>>>,
+    pub post_start: Option<Spanned<Vec<String>>>,
+    pub pre_stop: Option<Spanned<Vec<String>>>,
+    pub liveness: Option<Spanned<RawProbe>>,
+    pub readiness: Option<Spanned<RawProbe>>,
+    pub startup: Option<Spanned<RawProbe>>,
+    pub run_as_user: Option<Spanned<i64>>,
+    pub mounts: Option<Entries<Spanned<RawMount>>>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawVolume {
-    pub size: Option<S<String>>,
-    pub class: Option<S<String>>,
-    pub access: Option<S<OneOrMany<AccessMode>>>,
-    pub empty_dir: Option<S<RawEmptyDir>>,
-    pub config_map: Option<S<String>>,
-    pub secret: Option<S<String>>,
-    pub host_path: Option<S<String>>,
+    pub size: Option<Spanned<String>>,
+    pub class: Option<Spanned<String>>,
+    pub access: Option<Spanned<OneOrMany<AccessMode>>>,
+    pub empty_dir: Option<Spanned<RawEmptyDir>>,
+    pub config_map: Option<Spanned<String>>,
+    pub secret: Option<Spanned<String>>,
+    pub host_path: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawService {
-    pub name: Option<S<String>>,
+    pub name: Option<Spanned<String>>,
     #[serde(rename = "type")]
-    pub kind: Option<S<ServiceType>>,
-    pub ports: Option<S<Entries<S<RawServicePort>>>>,
+    pub kind: Option<Spanned<ServiceType>>,
+    pub ports: Option<Spanned<Entries<Spanned<RawServicePort>>>>,
     pub annotations: Option<StrMap>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawDns {
-    pub policy: Option<S<DnsPolicy>>,
-    pub nameservers: Option<Vec<S<String>>>,
-    pub searches: Option<Vec<S<String>>>,
-    pub options: Option<Entries<S<Scalar>>>,
+    pub policy: Option<Spanned<DnsPolicy>>,
+    pub nameservers: Option<Vec<Spanned<String>>>,
+    pub searches: Option<Vec<Spanned<String>>>,
+    pub options: Option<Entries<Spanned<Scalar>>>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawDisruptionBudget {
-    pub max_unavailable: Option<S<IntOrStr>>,
-    pub min_available: Option<S<IntOrStr>>,
+    pub max_unavailable: Option<Spanned<IntOrStr>>,
+    pub min_available: Option<Spanned<IntOrStr>>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawProbe {
-    pub exec: Option<S<Vec<String>>>,
-    pub tcp: Option<S<IntOrStr>>,
-    pub http: Option<S<RawHttpGet>>,
-    pub delay: Option<S<String>>,
-    pub period: Option<S<String>>,
-    pub timeout: Option<S<String>>,
-    pub failures: Option<S<i64>>,
-    pub success: Option<S<i64>>,
+    pub exec: Option<Spanned<Vec<String>>>,
+    pub tcp: Option<Spanned<IntOrStr>>,
+    pub http: Option<Spanned<RawHttpGet>>,
+    pub delay: Option<Spanned<String>>,
+    pub period: Option<Spanned<String>>,
+    pub timeout: Option<Spanned<String>>,
+    pub failures: Option<Spanned<i64>>,
+    pub success: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawHttpGet {
-    pub path: Option<S<String>>,
-    pub port: Option<S<IntOrStr>>,
-    pub scheme: Option<S<HttpScheme>>,
+    pub path: Option<Spanned<String>>,
+    pub port: Option<Spanned<IntOrStr>>,
+    pub scheme: Option<Spanned<HttpScheme>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -139,9 +139,9 @@ pub enum HttpScheme {
 /// `update = "rolling"` / `"on-delete"`, or a table with `strategy`, `partition`, `max_unavailable`.
 #[derive(Debug, Default)]
 pub struct RawUpdate {
-    pub strategy: Option<S<UpdateKind>>,
-    pub partition: Option<S<i64>>,
-    pub max_unavailable: Option<S<IntOrStr>>,
+    pub strategy: Option<Spanned<UpdateKind>>,
+    pub partition: Option<Spanned<i64>>,
+    pub max_unavailable: Option<Spanned<IntOrStr>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -154,9 +154,9 @@ pub enum UpdateKind {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawUpdateTable {
-    strategy: Option<S<UpdateKind>>,
-    partition: Option<S<i64>>,
-    max_unavailable: Option<S<IntOrStr>>,
+    strategy: Option<Spanned<UpdateKind>>,
+    partition: Option<Spanned<i64>>,
+    max_unavailable: Option<Spanned<IntOrStr>>,
 }
 
 impl<'de> Deserialize<'de> for RawUpdate {
@@ -193,16 +193,16 @@ impl<'de> Deserialize<'de> for RawUpdate {
 pub enum RawResource {
     Both(String),
     Split {
-        request: Option<S<String>>,
-        limit: Option<S<String>>,
+        request: Option<Spanned<String>>,
+        limit: Option<Spanned<String>>,
     },
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawResourceTable {
-    request: Option<S<String>>,
-    limit: Option<S<String>>,
+    request: Option<Spanned<String>>,
+    limit: Option<Spanned<String>>,
 }
 
 impl<'de> Deserialize<'de> for RawResource {
@@ -324,10 +324,10 @@ pub enum RawEnv {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawEnvRef {
-    pub secret: Option<S<String>>,
-    pub config_map: Option<S<String>>,
-    pub key: Option<S<String>>,
-    pub field: Option<S<String>>,
+    pub secret: Option<Spanned<String>>,
+    pub config_map: Option<Spanned<String>>,
+    pub key: Option<Spanned<String>>,
+    pub field: Option<Spanned<String>>,
 }
 
 impl<'de> Deserialize<'de> for RawEnv {
@@ -361,17 +361,17 @@ impl<'de> Deserialize<'de> for RawEnv {
 /// `data = "/var/lib/mysql"` or `data = { path = "...", sub_path = "...", read_only = true }`.
 #[derive(Debug)]
 pub struct RawMount {
-    pub path: Option<S<String>>,
-    pub sub_path: Option<S<String>>,
-    pub read_only: Option<S<bool>>,
+    pub path: Option<Spanned<String>>,
+    pub sub_path: Option<Spanned<String>>,
+    pub read_only: Option<Spanned<bool>>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawMountTable {
-    path: Option<S<String>>,
-    sub_path: Option<S<String>>,
-    read_only: Option<S<bool>>,
+    path: Option<Spanned<String>>,
+    sub_path: Option<Spanned<String>>,
+    read_only: Option<Spanned<bool>>,
 }
 
 impl<'de> Deserialize<'de> for RawMount {
@@ -408,16 +408,16 @@ impl<'de> Deserialize<'de> for RawMount {
 pub enum RawEmptyDir {
     Flag(bool),
     Table {
-        medium: Option<S<String>>,
-        size_limit: Option<S<String>>,
+        medium: Option<Spanned<String>>,
+        size_limit: Option<Spanned<String>>,
     },
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawEmptyDirTable {
-    medium: Option<S<String>>,
-    size_limit: Option<S<String>>,
+    medium: Option<Spanned<String>>,
+    size_limit: Option<Spanned<String>>,
 }
 
 impl<'de> Deserialize<'de> for RawEmptyDir {
@@ -449,18 +449,18 @@ impl<'de> Deserialize<'de> for RawEmptyDir {
 pub enum RawServicePort {
     Number(i64),
     Table {
-        port: Option<S<i64>>,
-        target: Option<S<IntOrStr>>,
-        node_port: Option<S<i64>>,
+        port: Option<Spanned<i64>>,
+        target: Option<Spanned<IntOrStr>>,
+        node_port: Option<Spanned<i64>>,
     },
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawServicePortTable {
-    port: Option<S<i64>>,
-    target: Option<S<IntOrStr>>,
-    node_port: Option<S<i64>>,
+    port: Option<Spanned<i64>>,
+    target: Option<Spanned<IntOrStr>>,
+    node_port: Option<Spanned<i64>>,
 }
 
 impl<'de> Deserialize<'de> for RawServicePort {
@@ -519,7 +519,7 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for OneOrMany<T> {
 /// A TOML table read in document order, keys with their spans. Order matters for containers
 /// (the first is kubectl's default) and keeps rendered output in the order the author wrote.
 #[derive(Debug)]
-pub struct Entries<T>(pub Vec<(S<String>, T)>);
+pub struct Entries<T>(pub Vec<(Spanned<String>, T)>);
 
 impl<T> Default for Entries<T> {
     fn default() -> Self {
@@ -537,7 +537,7 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Entries<T> {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Entries<T>, A::Error> {
                 let mut out = Vec::new();
-                while let Some(k) = map.next_key::<S<String>>()? {
+                while let Some(k) = map.next_key::<Spanned<String>>()? {
                     let v = map.next_value::<T>()?;
                     out.push((k, v));
                 }

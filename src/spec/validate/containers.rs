@@ -29,7 +29,7 @@ const FIELD_PATHS: [&str; 9] = [
 
 pub(super) fn containers(
     cx: &mut Ctx<'_>,
-    raw: Option<&S<Entries<RawContainer>>>,
+    raw: Option<&Spanned<Entries<RawContainer>>>,
     init: bool,
     volumes: &BTreeSet<String>,
     seen: &mut BTreeMap<String, Range<usize>>,
@@ -138,17 +138,18 @@ fn container(
         }
     }
 
-    let hook = |cx: &mut Ctx<'_>, h: &Option<S<Vec<String>>>, field: &str| -> Option<Vec<String>> {
-        let h = h.as_ref()?;
-        if h.get_ref().is_empty() {
-            let d = cx
-                .error("lifecycle", h.span(), format!("`{field}` needs a command"))
-                .help(format!("e.g. {field} = [\"sh\", \"-c\", \"...\"]"));
-            cx.push(d);
-            return None;
-        }
-        Some(h.get_ref().clone())
-    };
+    let hook =
+        |cx: &mut Ctx<'_>, h: &Option<Spanned<Vec<String>>>, field: &str| -> Option<Vec<String>> {
+            let h = h.as_ref()?;
+            if h.get_ref().is_empty() {
+                let d = cx
+                    .error("lifecycle", h.span(), format!("`{field}` needs a command"))
+                    .help(format!("e.g. {field} = [\"sh\", \"-c\", \"...\"]"));
+                cx.push(d);
+                return None;
+            }
+            Some(h.get_ref().clone())
+        };
     let post_start = hook(cx, &c.post_start, "post_start");
     let pre_stop = hook(cx, &c.pre_stop, "pre_stop");
 
@@ -308,7 +309,7 @@ fn container(
     })
 }
 
-fn check_image(cx: &mut Ctx<'_>, img: &S<String>) {
+fn check_image(cx: &mut Ctx<'_>, img: &Spanned<String>) {
     let image = img.get_ref();
     if image.is_empty() || image.chars().any(char::is_whitespace) {
         let d = cx
@@ -339,7 +340,7 @@ fn check_image(cx: &mut Ctx<'_>, img: &S<String>) {
 }
 
 /// `80` or `"53/udp"` → (number, protocol).
-fn port(cx: &mut Ctx<'_>, raw: &S<RawPort>) -> Option<(u16, Protocol)> {
+fn port(cx: &mut Ctx<'_>, raw: &Spanned<RawPort>) -> Option<(u16, Protocol)> {
     let (num, proto): (Result<i64, ()>, Protocol) = match raw.get_ref() {
         RawPort::Number(n) => (Ok(*n), Protocol::Tcp),
         RawPort::Text(t) => {
@@ -379,7 +380,7 @@ fn port(cx: &mut Ctx<'_>, raw: &S<RawPort>) -> Option<(u16, Protocol)> {
     }
 }
 
-fn env_value(cx: &mut Ctx<'_>, raw: &S<RawEnv>) -> Option<EnvValue> {
+fn env_value(cx: &mut Ctx<'_>, raw: &Spanned<RawEnv>) -> Option<EnvValue> {
     let r = match raw.get_ref() {
         RawEnv::Literal(s) => return Some(EnvValue::Literal(s.clone())),
         RawEnv::Ref(r) => r,
@@ -514,7 +515,7 @@ fn env_value(cx: &mut Ctx<'_>, raw: &S<RawEnv>) -> Option<EnvValue> {
 
 /// The seed: "if a pod has several containers, make sure their ports do not clash, or the
 /// deployment fails". Port names must also be unique in the pod: Services resolve them.
-pub(super) fn port_conflicts(cx: &mut Ctx<'_>, raw: Option<&S<Entries<RawContainer>>>) {
+pub(super) fn port_conflicts(cx: &mut Ctx<'_>, raw: Option<&Spanned<Entries<RawContainer>>>) {
     let Some(raw) = raw else { return };
     let mut numbers: BTreeMap<(u16, Protocol), (String, Range<usize>)> = BTreeMap::new();
     let mut names_seen: BTreeMap<String, String> = BTreeMap::new();

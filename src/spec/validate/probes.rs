@@ -11,7 +11,7 @@ use crate::spec::raw::*;
 
 fn probe_port(
     cx: &mut Ctx<'_>,
-    raw: &S<IntOrStr>,
+    raw: &Spanned<IntOrStr>,
     ports: &[Port],
     port_names: &BTreeMap<String, Range<usize>>,
 ) -> Option<PortRef> {
@@ -61,7 +61,7 @@ fn probe_port(
 
 pub(super) fn probe(
     cx: &mut Ctx<'_>,
-    raw: &S<RawProbe>,
+    raw: &Spanned<RawProbe>,
     kind: &str,
     ports: &[Port],
     port_names: &BTreeMap<String, Range<usize>>,
@@ -136,7 +136,7 @@ pub(super) fn probe(
         .timeout
         .as_ref()
         .and_then(|d| seconds(cx, d, 1, "timeout"));
-    let count = |cx: &mut Ctx<'_>, v: &Option<S<i64>>, field: &str| -> Option<i32> {
+    let count = |cx: &mut Ctx<'_>, v: &Option<Spanned<i64>>, field: &str| -> Option<i32> {
         let v = v.as_ref()?;
         match i32::try_from(*v.get_ref()) {
             Ok(n) if n >= 1 => Some(n),

@@ -17,10 +17,10 @@ pub const NODE_PORT_RANGE: std::ops::RangeInclusive<i64> = 30000..=32767;
 
 pub(super) fn access_service(
     cx: &mut Ctx<'_>,
-    raw: &S<RawService>,
+    raw: &Spanned<RawService>,
     app: &str,
     headless: &str,
-    containers: Option<&S<Entries<RawContainer>>>,
+    containers: Option<&Spanned<Entries<RawContainer>>>,
 ) -> AccessService {
     let s = raw.get_ref();
     let name = match &s.name {
@@ -105,7 +105,7 @@ pub(super) fn access_service(
         let errs = names::port_name(pname);
         let mut ok = cx.name("port-name", "service port name", pname, pk.span(), errs, "use at most 15 lowercase letters, digits and '-', with at least one letter (IANA service name)");
         let (port, target, node_port) = match pv.get_ref() {
-            RawServicePort::Number(n) => (Some(S::new(pv.span(), *n)), None, None),
+            RawServicePort::Number(n) => (Some(Spanned::new(pv.span(), *n)), None, None),
             RawServicePort::Table {
                 port,
                 target,

@@ -11,7 +11,7 @@ use crate::spec::raw::*;
 
 pub(super) fn int_or_percent(
     cx: &mut Ctx<'_>,
-    v: &S<IntOrStr>,
+    v: &Spanned<IntOrStr>,
     min: i64,
     rule: &'static str,
     field: &str,
@@ -50,7 +50,7 @@ pub(super) fn int_or_percent(
     }
 }
 
-pub(super) fn id_field(cx: &mut Ctx<'_>, raw: Option<&S<i64>>, field: &str) -> Option<i64> {
+pub(super) fn id_field(cx: &mut Ctx<'_>, raw: Option<&Spanned<i64>>, field: &str) -> Option<i64> {
     let v = raw?;
     if (0..=i64::from(i32::MAX)).contains(v.get_ref()) {
         Some(*v.get_ref())
@@ -69,7 +69,12 @@ pub(super) fn id_field(cx: &mut Ctx<'_>, raw: Option<&S<i64>>, field: &str) -> O
 }
 
 /// Parse a duration ("30s", "1m 30s") into whole seconds of at least `min`.
-pub(super) fn seconds(cx: &mut Ctx<'_>, raw: &S<String>, min: i32, field: &str) -> Option<i32> {
+pub(super) fn seconds(
+    cx: &mut Ctx<'_>,
+    raw: &Spanned<String>,
+    min: i32,
+    field: &str,
+) -> Option<i32> {
     let parsed: Result<Duration, String> = if raw.get_ref().trim_start().starts_with('-') {
         Err("a duration cannot be negative".into())
     } else {
@@ -133,7 +138,7 @@ pub(super) fn seconds(cx: &mut Ctx<'_>, raw: &S<String>, min: i32, field: &str) 
 /// Parse a quantity; `positive` rejects zero (a volume of size 0 cannot be provisioned).
 pub(super) fn quantity(
     cx: &mut Ctx<'_>,
-    raw: &S<String>,
+    raw: &Spanned<String>,
     field: &str,
     positive: bool,
 ) -> Option<Quantity> {
@@ -168,10 +173,14 @@ pub(super) fn quantity(
     }
 }
 
-pub(super) fn resource(cx: &mut Ctx<'_>, raw: &S<RawResource>, field: &str) -> Option<Resource> {
+pub(super) fn resource(
+    cx: &mut Ctx<'_>,
+    raw: &Spanned<RawResource>,
+    field: &str,
+) -> Option<Resource> {
     match raw.get_ref() {
         RawResource::Both(text) => {
-            let q = quantity(cx, &S::new(raw.span(), text.clone()), field, false)?;
+            let q = quantity(cx, &Spanned::new(raw.span(), text.clone()), field, false)?;
             Some(Resource {
                 request: Some(q.clone()),
                 limit: Some(q),

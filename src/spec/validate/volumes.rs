@@ -10,7 +10,10 @@ use crate::spec::app::*;
 use crate::spec::names;
 use crate::spec::raw::*;
 
-pub(super) fn volumes(cx: &mut Ctx<'_>, raw: Option<&S<Entries<S<RawVolume>>>>) -> Vec<Volume> {
+pub(super) fn volumes(
+    cx: &mut Ctx<'_>,
+    raw: Option<&Spanned<Entries<Spanned<RawVolume>>>>,
+) -> Vec<Volume> {
     let mut out = Vec::new();
     let Some(raw) = raw else { return out };
     for (k, v) in &raw.get_ref().0 {

@@ -9,7 +9,10 @@ use crate::spec::app::*;
 use crate::spec::names;
 use crate::spec::raw::*;
 
-pub(super) fn update_strategy(cx: &mut Ctx<'_>, raw: Option<&S<RawUpdate>>) -> UpdateStrategy {
+pub(super) fn update_strategy(
+    cx: &mut Ctx<'_>,
+    raw: Option<&Spanned<RawUpdate>>,
+) -> UpdateStrategy {
     let Some(raw) = raw else {
         return UpdateStrategy::Rolling {
             partition: None,
@@ -67,7 +70,7 @@ pub(super) fn update_strategy(cx: &mut Ctx<'_>, raw: Option<&S<RawUpdate>>) -> U
     }
 }
 
-pub(super) fn dns_config(cx: &mut Ctx<'_>, raw: &S<RawDns>) -> Dns {
+pub(super) fn dns_config(cx: &mut Ctx<'_>, raw: &Spanned<RawDns>) -> Dns {
     let d = raw.get_ref();
     let policy = d.policy.as_ref().map(|p| *p.get_ref());
     let nameservers: Vec<String> = d
@@ -158,7 +161,7 @@ pub(super) fn dns_config(cx: &mut Ctx<'_>, raw: &S<RawDns>) -> Dns {
 
 pub(super) fn disruption_budget(
     cx: &mut Ctx<'_>,
-    raw: &S<RawDisruptionBudget>,
+    raw: &Spanned<RawDisruptionBudget>,
 ) -> Option<DisruptionBudget> {
     let b = raw.get_ref();
     match (&b.max_unavailable, &b.min_available) {
