@@ -90,6 +90,26 @@ pub enum ClusterError {
     },
     #[error("stopped before {what}; run again to continue")]
     Cancelled { what: String },
+    /// A removal or recreate found its object no longer the app's since the plan (relabelled,
+    /// replaced under the same name, disowned) and stopped before writing to it. Running again
+    /// finds the same, so the message says what was found rather than inviting a retry.
+    #[error(
+        "stopped the {work} of {app} before {doing} {kind} {namespace}/{name} and left it as it \
+         is: {found}"
+    )]
+    NotThisApp {
+        /// "removal" or "recreate".
+        work: &'static str,
+        /// The app whose work stopped, `namespace/name`.
+        app: String,
+        /// The step that did not happen ("scaling", "deleting", …).
+        doing: &'static str,
+        kind: Kind,
+        namespace: String,
+        name: String,
+        /// Why the object is not the app's now: another app's labels, another uid, no ownership.
+        found: String,
+    },
 }
 
 /// How long one API request may wait for its response. kube's default is no limit, so a
