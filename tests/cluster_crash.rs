@@ -2,7 +2,7 @@
 //! second run finishes the work, no object is lost or duplicated and every PVC is kept.
 //!
 //! The kill comes from berth's own test hook (`BERTH_CRASH_AT=<step>`, see
-//! src/cluster/execute.rs): a real SIGKILL, delivered exactly after the step, so every step is
+//! src/cluster/execute/): a real SIGKILL, delivered exactly after the step, so every step is
 //! covered on every run instead of whichever a timer happens to hit.
 
 mod support;
