@@ -11,7 +11,8 @@
 //! - [`cluster`]: the only code that holds a `kube::Client`.
 //! - [`import`]: live StatefulSet and Services → a compact TOML spec (`berth import`).
 //! - [`status`]: per-app sync and rollout state, read from the cluster (`berth status`).
-//! - [`watch`]: file events → coalesced "rescan" signals for the daemon (symlink swaps, overflow, resync).
+//! - [`daemon`]: `berth watch`: the spec watcher (file events → coalesced "rescan" signals,
+//!   through symlink swaps, overflow and resync), the keyed work queue, admin HTTP, leader election.
 
 pub mod cli;
 pub mod cluster;
@@ -25,4 +26,3 @@ pub mod plan;
 pub mod render;
 pub mod spec;
 pub mod status;
-pub mod watch;

@@ -1,4 +1,5 @@
-//! The daemon (`berth watch`): admin HTTP server, metrics and systemd notifications.
+//! The daemon (`berth watch`): the spec watcher, the keyed work queue, admin HTTP server, metrics,
+//! leader election and systemd notifications.
 
 pub mod admin;
 pub mod app_state;
@@ -7,6 +8,7 @@ pub mod metrics;
 pub mod queue;
 mod reload;
 mod run;
+mod spec_watcher;
 pub mod systemd;
 
 pub use run::{Control, DaemonOptions, resolve_dir, run};

@@ -20,12 +20,12 @@ use super::app_state::AppState;
 use super::metrics::Metrics;
 use super::queue::WorkQueue;
 use super::reload;
+use super::spec_watcher::{self as watch, RescanReason, WatchEvent, WatchOptions};
 use super::systemd::Systemd;
 use crate::cluster::{AppKey, Cluster, OwnedCache, PlanOptions, Progress, head_commit};
 use crate::config::{Config, DriftMode};
 use crate::plan::{Action, AppPlan};
 use crate::spec::{App, LoadError, Loaded, SpecCache, load_dir_cached};
-use crate::watch::{self, RescanReason, WatchEvent, WatchOptions};
 
 /// How the daemon runs, from the command line.
 #[derive(Debug, Clone)]

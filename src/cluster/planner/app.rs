@@ -1,0 +1,620 @@
+//! The plan of one app whose spec is there: render it, find each object's live counterpart,
+//! gate immutable changes, dry-run what differs, and decide the action and the work. The
+//! decisions that need no client (is an object in sync, which owned objects are stale, which
+//! pods still wait for a restart, what the app's action is) are plain functions, tested below.
+
+use kube::ResourceExt;
+use kube::api::DynamicObject;
+use serde_json::Value;
+
+use super::lookups::Lookups;
+use super::{PlanOptions, Work, kind_of, live_json, name_of, to_json};
+use crate::cluster::inventory::LiveApp;
+use crate::cluster::{Cluster, ClusterError, Kind};
+use crate::labels::{FINGERPRINT_ANNOTATION, REMOVING_ANNOTATION, RESTART_MARK};
+use crate::plan::{
+    Action, AppPlan, ObjectChange, ObjectRef, contained_in, fingerprint, immutable_changes,
+    normalize, recreate, summarize,
+};
+use crate::render::{RenderContext, render_app};
+use crate::spec::App;
+
+impl Cluster {
+    pub(super) async fn plan_app(
+        &self,
+        app: &App,
+        owned: Option<&LiveApp>,
+        options: &PlanOptions,
+        lookups: &Lookups,
+    ) -> Result<(AppPlan, Option<Work>), ClusterError> {
+        let ns = app.namespace.clone();
+        let ctx = RenderContext::new(&self.instance, app).with_commit(options.commit.clone());
+        let rendered = render_app(app, &ctx);
+        let desired: Vec<(Kind, Value)> = rendered
+            .to_values()
+            .into_iter()
+            .filter_map(|v| kind_of(&v).map(|k| (k, stamp_fingerprint(v))))
+            .collect();
+        let mut app_plan = AppPlan {
+            namespace: ns.clone(),
+            name: app.name.clone(),
+            action: Action::Unchanged,
+            summary: Vec::new(),
+            changes: Vec::new(),
+            retained_pvcs: Vec::new(),
+        };
+        let blocked = |mut p: AppPlan, reason: String, destructive: bool| {
+            p.action = Action::Blocked {
+                reason,
+                destructive,
+            };
+            (p, None)
+        };
+
+        // The live object of each desired one: from the inventory when berth owns it, else a
+        // direct read, which also finds same-name objects that are not berth's. A prefetched
+        // name list that lacks the name proves there is nothing to read.
+        let cached: Vec<Option<DynamicObject>> = desired
+            .iter()
+            .map(|(kind, want)| {
+                let name = name_of(want);
+                owned
+                    .and_then(|o| {
+                        o.objects
+                            .iter()
+                            .find(|(k, obj)| k == kind && obj.name_any() == name)
+                    })
+                    .map(|(_, obj)| obj.clone())
+            })
+            .collect();
+        // A cache is trusted only to say "nothing to do": anything else is decided on what the
+        // server has now.
+        let reread = options.live_from_cache && !cache_in_sync(&desired, &cached);
+        let mut live: Vec<Option<DynamicObject>> = Vec::new();
+        for ((kind, want), cached) in desired.iter().zip(cached) {
+            let name = name_of(want);
+            let found = match cached {
+                Some(obj) if !reread => Some(obj),
+                None if lookups.absent(*kind, &ns, &name) => None,
+                _ => self.get(*kind, &ns, &name).await?,
+            };
+            if let Some(obj) = &found
+                && !self.owns(obj)
+                && !app.adopt
+            {
+                return Ok(blocked(
+                    app_plan,
+                    format!(
+                        "{kind} {ns}/{name} exists and is not managed by this berth instance \
+                         ({}); berth leaves it alone. Set `adopt = true` in {} to take it over, \
+                         or give the app another name",
+                        self.instance,
+                        app.source_path.display()
+                    ),
+                    false,
+                ));
+            }
+            live.push(found);
+        }
+        let delete: Vec<(Kind, DynamicObject)> = owned
+            .map(|o| stale_objects(&o.objects, &desired))
+            .unwrap_or_default();
+
+        let live_sts = desired
+            .iter()
+            .zip(&live)
+            .find(|((k, _), _)| *k == Kind::StatefulSet)
+            .and_then(|(_, l)| l.clone());
+        let cancel_removal = live_sts
+            .as_ref()
+            .is_some_and(|s| s.annotations().contains_key(REMOVING_ANNOTATION));
+
+        // Immutable StatefulSet fields: decided before anything is sent.
+        let mut recreate = None;
+        if let (Some(live_sts), Some((_, want_sts))) = (
+            &live_sts,
+            desired.iter().find(|(k, _)| *k == Kind::StatefulSet),
+        ) {
+            let live_set = recreate::LiveSet {
+                name: &live_sts.name_any(),
+                replicas: live_sts
+                    .data
+                    .pointer("/spec/replicas")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(0),
+            };
+            let allowed = recreate::Allowed {
+                recreate: app.allow_recreate || options.allow_recreate,
+                abandon_claims: app.abandon_claims || options.abandon_claims,
+            };
+            let changes = immutable_changes(&to_json(live_sts), want_sts);
+            match recreate::gate(changes, live_set, allowed, &app.source_path) {
+                recreate::Gate::InPlace => {}
+                recreate::Gate::Blocked { reason } => return Ok(blocked(app_plan, reason, true)),
+                recreate::Gate::Recreate {
+                    reasons,
+                    expand,
+                    restart_pods,
+                    abandoned,
+                } => {
+                    if !abandoned.is_empty() {
+                        app_plan.summary.push(format!(
+                            "claims left behind (kept, no longer mounted): {}",
+                            abandoned.join(", ")
+                        ));
+                    }
+                    recreate = Some((reasons, expand, restart_pods, live_sts.clone()));
+                }
+            }
+        }
+
+        let mut changed_objects = Vec::new();
+        for ((kind, want), live_obj) in desired.iter().zip(&live) {
+            let name = name_of(want);
+            let is_recreated = recreate.is_some() && *kind == Kind::StatefulSet;
+            let must_write = is_recreated || (cancel_removal && *kind == Kind::StatefulSet);
+            // Same fingerprint and every field in place: applying would change nothing, so no
+            // dry-run is needed to prove it (no request at all for this object).
+            if !must_write
+                && let Some(l) = live_obj
+                && in_sync(&live_json(*kind, l), want)
+            {
+                continue;
+            }
+            let before = live_obj.as_ref().map(|o| normalize(&live_json(*kind, o)));
+            // A recreated StatefulSet cannot be dry-run as an update (the server refuses the
+            // immutable change), so its rendered form stands in for the server's. So does a
+            // new object: with nothing live there is no drift to hide, and the server's
+            // defaults would only lengthen the diff. The one thing the dry-run of a create
+            // tells is whether the namespace exists; one dry-run per namespace and plan asks
+            // that (a plain 404 here becomes "blocked: namespace does not exist").
+            let after = if recreate.is_some() && *kind == Kind::StatefulSet {
+                normalize(want)
+            } else if live_obj.is_none() {
+                lookups
+                    .check_namespace(self, *kind, &ns, &name, want)
+                    .await?;
+                normalize(want)
+            } else {
+                normalize(&self.dry_run(*kind, &ns, &name, want).await?)
+            };
+            let change = ObjectChange::new(
+                ObjectRef {
+                    kind: kind.to_string(),
+                    namespace: ns.clone(),
+                    name: name.clone(),
+                },
+                before.clone(),
+                Some(after.clone()),
+            );
+            if change.changed() || (cancel_removal && *kind == Kind::StatefulSet) {
+                if before.is_some() {
+                    app_plan.summary.extend(summarize(
+                        &kind.to_string(),
+                        before.as_ref(),
+                        Some(&after),
+                    ));
+                }
+                changed_objects.push((*kind, want.clone()));
+            }
+            if change.changed() {
+                app_plan.changes.push(change);
+            }
+        }
+        for (kind, object) in &delete {
+            app_plan.summary.push(format!(
+                "{kind}/{} is no longer in the spec: deleted",
+                object.name_any()
+            ));
+            app_plan.changes.push(ObjectChange::new(
+                ObjectRef {
+                    kind: kind.to_string(),
+                    namespace: ns.clone(),
+                    name: object.name_any(),
+                },
+                Some(normalize(&live_json(*kind, object))),
+                None,
+            ));
+        }
+        if cancel_removal {
+            app_plan
+                .summary
+                .insert(0, "removal cancelled: the spec is back".to_string());
+        }
+        let marked = pending_restarts(
+            live_sts.as_ref(),
+            lookups
+                .restarts
+                .get(&(ns.clone(), app.name.clone()))
+                .map(Vec::as_slice),
+        );
+        match &marked {
+            Some(pods) if !pods.is_empty() => app_plan.summary.push(format!(
+                "restart {} pod(s) one at a time, left marked by a recreate that was cut short: {}",
+                pods.len(),
+                pods.join(", ")
+            )),
+            Some(_) => app_plan
+                .summary
+                .push("finish a recreate that was cut short (clear its mark)".to_string()),
+            None => {}
+        }
+        if marked.is_some() && live_sts.is_none() {
+            // Created with the mark, so a crash before the restarts are done leaves it to see.
+            for (kind, object) in changed_objects.iter_mut() {
+                if *kind == Kind::StatefulSet {
+                    mark_restart_pending(object);
+                }
+            }
+        }
+
+        app_plan.action = app_action(
+            recreate.as_ref().map(|(reasons, ..)| reasons.as_slice()),
+            live_sts.is_some(),
+            &changed_objects,
+            &delete,
+            marked.is_some(),
+        );
+        let work = match recreate {
+            Some((_, expand, mark_pods, live_statefulset)) => Some(Work::Recreate {
+                objects: changed_objects,
+                delete,
+                live_statefulset: Box::new(live_statefulset),
+                expand,
+                mark_pods,
+                restart_marked: mark_pods || marked.is_some(),
+            }),
+            None if app_plan.action == Action::Unchanged => None,
+            None => {
+                if app_plan.action == Action::Create {
+                    app_plan.summary.insert(
+                        0,
+                        format!(
+                            "new app: {} replica(s), {}",
+                            app.replicas,
+                            app.containers
+                                .iter()
+                                .map(|c| c.image.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    );
+                }
+                Some(Work::Apply {
+                    objects: changed_objects,
+                    delete,
+                    cancel_removal,
+                    restart_marked: marked.is_some(),
+                })
+            }
+        };
+        Ok((app_plan, work))
+    }
+}
+
+/// Adds [`RESTART_MARK`] to a rendered StatefulSet.
+pub(crate) fn mark_restart_pending(statefulset: &mut Value) {
+    if let Some(metadata) = statefulset
+        .get_mut("metadata")
+        .and_then(Value::as_object_mut)
+    {
+        let annotations = metadata
+            .entry("annotations")
+            .or_insert_with(|| Value::Object(Default::default()));
+        if let Some(map) = annotations.as_object_mut() {
+            map.insert(RESTART_MARK.to_string(), Value::from("true"));
+        }
+    }
+}
+
+/// Records the object's fingerprint on it, so a later plan can tell "unchanged" without asking.
+fn stamp_fingerprint(mut value: Value) -> Value {
+    let print = fingerprint(&value);
+    if let Some(meta) = value.get_mut("metadata").and_then(Value::as_object_mut) {
+        let annotations = meta
+            .entry("annotations")
+            .or_insert_with(|| Value::Object(Default::default()));
+        if let Some(map) = annotations.as_object_mut() {
+            map.insert(FINGERPRINT_ANNOTATION.to_string(), Value::String(print));
+        }
+    }
+    value
+}
+
+/// True when the live object was last applied from exactly this desired object (same
+/// fingerprint) and still holds every field of it (nobody changed a field berth sets).
+fn in_sync(live: &Value, want: &Value) -> bool {
+    let print = |v: &Value| {
+        v.pointer("/metadata/annotations")
+            .and_then(|a| a.get(FINGERPRINT_ANNOTATION))
+            .cloned()
+    };
+    print(live).is_some() && print(live) == print(want) && contained_in(want, live)
+}
+
+/// False when some desired object has no cached live copy, or one out of step with it: a cache
+/// is trusted only to say "nothing to do", so such an app is read again from the server.
+fn cache_in_sync(desired: &[(Kind, Value)], cached: &[Option<DynamicObject>]) -> bool {
+    !desired.iter().zip(cached).any(|((kind, want), c)| {
+        c.as_ref()
+            .is_none_or(|c| !in_sync(&live_json(*kind, c), want))
+    })
+}
+
+/// The owned objects that the rendered app no longer has (no desired object of the same kind
+/// and name): deleted once the rest is applied.
+fn stale_objects(
+    owned: &[(Kind, DynamicObject)],
+    desired: &[(Kind, Value)],
+) -> Vec<(Kind, DynamicObject)> {
+    owned
+        .iter()
+        .filter(|(k, obj)| {
+            !desired
+                .iter()
+                .any(|(dk, dv)| dk == k && name_of(dv) == obj.name_any())
+        })
+        .cloned()
+        .collect()
+}
+
+/// Pods a recreate cut short left to restart: the StatefulSet says so, or it is missing (the
+/// recreate stopped between deleting and creating it) and marked pods remain. `None` when
+/// there is no such recreate to finish; `Some` of no pods when only its mark is left to clear.
+fn pending_restarts(
+    live_statefulset: Option<&DynamicObject>,
+    marked_pods: Option<&[String]>,
+) -> Option<Vec<String>> {
+    let marked_pods = marked_pods.filter(|pods| !pods.is_empty());
+    let restart_pending =
+        live_statefulset.is_some_and(|s| s.annotations().contains_key(RESTART_MARK));
+    (restart_pending || (live_statefulset.is_none() && marked_pods.is_some()))
+        .then(|| marked_pods.map(<[String]>::to_vec).unwrap_or_default())
+}
+
+/// The app's action once its objects are compared. A recreate the gate allowed (its reasons)
+/// decides it; otherwise nothing to write, delete or restart is `Unchanged`, and anything else
+/// is a `Create` while the StatefulSet does not exist, else an `Update`.
+fn app_action(
+    recreate_reasons: Option<&[String]>,
+    statefulset_exists: bool,
+    writes: &[(Kind, Value)],
+    deletes: &[(Kind, DynamicObject)],
+    restart_pending: bool,
+) -> Action {
+    if let Some(reasons) = recreate_reasons {
+        Action::Recreate {
+            reasons: reasons.to_vec(),
+        }
+    } else if writes.is_empty() && deletes.is_empty() && !restart_pending {
+        Action::Unchanged
+    } else if statefulset_exists {
+        Action::Update
+    } else {
+        Action::Create
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn rendered(kind: Kind, name: &str) -> (Kind, Value) {
+        let resource = kind.resource();
+        let value = json!({
+            "apiVersion": resource.api_version,
+            "kind": resource.kind,
+            "metadata": {"name": name, "labels": {"app.kubernetes.io/name": name}},
+            "spec": {"replicas": 3},
+        });
+        (kind, stamp_fingerprint(value))
+    }
+
+    /// The live copy of a rendered object, as a list returns it: no apiVersion or kind, and
+    /// fields the server adds.
+    fn live_copy(want: &Value) -> DynamicObject {
+        let mut value = want.clone();
+        let map = value.as_object_mut().expect("an object");
+        map.remove("apiVersion");
+        map.remove("kind");
+        value["metadata"]["uid"] = json!("0b7e");
+        value["status"] = json!({"replicas": 3});
+        serde_json::from_value(value).expect("a DynamicObject")
+    }
+
+    fn object(kind: Kind, name: &str) -> DynamicObject {
+        DynamicObject::new(name, &kind.resource())
+    }
+
+    fn annotated(mut object: DynamicObject, key: &str) -> DynamicObject {
+        object
+            .annotations_mut()
+            .insert(key.to_string(), "true".to_string());
+        object
+    }
+
+    fn pods(names: &[&str]) -> Vec<String> {
+        names.iter().map(|n| n.to_string()).collect()
+    }
+
+    #[test]
+    fn stamped_fingerprint_is_that_of_the_object_without_it() {
+        let unstamped = json!({"kind": "Service", "metadata": {"name": "web"}});
+        let stamped = stamp_fingerprint(unstamped.clone());
+        assert_eq!(
+            stamped["metadata"]["annotations"][FINGERPRINT_ANNOTATION],
+            json!(fingerprint(&unstamped))
+        );
+        // An object that already carries a fingerprint gets the same one again.
+        let annotated = json!({"kind": "Service", "metadata": {"name": "web", "annotations": {}}});
+        let stamped = stamp_fingerprint(annotated);
+        assert_eq!(stamp_fingerprint(stamped.clone()), stamped);
+    }
+
+    #[test]
+    fn restart_mark_is_added_where_there_were_no_annotations() {
+        let mut statefulset = json!({"kind": "StatefulSet", "metadata": {"name": "db"}});
+        mark_restart_pending(&mut statefulset);
+        assert_eq!(
+            statefulset["metadata"]["annotations"][RESTART_MARK],
+            json!("true")
+        );
+    }
+
+    #[test]
+    fn in_sync_when_the_live_object_has_the_fingerprint_and_every_field() {
+        let (kind, want) = rendered(Kind::StatefulSet, "db");
+        let live = live_json(kind, &live_copy(&want));
+        assert!(in_sync(&live, &want));
+    }
+
+    #[test]
+    fn not_in_sync_without_a_fingerprint_even_with_every_field() {
+        let (_, want) = rendered(Kind::StatefulSet, "db");
+        let mut live = want.clone();
+        live["metadata"]["annotations"]
+            .as_object_mut()
+            .expect("annotations")
+            .remove(FINGERPRINT_ANNOTATION);
+        assert!(!in_sync(&live, &want));
+        // Neither side carrying one is no proof either.
+        let mut unstamped = live.clone();
+        unstamped["metadata"]
+            .as_object_mut()
+            .expect("metadata")
+            .remove("annotations");
+        assert!(!in_sync(&unstamped, &unstamped));
+    }
+
+    #[test]
+    fn not_in_sync_when_applied_from_another_spec() {
+        let (_, want) = rendered(Kind::StatefulSet, "db");
+        let mut older = want.clone();
+        older["spec"]["replicas"] = json!(2);
+        let older = stamp_fingerprint(older);
+        let mut live = want.clone();
+        live["metadata"]["annotations"][FINGERPRINT_ANNOTATION] =
+            older["metadata"]["annotations"][FINGERPRINT_ANNOTATION].clone();
+        assert!(!in_sync(&live, &want));
+    }
+
+    #[test]
+    fn not_in_sync_when_someone_changed_a_field_berth_sets() {
+        let (_, want) = rendered(Kind::StatefulSet, "db");
+        let mut live = want.clone();
+        live["spec"]["replicas"] = json!(5);
+        assert!(!in_sync(&live, &want));
+    }
+
+    #[test]
+    fn cache_is_trusted_only_when_every_object_is_cached_and_in_sync() {
+        let desired = vec![
+            rendered(Kind::StatefulSet, "db"),
+            rendered(Kind::Service, "db-headless"),
+        ];
+        let cached: Vec<Option<DynamicObject>> = desired
+            .iter()
+            .map(|(_, want)| Some(live_copy(want)))
+            .collect();
+        assert!(cache_in_sync(&desired, &cached));
+
+        let missing = vec![cached[0].clone(), None];
+        assert!(!cache_in_sync(&desired, &missing));
+
+        let mut drifted = cached.clone();
+        if let Some(service) = drifted[1].as_mut() {
+            service.data["spec"]["replicas"] = json!(1);
+        }
+        assert!(!cache_in_sync(&desired, &drifted));
+    }
+
+    #[test]
+    fn owned_objects_the_spec_no_longer_renders_are_stale() {
+        let desired = vec![
+            rendered(Kind::StatefulSet, "db"),
+            rendered(Kind::Service, "db-headless"),
+        ];
+        let owned = vec![
+            (Kind::StatefulSet, object(Kind::StatefulSet, "db")),
+            (Kind::Service, object(Kind::Service, "db-headless")),
+            (Kind::Service, object(Kind::Service, "db-public")),
+            // Same name as the StatefulSet, other kind: not the same object.
+            (
+                Kind::PodDisruptionBudget,
+                object(Kind::PodDisruptionBudget, "db"),
+            ),
+        ];
+        let stale: Vec<(Kind, String)> = stale_objects(&owned, &desired)
+            .into_iter()
+            .map(|(kind, o)| (kind, o.name_any()))
+            .collect();
+        assert_eq!(
+            stale,
+            vec![
+                (Kind::Service, "db-public".to_string()),
+                (Kind::PodDisruptionBudget, "db".to_string()),
+            ]
+        );
+        assert!(stale_objects(&owned[..2], &desired).is_empty());
+    }
+
+    #[test]
+    fn a_marked_statefulset_restarts_its_marked_pods_or_just_clears_the_mark() {
+        let marked = annotated(object(Kind::StatefulSet, "db"), RESTART_MARK);
+        let waiting = pods(&["db-0", "db-2"]);
+        assert_eq!(
+            pending_restarts(Some(&marked), Some(&waiting)),
+            Some(waiting.clone())
+        );
+        assert_eq!(pending_restarts(Some(&marked), None), Some(Vec::new()));
+        assert_eq!(pending_restarts(Some(&marked), Some(&[])), Some(Vec::new()));
+    }
+
+    #[test]
+    fn marked_pods_of_an_unmarked_statefulset_are_left_alone() {
+        let unmarked = object(Kind::StatefulSet, "db");
+        assert_eq!(
+            pending_restarts(Some(&unmarked), Some(&pods(&["db-0"]))),
+            None
+        );
+        assert_eq!(pending_restarts(Some(&unmarked), None), None);
+    }
+
+    #[test]
+    fn a_missing_statefulset_with_marked_pods_is_a_recreate_cut_short() {
+        let waiting = pods(&["db-1"]);
+        assert_eq!(
+            pending_restarts(None, Some(&waiting)),
+            Some(waiting.clone())
+        );
+        // No StatefulSet and no marked pod: a new app, nothing to finish.
+        assert_eq!(pending_restarts(None, Some(&[])), None);
+        assert_eq!(pending_restarts(None, None), None);
+    }
+
+    #[test]
+    fn a_recreate_decides_the_action() {
+        let reasons = vec!["volumeClaimTemplates change".to_string()];
+        assert_eq!(
+            app_action(Some(&reasons), true, &[], &[], false),
+            Action::Recreate { reasons }
+        );
+    }
+
+    #[test]
+    fn nothing_to_write_delete_or_restart_is_unchanged() {
+        assert_eq!(app_action(None, true, &[], &[], false), Action::Unchanged);
+    }
+
+    #[test]
+    fn work_is_a_create_without_a_statefulset_and_an_update_with_one() {
+        let writes = vec![rendered(Kind::StatefulSet, "db")];
+        assert_eq!(app_action(None, false, &writes, &[], false), Action::Create);
+        assert_eq!(app_action(None, true, &writes, &[], false), Action::Update);
+        let deletes = vec![(Kind::Service, object(Kind::Service, "db-public"))];
+        assert_eq!(app_action(None, true, &[], &deletes, false), Action::Update);
+        assert_eq!(app_action(None, true, &[], &[], true), Action::Update);
+    }
+}

@@ -1,0 +1,267 @@
+//! Plans per app. [`Cluster::plan_scoped`] is the entry; for each app in scope it goes:
+//!
+//! 1. render the spec into the objects berth would write (`app.rs`, with each object's
+//!    fingerprint stamped on it);
+//! 2. find the live object of each: from the inventory when berth owns it, else a read
+//!    (`lookups.rs`), and block the app when a same-name object is not this instance's;
+//! 3. gate immutable StatefulSet fields before anything is sent
+//!    ([`crate::plan::recreate::gate`]): in place, recreate, or blocked;
+//! 4. compare a server-side dry-run apply with the live object, skipping objects whose
+//!    fingerprint and fields show nothing would change, and decide the app's action.
+//!
+//! Removals (`removals.rs`) come from the inventory: owned apps whose spec is gone, judged by
+//! [`crate::plan::removals::decide`] over the whole directory, so a merely broken spec or a move
+//! never deletes an app. What one plan reads once and shares between its apps (name lists,
+//! marked pods, whether a namespace exists) lives in `lookups.rs`.
+
+mod app;
+mod lookups;
+mod removals;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use futures::StreamExt;
+use kube::api::DynamicObject;
+use serde_json::Value;
+
+use super::inventory::{Inventory, LiveApp};
+use super::{Cluster, ClusterError, Kind};
+use crate::plan::removals::{LedgerChange, Policy};
+use crate::plan::{Action, AppPlan, Plan};
+use crate::spec::{App, Loaded};
+
+/// The executor marks a StatefulSet it creates anew the same way a plan does.
+pub(crate) use app::mark_restart_pending;
+
+/// What the operator allowed for this run (flags and config).
+#[derive(Debug, Clone)]
+pub struct PlanOptions {
+    /// Recreate StatefulSets whose immutable fields change (per app also `allow_recreate = true`).
+    pub allow_recreate: bool,
+    /// Also recreate when claims are left behind (per app also `abandon_claims = true`).
+    pub abandon_claims: bool,
+    /// Go past `max_removals`.
+    pub allow_removals: bool,
+    /// Treat an empty spec directory as "remove every app".
+    pub allow_empty: bool,
+    /// The most removals started per `removal_window` without `allow_removals`.
+    pub max_removals: usize,
+    pub removal_window: std::time::Duration,
+    /// Where the removal ledger lives (`safety.namespace`).
+    pub ledger_namespace: String,
+    /// Apps that appeared in the same change of the directory as the apps that went: a move
+    /// is told by these even once the new app has been created (the daemon creates it while
+    /// the old one is still being looked at).
+    pub arrivals: BTreeSet<(String, String)>,
+    /// The config repo's commit, recorded on written objects.
+    pub commit: Option<String>,
+    /// Apps planned, and later converged, at the same time (at least 1).
+    pub concurrency: usize,
+    /// The inventory comes from the daemon's watch caches, which can lag behind berth's own
+    /// last writes: an app that looks changed is read again from the server before anything
+    /// is decided (otherwise the echo of a converge would be taken for drift, and re-applied).
+    pub live_from_cache: bool,
+}
+
+impl PlanOptions {
+    /// Apps planned (and then converged) at the same time when nothing else is said: enough to
+    /// keep the API server busy across a fleet, few enough not to crowd out its other clients.
+    pub const DEFAULT_CONCURRENCY: usize = 16;
+}
+
+impl Default for PlanOptions {
+    fn default() -> PlanOptions {
+        PlanOptions {
+            allow_recreate: false,
+            abandon_claims: false,
+            allow_removals: false,
+            allow_empty: false,
+            max_removals: 0,
+            removal_window: std::time::Duration::from_secs(3600),
+            ledger_namespace: "default".to_string(),
+            arrivals: BTreeSet::new(),
+            commit: None,
+            concurrency: PlanOptions::DEFAULT_CONCURRENCY,
+            live_from_cache: false,
+        }
+    }
+}
+
+/// A plan and the work behind it.
+#[derive(Debug, Clone, Default)]
+pub struct Planned {
+    pub plan: Plan,
+    pub(crate) work: BTreeMap<(String, String), Work>,
+    /// Apps converged at the same time when this plan is executed.
+    pub(crate) concurrency: usize,
+    /// Holds, releases and removal starts to record in the ledger (see [`Cluster::record`]).
+    pub ledger_change: LedgerChange,
+    pub(crate) ledger_namespace: String,
+    pub(crate) policy: Policy,
+    /// When the plan was decided (Unix seconds).
+    pub(crate) now: u64,
+}
+
+/// What executing an app's plan does.
+#[derive(Debug, Clone)]
+pub(crate) enum Work {
+    /// Server-side apply these objects (only the changed ones), then delete stale owned objects.
+    Apply {
+        objects: Vec<(Kind, Value)>,
+        delete: Vec<(Kind, DynamicObject)>,
+        /// The StatefulSet carries the removal mark: the spec is back, so drop the mark.
+        cancel_removal: bool,
+        /// Pods carry the restart mark of a recreate cut short: restart them one at a time.
+        restart_marked: bool,
+    },
+    /// Delete the StatefulSet orphaning its pods, create it anew, expand PVCs, maybe restart pods.
+    Recreate {
+        objects: Vec<(Kind, Value)>,
+        delete: Vec<(Kind, DynamicObject)>,
+        live_statefulset: Box<DynamicObject>,
+        expand: Vec<(String, String)>,
+        /// The pods must change (a new headless name): mark every one for a restart.
+        mark_pods: bool,
+        /// Restart the marked pods once the StatefulSet is back: those just marked, and any an
+        /// earlier recreate left marked.
+        restart_marked: bool,
+    },
+    /// The ordered removal protocol.
+    Remove { live: LiveApp },
+}
+
+/// Kind of a rendered object, from its `kind` field.
+fn kind_of(value: &Value) -> Option<Kind> {
+    value
+        .get("kind")
+        .and_then(Value::as_str)
+        .and_then(Kind::from_name)
+}
+
+fn name_of(value: &Value) -> String {
+    value
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn to_json(object: &DynamicObject) -> Value {
+    serde_json::to_value(object).unwrap_or(Value::Null)
+}
+
+/// A live object as JSON with its apiVersion and kind, which list responses leave out of items.
+fn live_json(kind: Kind, object: &DynamicObject) -> Value {
+    let mut value = to_json(object);
+    if let Some(map) = value.as_object_mut() {
+        let resource = kind.resource();
+        map.insert("apiVersion".into(), Value::String(resource.api_version));
+        map.insert("kind".into(), Value::String(resource.kind));
+    }
+    value
+}
+
+impl Cluster {
+    pub async fn plan(
+        &self,
+        loaded: &Loaded,
+        options: &PlanOptions,
+    ) -> Result<Planned, ClusterError> {
+        let inventory = self.inventory().await?;
+        self.plan_with(loaded, &inventory, options).await
+    }
+
+    pub async fn plan_with(
+        &self,
+        loaded: &Loaded,
+        inventory: &Inventory,
+        options: &PlanOptions,
+    ) -> Result<Planned, ClusterError> {
+        self.plan_scoped(loaded, inventory, options, None).await
+    }
+
+    /// Plans the apps in `scope` (all when None). Removal limits are still decided over the
+    /// whole directory and inventory, so planning one app at a time cannot slip past them.
+    pub async fn plan_scoped(
+        &self,
+        loaded: &Loaded,
+        inventory: &Inventory,
+        options: &PlanOptions,
+        scope: Option<&BTreeSet<(String, String)>>,
+    ) -> Result<Planned, ClusterError> {
+        let in_scope = |key: &(String, String)| scope.is_none_or(|s| s.contains(key));
+        let app_in_scope = |app: &App| {
+            scope.is_none_or(|s| {
+                s.iter()
+                    .any(|(ns, n)| *ns == app.namespace && *n == app.name)
+            })
+        };
+        let concurrency = options.concurrency.max(1);
+        let mut planned = Planned {
+            concurrency,
+            ..Planned::default()
+        };
+        let apps: Vec<&App> = loaded.apps.iter().filter(|a| app_in_scope(a)).collect();
+        let lookups = self.lookups(&apps, inventory, concurrency).await?;
+        // Apps are independent: plan them concurrently, then take the results in app order so
+        // the outcome (and which error wins) does not depend on timing.
+        // (Futures built in a loop, not a closure: a closure's inferred lifetimes make the
+        // daemon's spawned worker fail the `Send` check.)
+        let lookups = &lookups;
+        let mut pending = Vec::with_capacity(apps.len());
+        for (i, app) in apps.iter().enumerate() {
+            let owned = inventory
+                .apps
+                .get(&(app.namespace.clone(), app.name.clone()));
+            pending.push(async move { (i, self.plan_app(app, owned, options, lookups).await) });
+        }
+        let mut results: Vec<_> = futures::stream::iter(pending)
+            .buffer_unordered(concurrency)
+            .collect()
+            .await;
+        results.sort_by_key(|(i, _)| *i);
+        for ((_, result), app) in results.into_iter().zip(&apps) {
+            let key = (app.namespace.clone(), app.name.clone());
+            let (app_plan, work) = match result {
+                Ok(planned) => planned,
+                Err(ClusterError::DryRun {
+                    source: kube::Error::Api(e),
+                    ..
+                }) if e.code == 404 => (namespace_missing(app), None),
+                Err(e) => return Err(e),
+            };
+            planned.plan.apps.push(app_plan);
+            if let Some(work) = work {
+                planned.work.insert(key, work);
+            }
+        }
+
+        self.plan_removals(loaded, inventory, options, &in_scope, &mut planned)
+            .await?;
+        planned
+            .plan
+            .apps
+            .sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+        Ok(planned)
+    }
+}
+
+/// The plan of an app whose namespace does not exist.
+fn namespace_missing(app: &App) -> AppPlan {
+    AppPlan {
+        namespace: app.namespace.clone(),
+        name: app.name.clone(),
+        action: Action::Blocked {
+            reason: format!(
+                "namespace {} does not exist; berth does not create namespaces (create it, or \
+                 set `namespace` in {})",
+                app.namespace,
+                app.source_path.display()
+            ),
+            destructive: false,
+        },
+        summary: Vec::new(),
+        changes: Vec::new(),
+        retained_pvcs: Vec::new(),
+    }
+}
