@@ -24,7 +24,7 @@ const EDIT_STRIDE: usize = 10;
 /// When the burst's final edits start: the 100 first edits are written back to back at once,
 /// the 100 final ones back to back after this pause. Why a pause: the daemon reports a burst of
 /// file events once they stop for its debounce (25 ms quiet after notify's 25 ms, at most 1 s
-/// held back, src/watch.rs), so 200 writes in one go are a single rescan that already holds
+/// held back, src/daemon/spec_watcher.rs), so 200 writes in one go are a single rescan that already holds
 /// every final value. 400 ms lets it load and start converging the first edits before the
 /// final ones land: some apps are then converged to their first edit and again to the final
 /// one, some get the final edit while their first converge is in flight, the rest while still

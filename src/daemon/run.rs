@@ -20,7 +20,7 @@ use super::app_state::AppState;
 use super::metrics::Metrics;
 use super::queue::WorkQueue;
 use super::reload;
-use super::spec_watcher::{self as watch, RescanReason, WatchEvent, WatchOptions};
+use super::spec_watcher::{self, RescanReason, WatchEvent, WatchOptions};
 use super::systemd::Systemd;
 use crate::cluster::{AppKey, Cluster, OwnedCache, PlanOptions, Progress, head_commit};
 use crate::config::{Config, DriftMode};
@@ -188,7 +188,7 @@ pub async fn run(
     };
     let mut leading = election.as_ref().map(|e| e.leading.clone());
 
-    let (watcher, mut file_events) = watch::spawn(
+    let (watcher, mut file_events) = spec_watcher::spawn(
         &options.dir,
         WatchOptions {
             resync: config.resync,
@@ -358,9 +358,9 @@ fn all_keys(shared: &Shared) -> BTreeSet<AppKey> {
 /// the previous specs stay in force and nothing is queued.
 async fn reload(shared: &Shared, shutdown: &CancellationToken) -> Option<BTreeSet<AppKey>> {
     let dir = shared.options.dir.clone();
-    if watch::git_busy(&dir) {
+    if spec_watcher::git_busy(&dir) {
         info!("git is updating the checkout; waiting for whole commits");
-        watch::wait_git_idle(&dir, shutdown).await;
+        spec_watcher::wait_git_idle(&dir, shutdown).await;
     }
     let config = shared
         .config
