@@ -20,7 +20,7 @@ use crate::config::Config;
 use crate::labels::{COMMIT_ANNOTATION, FINGERPRINT_ANNOTATION, REMOVING_ANNOTATION};
 use crate::plan::{Action, fingerprint};
 use crate::render::{RenderContext, render_app, source_value};
-use crate::spec::{App, Loaded};
+use crate::spec::{App, AppKey, Loaded};
 
 /// How an app's live objects relate to its spec.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -297,7 +297,7 @@ pub async fn collect(
     let live_sts = |ns: &str, name: &str| {
         inventory
             .apps
-            .get(&(ns.to_string(), name.to_string()))
+            .get(&AppKey::new(ns, name))
             .and_then(|a| a.statefulset())
             .map(to_json)
     };
@@ -325,14 +325,14 @@ pub async fn collect(
         ..PlanOptions::default()
     };
     let planned = cluster.plan_with(loaded, &inventory, &options).await?;
-    let apps: BTreeMap<(String, String), &App> = loaded
+    let apps: BTreeMap<AppKey, &App> = loaded
         .apps
         .iter()
-        .map(|a| ((a.namespace.clone(), a.name.clone()), a))
+        .map(|a| (AppKey::new(a.namespace.clone(), a.name.clone()), a))
         .collect();
     let mut out = Vec::new();
     for plan in &planned.plan.apps {
-        let key = (plan.namespace.clone(), plan.name.clone());
+        let key = AppKey::new(plan.namespace.clone(), plan.name.clone());
         let app = apps.get(&key).copied();
         // An adopted StatefulSet is not in the inventory until berth has written it.
         let sts = match live_sts(&plan.namespace, &plan.name) {
@@ -423,7 +423,7 @@ fn drifted(
 ) -> bool {
     let Some(live) = inventory
         .apps
-        .get(&(app.namespace.clone(), app.name.clone()))
+        .get(&AppKey::new(app.namespace.clone(), app.name.clone()))
     else {
         return false;
     };

@@ -23,13 +23,11 @@ use tokio_util::sync::CancellationToken;
 use super::inventory::{Inventory, app_of};
 use super::{Cluster, Kind};
 use crate::labels::{SOURCE_ANNOTATION, owner_selector};
+use crate::spec::AppKey;
 
 /// Server-side timeout of each watch request, and with it how long a dead connection can go
 /// unnoticed (see [`Cluster::start_cache`]).
 const WATCH_TIMEOUT_SECS: u32 = 60;
-
-/// `(namespace, app)`.
-pub type AppKey = (String, String);
 
 /// One owned object of an app.
 #[derive(Debug)]
@@ -89,7 +87,9 @@ impl OwnedCache {
         let mut inventory = Inventory::default();
         for cache in &self.kinds {
             for ((namespace, _), cached) in cache.read().iter() {
-                if scope.is_none_or(|s| s.contains(&(namespace.clone(), cached.app.clone()))) {
+                if scope
+                    .is_none_or(|s| s.contains(&AppKey::new(namespace.clone(), cached.app.clone())))
+                {
                     inventory.add(cache.kind, parse(cached)?);
                 } else {
                     inventory.add_identity(namespace, &cached.app, cached.source.as_deref());
@@ -110,7 +110,7 @@ impl OwnedCache {
             for ((namespace, _), cached) in cache.read().iter() {
                 if scope
                     .iter()
-                    .any(|(n, a)| n == namespace && *a == cached.app)
+                    .any(|key| key.namespace == *namespace && key.name == cached.app)
                 {
                     inventory.add(cache.kind, parse(cached)?);
                 }
@@ -128,7 +128,7 @@ impl OwnedCache {
 fn keys(objects: &Objects) -> BTreeSet<AppKey> {
     objects
         .iter()
-        .map(|((namespace, _), cached)| (namespace.clone(), cached.app.clone()))
+        .map(|((namespace, _), cached)| AppKey::new(namespace.clone(), cached.app.clone()))
         .collect()
 }
 
@@ -215,7 +215,10 @@ impl Trimmed {
     }
 
     fn app_key(&self) -> Option<AppKey> {
-        Some((self.metadata.namespace.clone()?, self.app.clone()?))
+        Some(AppKey::new(
+            self.metadata.namespace.clone()?,
+            self.app.clone()?,
+        ))
     }
 
     /// Puts the object in `objects`, or takes it out when it has lost its app label.
@@ -358,7 +361,7 @@ mod tests {
             "status": { "replicas": 2 }
         });
         let trimmed: Trimmed = serde_json::from_value(json.clone()).expect("deserialize");
-        assert_eq!(trimmed.app_key(), Some(("shop".into(), "web-app".into())));
+        assert_eq!(trimmed.app_key(), Some(AppKey::new("shop", "web-app")));
         assert_eq!(trimmed.source.as_deref(), Some("shop/web.toml"));
         assert_eq!(trimmed.metadata.resource_version.as_deref(), Some("42"));
 

@@ -8,6 +8,7 @@ use kube::api::{DynamicObject, ListParams};
 use super::{Cluster, ClusterError, Kind};
 pub use crate::labels::app_of;
 use crate::labels::{Ownership, SOURCE_ANNOTATION, owner_selector, ownership};
+use crate::spec::AppKey;
 
 /// The live objects of one app that berth owns.
 #[derive(Debug, Clone, Default)]
@@ -32,7 +33,7 @@ impl LiveApp {
 /// Every app this instance owns, keyed by `namespace/name`.
 #[derive(Debug, Clone, Default)]
 pub struct Inventory {
-    pub apps: BTreeMap<(String, String), LiveApp>,
+    pub apps: BTreeMap<AppKey, LiveApp>,
 }
 
 impl Inventory {
@@ -69,7 +70,7 @@ impl Inventory {
     fn entry(&mut self, namespace: &str, app: &str, source: Option<&str>) -> &mut LiveApp {
         let entry = self
             .apps
-            .entry((namespace.to_string(), app.to_string()))
+            .entry(AppKey::new(namespace, app))
             .or_insert_with(|| LiveApp {
                 namespace: namespace.to_string(),
                 name: app.to_string(),

@@ -15,7 +15,7 @@ use std::path::Path;
 
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
-pub use cache::{AppKey, OwnedCache};
+pub use cache::OwnedCache;
 pub use execute::{Progress, Report};
 pub use inventory::{Inventory, LiveApp};
 pub use kinds::Kind;

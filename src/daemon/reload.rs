@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
-use crate::cluster::AppKey;
+use crate::spec::AppKey;
 use crate::spec::{App, Loaded};
 
 /// The outcome of comparing two loads.
@@ -27,7 +27,7 @@ fn by_key(loaded: &Loaded) -> BTreeMap<AppKey, &App> {
     loaded
         .apps
         .iter()
-        .map(|a| ((a.namespace.clone(), a.name.clone()), a))
+        .map(|a| (AppKey::new(a.namespace.clone(), a.name.clone()), a))
         .collect()
 }
 
@@ -44,7 +44,7 @@ pub(super) fn compare(old: &Loaded, new: &Loaded, live: &BTreeSet<AppKey>) -> De
     let broken =
         |l: &Loaded| -> BTreeSet<String> { l.broken.iter().map(|b| b.name.clone()).collect() };
     for name in broken(old).symmetric_difference(&broken(new)) {
-        changed.extend(live.iter().filter(|(_, n)| n == name).cloned());
+        changed.extend(live.iter().filter(|key| key.name == *name).cloned());
     }
     // A directory that became unreadable, or readable again, changes what may happen to every
     // app without a spec.
@@ -100,7 +100,7 @@ mod tests {
     }
 
     fn key(name: &str) -> AppKey {
-        ("default".to_string(), name.to_string())
+        AppKey::new("default", name)
     }
 
     fn keys(names: &[&str]) -> BTreeSet<AppKey> {

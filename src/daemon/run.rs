@@ -22,10 +22,10 @@ use super::queue::WorkQueue;
 use super::reload;
 use super::spec_watcher::{self, RescanReason, WatchEvent, WatchOptions};
 use super::systemd::Systemd;
-use crate::cluster::{AppKey, Cluster, OwnedCache, PlanOptions, Progress, head_commit};
+use crate::cluster::{Cluster, OwnedCache, PlanOptions, Progress, head_commit};
 use crate::config::{Config, DriftMode};
 use crate::plan::{Action, AppPlan};
-use crate::spec::{App, LoadError, Loaded, SpecCache, load_dir_cached};
+use crate::spec::{App, AppKey, LoadError, Loaded, SpecCache, load_dir_cached};
 
 /// How the daemon runs, from the command line.
 #[derive(Debug, Clone)]
@@ -348,7 +348,7 @@ fn all_keys(shared: &Shared) -> BTreeSet<AppKey> {
         specs
             .apps
             .iter()
-            .map(|a| (a.namespace.clone(), a.name.clone())),
+            .map(|a| AppKey::new(a.namespace.clone(), a.name.clone())),
     );
     keys
 }
@@ -476,7 +476,7 @@ enum Outcome {
 }
 
 async fn reconcile(shared: &Shared, key: &AppKey) -> Outcome {
-    let app_name = format!("{}/{}", key.0, key.1);
+    let app_name = key.to_string();
     let specs = shared
         .specs
         .read()
@@ -712,7 +712,8 @@ fn find_app<'a>(specs: &'a Loaded, key: &AppKey) -> Option<&'a App> {
     specs
         .apps
         .binary_search_by(|a| {
-            (a.namespace.as_str(), a.name.as_str()).cmp(&(key.0.as_str(), key.1.as_str()))
+            (a.namespace.as_str(), a.name.as_str())
+                .cmp(&(key.namespace.as_str(), key.name.as_str()))
         })
         .ok()
         .map(|i| &specs.apps[i])

@@ -22,8 +22,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-/// `(namespace, name)`.
-pub type Key = (String, String);
+pub use crate::spec::AppKey;
 
 /// A desired app, as far as removal decisions need it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -179,7 +178,7 @@ pub enum Verdict {
 /// The verdicts, and what to record in the ledger when they are carried out.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Decision {
-    pub verdicts: BTreeMap<Key, Verdict>,
+    pub verdicts: BTreeMap<AppKey, Verdict>,
     pub ledger: LedgerChange,
     /// Why removals are held as a whole (shown once for the plan).
     pub refusals: Vec<String>,
@@ -243,7 +242,7 @@ pub fn decide(inputs: &Inputs) -> Decision {
 
     let mut candidates: Vec<&Gone> = Vec::new();
     for gone in inputs.gone {
-        let key = (gone.namespace.clone(), gone.name.clone());
+        let key = AppKey::new(gone.namespace.clone(), gone.name.clone());
         let verdict = if gone.removing {
             Some(Verdict::Remove { released: None })
         } else if let Some(reason) = protection(gone, inputs) {
@@ -286,7 +285,7 @@ pub fn decide(inputs: &Inputs) -> Decision {
                     );
                 }
                 decision.verdicts.insert(
-                    (gone.namespace.clone(), gone.name.clone()),
+                    AppKey::new(gone.namespace.clone(), gone.name.clone()),
                     Verdict::Held {
                         reason: format!(
                             "{reason}; the old app stays until you confirm with --allow-removals"
@@ -298,7 +297,7 @@ pub fn decide(inputs: &Inputs) -> Decision {
                 decision.ledger.release.insert(key.clone());
                 decision.ledger.start.push(key);
                 decision.verdicts.insert(
-                    (gone.namespace.clone(), gone.name.clone()),
+                    AppKey::new(gone.namespace.clone(), gone.name.clone()),
                     Verdict::Remove {
                         released: Some(reason),
                     },
@@ -337,7 +336,7 @@ pub fn decide(inputs: &Inputs) -> Decision {
                 },
             );
             decision.verdicts.insert(
-                (gone.namespace.clone(), gone.name.clone()),
+                AppKey::new(gone.namespace.clone(), gone.name.clone()),
                 Verdict::Held {
                     reason: format!(
                         "{reason}; the app stays until you confirm with --allow-removals"
@@ -347,7 +346,7 @@ pub fn decide(inputs: &Inputs) -> Decision {
         }
     }
     for gone in to_budget {
-        let key = (gone.namespace.clone(), gone.name.clone());
+        let key = AppKey::new(gone.namespace.clone(), gone.name.clone());
         if decision.verdicts.contains_key(&key) {
             continue;
         }

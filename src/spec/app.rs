@@ -51,7 +51,36 @@ pub struct App {
     pub service: Option<AccessService>,
 }
 
+/// Which app: its namespace and name. Two apps with the same key are the same app, in the
+/// directory and in the cluster.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct AppKey {
+    pub namespace: String,
+    pub name: String,
+}
+
+impl AppKey {
+    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> AppKey {
+        AppKey {
+            namespace: namespace.into(),
+            name: name.into(),
+        }
+    }
+}
+
+/// `namespace/name`, as berth prints an app everywhere.
+impl std::fmt::Display for AppKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
 impl App {
+    /// The app's key.
+    pub fn key(&self) -> AppKey {
+        AppKey::new(&self.namespace, &self.name)
+    }
+
     /// Ports of the app containers (not init containers), in spec order.
     pub fn container_ports(&self) -> impl Iterator<Item = &Port> {
         self.containers.iter().flat_map(|c| c.ports.iter())

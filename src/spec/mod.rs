@@ -275,7 +275,7 @@ struct CacheEntry {
     /// What checking the file found, without its app (that is in [`SpecCache::last`]).
     checked: Checked,
     /// The app's `(namespace, name)` when the file was valid on its own.
-    app: Option<(String, String)>,
+    app: Option<AppKey>,
 }
 
 fn text_hash(text: &str) -> u64 {
@@ -305,7 +305,7 @@ fn from_cache(entry: &CacheEntry, last: &Loaded, rel: &Path) -> Option<Checked> 
         Some(key) => {
             let i = last
                 .apps
-                .binary_search_by(|a| (&a.namespace, &a.name).cmp(&(&key.0, &key.1)))
+                .binary_search_by(|a| (&a.namespace, &a.name).cmp(&(&key.namespace, &key.name)))
                 .ok()?;
             let app = &last.apps[i];
             if app.source_path != rel {
@@ -377,10 +377,7 @@ fn load(dir: &Path, config: &Config, cache: &mut SpecCache) -> Result<Loaded, Lo
                                 name_hint: c.name_hint.clone(),
                                 namespace_hint: c.namespace_hint.clone(),
                             },
-                            app: c
-                                .app
-                                .as_ref()
-                                .map(|a| (a.namespace.clone(), a.name.clone())),
+                            app: c.app.as_ref().map(App::key),
                         };
                         cache.entries.insert(path.clone(), entry);
                         c
@@ -424,11 +421,11 @@ fn load(dir: &Path, config: &Config, cache: &mut SpecCache) -> Result<Loaded, Lo
 /// Two files must not declare the same app, and two apps of a namespace must not render Services
 /// of the same name. Both files of a clash become broken: neither may win silently.
 fn cross_file_rules(checked: &mut [(PathBuf, Checked)]) {
-    let mut apps: BTreeMap<(String, String), Vec<usize>> = BTreeMap::new();
+    let mut apps: BTreeMap<AppKey, Vec<usize>> = BTreeMap::new();
     let mut services: BTreeMap<(String, String), Vec<usize>> = BTreeMap::new();
     for (i, (_, c)) in checked.iter().enumerate() {
         if let Some(app) = &c.app {
-            apps.entry((app.namespace.clone(), app.name.clone()))
+            apps.entry(AppKey::new(app.namespace.clone(), app.name.clone()))
                 .or_default()
                 .push(i);
             let mut names = vec![app.headless.clone()];
@@ -444,7 +441,14 @@ fn cross_file_rules(checked: &mut [(PathBuf, Checked)]) {
         }
     }
     let mut clashes: Vec<(usize, Diagnostic)> = Vec::new();
-    for ((ns, name), idx) in &apps {
+    for (
+        AppKey {
+            namespace: ns,
+            name,
+        },
+        idx,
+    ) in &apps
+    {
         if idx.len() < 2 {
             continue;
         }

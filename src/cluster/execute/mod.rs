@@ -29,6 +29,7 @@ use super::inventory::app_of;
 use super::planner::{Planned, Work};
 use super::{Cluster, ClusterError, Kind};
 use crate::output::{error_chain, is_transport_error};
+use crate::spec::AppKey;
 
 /// Where progress of long steps goes (a terminal, a log).
 pub trait Progress: Sync {
@@ -116,7 +117,14 @@ impl Cluster {
             // (Futures built in a loop, not a closure: a closure's inferred lifetimes make the
             // daemon's spawned worker fail the `Send` check.)
             let mut pending = Vec::with_capacity(stage.len());
-            for ((ns, name), work) in stage {
+            for (
+                AppKey {
+                    namespace: ns,
+                    name,
+                },
+                work,
+            ) in stage
+            {
                 pending.push(async move {
                     let key = format!("{ns}/{name}");
                     if unreachable.load(std::sync::atomic::Ordering::Relaxed) {

@@ -223,10 +223,7 @@ impl Cluster {
         }
         let marked = pending_restarts(
             live_sts.as_ref(),
-            lookups
-                .restarts
-                .get(&(ns.clone(), app.name.clone()))
-                .map(Vec::as_slice),
+            lookups.restarts.get(&app.key()).map(Vec::as_slice),
         );
         match &marked {
             Some(pods) if !pods.is_empty() => app_plan.summary.push(format!(

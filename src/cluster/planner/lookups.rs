@@ -16,7 +16,7 @@ use super::to_json;
 use crate::cluster::inventory::{Inventory, LiveApp};
 use crate::cluster::{Cluster, ClusterError, FIELD_MANAGER, Kind};
 use crate::labels::{NAME_LABEL, RESTART_MARK};
-use crate::spec::App;
+use crate::spec::{App, AppKey};
 
 /// From this many apps without owned objects in one namespace, the planner lists the names of
 /// that namespace's objects once per kind instead of reading each missing object on its own.
@@ -29,7 +29,7 @@ pub(super) struct Lookups {
     /// Per namespace, whether it exists: settled by the first dry-run create planned in it.
     namespaces: Mutex<HashMap<String, Arc<OnceCell<()>>>>,
     /// `(namespace, app)` → its pods that carry the restart mark of an unfinished recreate.
-    pub(super) restarts: HashMap<(String, String), Vec<String>>,
+    pub(super) restarts: HashMap<AppKey, Vec<String>>,
 }
 
 impl Lookups {
@@ -97,7 +97,7 @@ impl Cluster {
     ) -> Result<HashMap<(Kind, String), HashSet<String>>, ClusterError> {
         let mut new_apps: BTreeMap<&str, usize> = BTreeMap::new();
         for app in apps {
-            let key = (app.namespace.clone(), app.name.clone());
+            let key = AppKey::new(app.namespace.clone(), app.name.clone());
             if inventory
                 .apps
                 .get(&key)
@@ -148,13 +148,13 @@ impl Cluster {
         apps: &[&App],
         inventory: &Inventory,
         concurrency: usize,
-    ) -> Result<HashMap<(String, String), Vec<String>>, ClusterError> {
+    ) -> Result<HashMap<AppKey, Vec<String>>, ClusterError> {
         let namespaces: BTreeSet<&str> = apps
             .iter()
             .filter(|app| {
                 let sts = inventory
                     .apps
-                    .get(&(app.namespace.clone(), app.name.clone()))
+                    .get(&AppKey::new(app.namespace.clone(), app.name.clone()))
                     .and_then(LiveApp::statefulset);
                 sts.is_none_or(|s| s.annotations().contains_key(RESTART_MARK))
             })
@@ -176,7 +176,7 @@ impl Cluster {
                     })
             });
         }
-        let mut marked: HashMap<(String, String), Vec<String>> = HashMap::new();
+        let mut marked: HashMap<AppKey, Vec<String>> = HashMap::new();
         for list in futures::stream::iter(lists)
             .buffer_unordered(concurrency)
             .collect::<Vec<_>>()
@@ -186,7 +186,10 @@ impl Cluster {
                 if let (Some(ns), Some(app)) =
                     (pod.namespace(), pod.labels().get(NAME_LABEL).cloned())
                 {
-                    marked.entry((ns, app)).or_default().push(pod.name_any());
+                    marked
+                        .entry(AppKey::new(ns, app))
+                        .or_default()
+                        .push(pod.name_any());
                 }
             }
         }

@@ -28,7 +28,7 @@ use super::inventory::{Inventory, LiveApp};
 use super::{Cluster, ClusterError, Kind};
 use crate::plan::removals::{LedgerChange, Policy};
 use crate::plan::{Action, AppPlan, Plan};
-use crate::spec::{App, Loaded};
+use crate::spec::{App, AppKey, Loaded};
 
 /// The executor marks a StatefulSet it creates anew the same way a plan does.
 pub(crate) use app::mark_restart_pending;
@@ -52,7 +52,7 @@ pub struct PlanOptions {
     /// Apps that appeared in the same change of the directory as the apps that went: a move
     /// is told by these even once the new app has been created (the daemon creates it while
     /// the old one is still being looked at).
-    pub arrivals: BTreeSet<(String, String)>,
+    pub arrivals: BTreeSet<AppKey>,
     /// The config repo's commit, recorded on written objects.
     pub commit: Option<String>,
     /// Apps planned, and later converged, at the same time (at least 1).
@@ -91,7 +91,7 @@ impl Default for PlanOptions {
 #[derive(Debug, Clone, Default)]
 pub struct Planned {
     pub plan: Plan,
-    pub(crate) work: BTreeMap<(String, String), Work>,
+    pub(crate) work: BTreeMap<AppKey, Work>,
     /// Apps converged at the same time when this plan is executed.
     pub(crate) concurrency: usize,
     /// Holds, releases and removal starts to record in the ledger (see [`Cluster::record`]).
@@ -187,13 +187,13 @@ impl Cluster {
         loaded: &Loaded,
         inventory: &Inventory,
         options: &PlanOptions,
-        scope: Option<&BTreeSet<(String, String)>>,
+        scope: Option<&BTreeSet<AppKey>>,
     ) -> Result<Planned, ClusterError> {
-        let in_scope = |key: &(String, String)| scope.is_none_or(|s| s.contains(key));
+        let in_scope = |key: &AppKey| scope.is_none_or(|s| s.contains(key));
         let app_in_scope = |app: &App| {
             scope.is_none_or(|s| {
                 s.iter()
-                    .any(|(ns, n)| *ns == app.namespace && *n == app.name)
+                    .any(|key| key.namespace == app.namespace && key.name == app.name)
             })
         };
         let concurrency = options.concurrency.max(1);
@@ -212,7 +212,7 @@ impl Cluster {
         for (i, app) in apps.iter().enumerate() {
             let owned = inventory
                 .apps
-                .get(&(app.namespace.clone(), app.name.clone()));
+                .get(&AppKey::new(app.namespace.clone(), app.name.clone()));
             pending.push(async move { (i, self.plan_app(app, owned, options, lookups).await) });
         }
         let mut results: Vec<_> = futures::stream::iter(pending)
@@ -221,7 +221,7 @@ impl Cluster {
             .await;
         results.sort_by_key(|(i, _)| *i);
         for ((_, result), app) in results.into_iter().zip(&apps) {
-            let key = (app.namespace.clone(), app.name.clone());
+            let key = AppKey::new(app.namespace.clone(), app.name.clone());
             let (app_plan, work) = match result {
                 Ok(planned) => planned,
                 Err(ClusterError::DryRun {

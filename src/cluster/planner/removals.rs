@@ -15,7 +15,7 @@ use crate::labels::REMOVING_ANNOTATION;
 use crate::plan::removals;
 use crate::plan::{Action, AppPlan, ObjectChange, ObjectRef, normalize};
 use crate::render::source_value;
-use crate::spec::{App, Loaded};
+use crate::spec::{App, AppKey, Loaded};
 
 impl Cluster {
     /// The live apps without a spec: what [`removals::decide`] makes of each, over the whole
@@ -26,7 +26,7 @@ impl Cluster {
         loaded: &Loaded,
         inventory: &Inventory,
         options: &PlanOptions,
-        in_scope: &(dyn Fn(&(String, String)) -> bool + Sync),
+        in_scope: &(dyn Fn(&AppKey) -> bool + Sync),
         planned: &mut Planned,
     ) -> Result<(), ClusterError> {
         // Borrowed keys: the daemon plans one app at a time over the whole directory, and
@@ -39,7 +39,7 @@ impl Cluster {
         let gone: Vec<removals::Gone> = inventory
             .apps
             .iter()
-            .filter(|(key, _)| !desired.contains(&(key.0.as_str(), key.1.as_str())))
+            .filter(|(key, _)| !desired.contains(&(key.namespace.as_str(), key.name.as_str())))
             .map(|(_, live)| removals::Gone {
                 namespace: live.namespace.clone(),
                 name: live.name.clone(),
@@ -73,7 +73,7 @@ impl Cluster {
             .apps
             .iter()
             .map(|app| {
-                let key = (app.namespace.clone(), app.name.clone());
+                let key = AppKey::new(app.namespace.clone(), app.name.clone());
                 removals::Wanted {
                     namespace: app.namespace.clone(),
                     name: app.name.clone(),

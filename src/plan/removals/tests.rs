@@ -72,8 +72,8 @@ impl Case {
     }
 }
 
-fn key(ns: &str, name: &str) -> Key {
-    (ns.into(), name.into())
+fn key(ns: &str, name: &str) -> AppKey {
+    AppKey::new(ns, name)
 }
 
 fn verdict<'a>(d: &'a Decision, ns: &str, name: &str) -> &'a Verdict {
