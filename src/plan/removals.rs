@@ -275,23 +275,8 @@ pub fn decide(inputs: &Inputs) -> Decision {
             .or_else(|| looks_moved(gone, inputs, &sources));
         match reason {
             Some(reason) if !policy.allow_removals => {
-                if recorded.is_none() {
-                    decision.ledger.hold.insert(
-                        key,
-                        Hold {
-                            reason: reason.clone(),
-                            since: inputs.now,
-                        },
-                    );
-                }
-                decision.verdicts.insert(
-                    AppKey::new(gone.namespace.clone(), gone.name.clone()),
-                    Verdict::Held {
-                        reason: format!(
-                            "{reason}; the old app stays until you confirm with --allow-removals"
-                        ),
-                    },
-                );
+                let record = recorded.is_none().then_some(inputs.now);
+                hold(&mut decision, gone, &reason, "the old app", record);
             }
             Some(reason) => {
                 decision.ledger.release.insert(key.clone());
@@ -327,22 +312,7 @@ pub fn decide(inputs: &Inputs) -> Decision {
             "{reason}; if they are really wanted, run `berth apply --allow-removals`"
         ));
         for gone in &new {
-            let key = app_key(&gone.namespace, &gone.name);
-            decision.ledger.hold.insert(
-                key,
-                Hold {
-                    reason: reason.clone(),
-                    since: inputs.now,
-                },
-            );
-            decision.verdicts.insert(
-                AppKey::new(gone.namespace.clone(), gone.name.clone()),
-                Verdict::Held {
-                    reason: format!(
-                        "{reason}; the app stays until you confirm with --allow-removals"
-                    ),
-                },
-            );
+            hold(&mut decision, gone, &reason, "the app", Some(inputs.now));
         }
     }
     for gone in to_budget {
@@ -359,6 +329,27 @@ pub fn decide(inputs: &Inputs) -> Decision {
             .insert(key, Verdict::Remove { released: None });
     }
     decision
+}
+
+/// Holds `gone`'s removal for `reason`, recorded in the ledger (since `record`) unless the
+/// ledger holds it already; `what` names what stays in the message.
+fn hold(decision: &mut Decision, gone: &Gone, reason: &str, what: &str, record: Option<u64>) {
+    let key = AppKey::new(gone.namespace.clone(), gone.name.clone());
+    if let Some(since) = record {
+        decision.ledger.hold.insert(
+            key.to_string(),
+            Hold {
+                reason: reason.to_string(),
+                since,
+            },
+        );
+    }
+    decision.verdicts.insert(
+        key,
+        Verdict::Held {
+            reason: format!("{reason}; {what} stays until you confirm with --allow-removals"),
+        },
+    );
 }
 
 /// Why an app is not a removal at all, if it is not.
