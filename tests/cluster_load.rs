@@ -35,7 +35,7 @@ const EDIT_STRIDE: usize = 10;
 const FINAL_EDITS_AT: Duration = Duration::from_millis(400);
 const BURST_LIMIT: Duration = Duration::from_secs(1);
 /// Until every final value is live. Generous: at the default concurrency (4) the ~200 converges
-/// take a few seconds on a quiet machine; the machine is shared with other engineers' builds.
+/// take a few seconds on a quiet machine, and CI machines run other builds beside the tests.
 const CONVERGE_TIMEOUT: Duration = Duration::from_secs(120);
 /// The daemon counts as idle once its log has not grown for this long.
 const QUIET: Duration = Duration::from_secs(3);
