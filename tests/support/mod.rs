@@ -123,10 +123,13 @@ pub async fn ensure_rbac(client: &kube::Client) {
 }
 
 /// The kubeconfig berth runs with in tests: the `berth` user, bound only to config/rbac.yaml.
+/// Never the admin's: a test that ran berth with more rights than the shipped role grants would
+/// prove nothing about the role, so a missing BERTH_TEST_KUBECONFIG is a failure.
 pub fn berth_kubeconfig() -> std::ffi::OsString {
-    std::env::var_os("BERTH_TEST_KUBECONFIG")
-        .or_else(|| std::env::var_os("KUBECONFIG"))
-        .expect("BERTH_TEST_KUBECONFIG or KUBECONFIG (run with `cargo xtask test`)")
+    std::env::var_os("BERTH_TEST_KUBECONFIG").expect(
+        "BERTH_TEST_KUBECONFIG is not set: the cluster tests run berth as the restricted `berth` \
+         user of target/cluster/berth.kubeconfig (run them with `cargo xtask test`)",
+    )
 }
 
 /// What one run of the berth binary did.
