@@ -10,6 +10,7 @@ mod inventory;
 mod kinds;
 mod ledger;
 mod planner;
+mod proxy;
 
 use std::path::Path;
 
@@ -31,6 +32,16 @@ pub enum ClusterError {
     Kubeconfig(#[source] kube::config::KubeconfigError),
     #[error("cannot build a client from the kubeconfig")]
     Client(#[source] kube::Error),
+    /// kube reads NO_PROXY itself whenever HTTPS_PROXY is set, and stricter than kubectl: an
+    /// empty entry (`a,,b`, a trailing comma) or one that is not a host, address or CIDR fails.
+    #[error("cannot use NO_PROXY (comma-separated hosts, addresses and CIDRs, no empty entries)")]
+    NoProxy(#[source] kube::config::KubeconfigError),
+    #[error("cannot read the proxy URL {url:?}")]
+    ProxyUrl {
+        url: String,
+        #[source]
+        source: http::uri::InvalidUri,
+    },
     #[error("listing the objects berth owns")]
     Inventory(#[source] kube::Error),
     #[error("reading {kind} {namespace}/{name}")]
@@ -139,13 +150,38 @@ impl Cluster {
             context: context.map(str::to_string),
             ..KubeConfigOptions::default()
         };
-        let config = match Kubeconfig::read() {
-            Ok(kubeconfig) => kube::Config::from_custom_kubeconfig(kubeconfig, &options)
-                .await
-                .map_err(ClusterError::Kubeconfig)?,
+        let (mut config, kubeconfig_proxy) = match Kubeconfig::read() {
+            Ok(mut kubeconfig) => {
+                // berth decides on the proxy (below); kube, given a `proxy-url`, would drop it
+                // when NO_PROXY names the proxy's own host.
+                let proxy_url = selected_cluster(&mut kubeconfig, context)
+                    .and_then(|cluster| cluster.proxy_url.take());
+                let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+                    .await
+                    .map_err(|err| match err {
+                        kube::config::KubeconfigError::ParseNoProxy(_) => {
+                            ClusterError::NoProxy(err)
+                        }
+                        err => ClusterError::Kubeconfig(err),
+                    })?;
+                (config, proxy_url)
+            }
             // No kubeconfig at all: inside a pod, use its service account.
-            Err(err) => kube::Config::incluster().map_err(|_| ClusterError::Kubeconfig(err))?,
+            Err(err) => (
+                kube::Config::incluster().map_err(|_| ClusterError::Kubeconfig(err))?,
+                None,
+            ),
         };
+        // Before the clients are built, so requests and watches take the same way.
+        let env = proxy::ProxyEnv::from_env();
+        config.proxy_url =
+            match proxy::proxy_for(&config.cluster_url, kubeconfig_proxy.as_deref(), &env) {
+                Some(url) => match url.parse() {
+                    Ok(uri) => Some(uri),
+                    Err(source) => return Err(ClusterError::ProxyUrl { url, source }),
+                },
+                None => None,
+            };
         let watch_client = kube::Client::try_from(config.clone()).map_err(ClusterError::Client)?;
         let mut request_config = config;
         request_config.read_timeout = Some(REQUEST_TIMEOUT);
@@ -180,7 +216,15 @@ impl Cluster {
 /// The API server address the kubeconfig names for `context` (its current context when None),
 /// for messages about a server that does not answer.
 pub fn api_server(context: Option<&str>) -> Option<String> {
-    let kubeconfig = Kubeconfig::read().ok()?;
+    let mut kubeconfig = Kubeconfig::read().ok()?;
+    selected_cluster(&mut kubeconfig, context)?.server.clone()
+}
+
+/// The cluster entry of `context` (the current context when None), as kube selects it.
+fn selected_cluster<'k>(
+    kubeconfig: &'k mut Kubeconfig,
+    context: Option<&str>,
+) -> Option<&'k mut kube::config::Cluster> {
     let context_name = context
         .map(str::to_string)
         .or_else(|| kubeconfig.current_context.clone())?;
@@ -194,12 +238,10 @@ pub fn api_server(context: Option<&str>) -> Option<String> {
         .clone();
     kubeconfig
         .clusters
-        .iter()
+        .iter_mut()
         .find(|c| c.name == cluster_name)?
         .cluster
-        .as_ref()?
-        .server
-        .clone()
+        .as_mut()
 }
 
 /// The config repo's commit when `dir` is inside a git checkout.

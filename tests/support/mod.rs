@@ -3,6 +3,7 @@
 
 #![allow(dead_code)] // Each test binary uses a different part of this module.
 
+pub mod connect_proxy;
 pub mod daemon;
 pub mod faults;
 pub mod proxy;
