@@ -710,3 +710,35 @@ fn a_reader_that_goes_away_ends_schema_completions_and_validate_quietly() {
         berth_with_reader_gone(&["validate", "config/apps"], 0),
     );
 }
+
+/// Issue 13: a kubeconfig that disables TLS verification is said once, even when the API
+/// server cannot be reached and the command fails.
+#[test]
+fn a_kubeconfig_that_skips_tls_verification_is_warned_about_once() {
+    let tmp = tempdir();
+    // A port nothing listens on: the connection is refused at once.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap_or_else(|e| panic!("{e}"))
+        .port();
+    let kubeconfig = tmp.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: lab\nclusters:\n- name: lab\n  \
+             cluster:\n    server: https://127.0.0.1:{port}\n    insecure-skip-tls-verify: true\n\
+             contexts:\n- name: lab\n  context: {{ cluster: lab, user: me }}\nusers:\n- name: me\n  \
+             user: {{ token: x }}\n"
+        ),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let o = berth_env(
+        &["diff", "tests/fixtures/valid"],
+        &[("KUBECONFIG", &kubeconfig.to_string_lossy())],
+    );
+    let err = stderr(&o);
+    assert_eq!(code(&o), 2, "{err}");
+    let warning = "warning: the kubeconfig's cluster lab skips TLS verification \
+                   (insecure-skip-tls-verify); berth cannot tell the API server from an impostor";
+    assert_eq!(err.matches(warning).count(), 1, "{err}");
+}

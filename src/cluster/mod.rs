@@ -152,6 +152,7 @@ impl Cluster {
         };
         let (mut config, kubeconfig_proxy) = match Kubeconfig::read() {
             Ok(mut kubeconfig) => {
+                let insecure = skips_tls_verification(&kubeconfig, context);
                 // berth decides on the proxy (below); kube, given a `proxy-url`, would drop it
                 // when NO_PROXY names the proxy's own host.
                 let proxy_url = selected_cluster(&mut kubeconfig, context)
@@ -164,6 +165,11 @@ impl Cluster {
                         }
                         err => ClusterError::Kubeconfig(err),
                     })?;
+                if config.accept_invalid_certs
+                    && let Some(warning) = insecure
+                {
+                    warn_once(&warning);
+                }
                 (config, proxy_url)
             }
             // No kubeconfig at all: inside a pod, use its service account.
@@ -220,22 +226,62 @@ pub fn api_server(context: Option<&str>) -> Option<String> {
     selected_cluster(&mut kubeconfig, context)?.server.clone()
 }
 
+/// The warning for a kubeconfig whose selected cluster (that of `context`, else of the current
+/// context) sets `insecure-skip-tls-verify: true`; None when it verifies the server.
+fn skips_tls_verification(kubeconfig: &Kubeconfig, context: Option<&str>) -> Option<String> {
+    let name = selected_cluster_name(kubeconfig, context)?;
+    let cluster = kubeconfig
+        .clusters
+        .iter()
+        .find(|c| c.name == name)?
+        .cluster
+        .as_ref()?;
+    (cluster.insecure_skip_tls_verify == Some(true)).then(|| {
+        format!(
+            "the kubeconfig's cluster {name} skips TLS verification (insecure-skip-tls-verify); \
+             berth cannot tell the API server from an impostor"
+        )
+    })
+}
+
+/// Says `warning` once per process, however often the process connects. The daemon logs
+/// through tracing (its subscriber is set before it connects); the commands have none and
+/// print to stderr like their other warnings.
+fn warn_once(warning: &str) {
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    WARNED.call_once(|| {
+        if tracing::dispatcher::has_been_set() {
+            tracing::warn!("{warning}");
+        } else {
+            eprintln!("warning: {warning}");
+        }
+    });
+}
+
+/// The name of the cluster entry of `context` (the current context when None), as kube selects
+/// it.
+fn selected_cluster_name(kubeconfig: &Kubeconfig, context: Option<&str>) -> Option<String> {
+    let context_name = context
+        .map(str::to_string)
+        .or_else(|| kubeconfig.current_context.clone())?;
+    Some(
+        kubeconfig
+            .contexts
+            .iter()
+            .find(|c| c.name == context_name)?
+            .context
+            .as_ref()?
+            .cluster
+            .clone(),
+    )
+}
+
 /// The cluster entry of `context` (the current context when None), as kube selects it.
 fn selected_cluster<'k>(
     kubeconfig: &'k mut Kubeconfig,
     context: Option<&str>,
 ) -> Option<&'k mut kube::config::Cluster> {
-    let context_name = context
-        .map(str::to_string)
-        .or_else(|| kubeconfig.current_context.clone())?;
-    let cluster_name = kubeconfig
-        .contexts
-        .iter()
-        .find(|c| c.name == context_name)?
-        .context
-        .as_ref()?
-        .cluster
-        .clone();
+    let cluster_name = selected_cluster_name(kubeconfig, context)?;
     kubeconfig
         .clusters
         .iter_mut()
@@ -255,4 +301,50 @@ pub fn head_commit(dir: &Path) -> Option<String> {
         .ok()?;
     let commit = String::from_utf8(out.stdout).ok()?.trim().to_string();
     (out.status.success() && !commit.is_empty()).then_some(commit)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KUBECONFIG: &str = "
+apiVersion: v1
+kind: Config
+current-context: lab
+clusters:
+- name: lab
+  cluster:
+    server: https://127.0.0.1:6443
+    insecure-skip-tls-verify: true
+- name: prod
+  cluster:
+    server: https://10.0.0.1:6443
+contexts:
+- name: lab
+  context: { cluster: lab, user: me }
+- name: prod
+  context: { cluster: prod, user: me }
+users:
+- name: me
+  user: { token: x }
+";
+
+    /// Issue 13: a kubeconfig that disables TLS verification is said out loud.
+    #[test]
+    fn a_cluster_that_skips_tls_verification_is_warned_about() {
+        let kubeconfig = Kubeconfig::from_yaml(KUBECONFIG).expect("kubeconfig");
+        assert_eq!(
+            skips_tls_verification(&kubeconfig, None).as_deref(),
+            Some(
+                "the kubeconfig's cluster lab skips TLS verification \
+                 (insecure-skip-tls-verify); berth cannot tell the API server from an impostor"
+            )
+        );
+        assert_eq!(
+            skips_tls_verification(&kubeconfig, Some("lab")),
+            skips_tls_verification(&kubeconfig, None)
+        );
+        assert_eq!(skips_tls_verification(&kubeconfig, Some("prod")), None);
+        assert_eq!(skips_tls_verification(&kubeconfig, Some("missing")), None);
+    }
 }

@@ -33,6 +33,11 @@ pub struct ImportArgs {
     /// Write `<name>.toml` files into DIR (created if missing) instead of printing the specs.
     #[arg(short = 'o', long = "output", value_name = "DIR")]
     pub output: Option<PathBuf>,
+    /// Keep the node ports of LoadBalancer Services. The API server allocates them, so they are
+    /// left out by default (pinned, they fail in another namespace or cluster); the node ports of
+    /// NodePort Services are always kept.
+    #[arg(long)]
+    pub keep_node_ports: bool,
 }
 
 /// Runs `berth import`: Ok when every spec was written (notes are warnings), Error otherwise.
@@ -112,6 +117,7 @@ pub(crate) fn exec(
             ImportContext {
                 config,
                 file_stem: Some(&stem),
+                keep_node_ports: args.keep_node_ports,
             },
         );
         for note in &imported.notes {

@@ -67,6 +67,9 @@ pub struct ImportContext<'a> {
     pub config: &'a Config,
     /// The file stem the spec will be saved under; `name` is emitted when it differs.
     pub file_stem: Option<&'a str>,
+    /// Keep the node ports of a LoadBalancer Service. The API server allocates them, so by
+    /// default they are left out; a NodePort Service's node ports are always kept.
+    pub keep_node_ports: bool,
 }
 
 /// One imported spec.

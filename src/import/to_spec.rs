@@ -31,10 +31,22 @@ pub fn import(live: &LiveObjects, cx: ImportContext<'_>) -> Imported {
         .headless
         .as_ref()
         .map(|h| strip_server_defaults(&with_kind(h, "v1", "Service")));
-    let service = live
+    let mut service = live
         .service
         .as_ref()
         .map(|h| strip_server_defaults(&with_kind(h, "v1", "Service")));
+    // Said in the spec's header but not a warning: leaving them out loses nothing anyone chose.
+    let mut remarks: Vec<String> = Vec::new();
+    if !cx.keep_node_ports
+        && let Some(svc) = service.as_mut()
+        && drop_allocated_node_ports(svc)
+    {
+        remarks.push(
+            "node ports of the LoadBalancer Service are left to the API server; \
+             --keep-node-ports keeps them"
+                .into(),
+        );
+    }
     let pdb = live
         .pdb
         .as_ref()
@@ -134,7 +146,7 @@ pub fn import(live: &LiveObjects, cx: ImportContext<'_>) -> Imported {
     ));
 
     let mut text = format!("# imported by `berth import` from StatefulSet {namespace}/{name}\n");
-    for note in &notes {
+    for note in notes.iter().chain(&remarks) {
         for (i, line) in wrap(note, 96).iter().enumerate() {
             let lead = if i == 0 { "# note: " } else { "#   " };
             let _ = writeln!(text, "{lead}{line}");
@@ -655,6 +667,24 @@ impl Importer<'_> {
         }
         doc.sections.push(("service".into(), entries));
     }
+}
+
+/// Removes the node ports of a LoadBalancer Service and says whether it had any. The API server
+/// allocates them (a LoadBalancer Service needs them) whether or not anyone asked; pinned in a
+/// spec, they fail in any other namespace or cluster ("provided port is already allocated").
+/// A NodePort Service's node ports are kept: exposing them is why it is a NodePort Service.
+fn drop_allocated_node_ports(svc: &mut Value) -> bool {
+    if ptr_str(svc, "/spec/type") != Some("LoadBalancer") {
+        return false;
+    }
+    let Some(ports) = svc.pointer_mut("/spec/ports").and_then(Value::as_array_mut) else {
+        return false;
+    };
+    let mut dropped = false;
+    for p in ports.iter_mut().filter_map(Value::as_object_mut) {
+        dropped |= p.remove("nodePort").is_some();
+    }
+    dropped
 }
 
 /// `spread` from a pod's affinity: exactly one required anti-affinity term on the app's own
