@@ -5,6 +5,7 @@
 //! patch/delete of an object whose ownership labels were checked first.
 
 mod cache;
+mod events;
 mod execute;
 mod inventory;
 mod kinds;
@@ -17,6 +18,7 @@ use std::path::Path;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
 pub use cache::OwnedCache;
+pub use events::{EVENT_TIMEOUT, REPORTING_CONTROLLER, Reason};
 pub use execute::{Progress, Report};
 pub use inventory::{Inventory, LiveApp};
 pub use kinds::Kind;
@@ -138,6 +140,8 @@ pub struct Cluster {
     watch_client: kube::Client,
     /// This berth instance: only objects labelled with it are berth's to change.
     instance: String,
+    /// The Events berth records on StatefulSets, written beside the steps, never in their way.
+    events: events::Events,
 }
 
 impl Cluster {
@@ -198,6 +202,7 @@ impl Cluster {
             client,
             watch_client,
             instance: instance.to_string(),
+            events: events::Events::new(instance),
         })
     }
 
@@ -207,6 +212,7 @@ impl Cluster {
             watch_client: client.clone(),
             client,
             instance: instance.to_string(),
+            events: events::Events::new(instance),
         }
     }
 

@@ -60,7 +60,11 @@ pub(crate) fn exec(
     rt.block_on(cluster.record(&planned, true))?;
     let report = {
         let progress = StderrProgress::new();
-        rt.block_on(cluster.execute(&planned, &progress))
+        let report = rt.block_on(cluster.execute(&planned, &progress));
+        // The Events of the last steps are still being written; the runtime ends with this
+        // command.
+        rt.block_on(cluster.flush_events());
+        report
     };
     let exit = if !report.failed.is_empty() || !report.not_attempted.is_empty() {
         Exit::Error

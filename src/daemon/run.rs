@@ -22,7 +22,7 @@ use super::queue::WorkQueue;
 use super::reload;
 use super::spec_watcher::{self, RescanReason, WatchEvent, WatchOptions};
 use super::systemd::Systemd;
-use crate::cluster::{Cluster, OwnedCache, PlanOptions, Progress, head_commit};
+use crate::cluster::{Cluster, OwnedCache, PlanOptions, Progress, Reason, head_commit};
 use crate::config::{Config, DriftMode};
 use crate::plan::{Action, AppPlan};
 use crate::spec::{App, AppKey, LoadError, Loaded, SpecCache, load_dir_cached};
@@ -100,6 +100,14 @@ impl Shared {
             *counts.entry(state.as_str().to_string()).or_default() += 1;
         }
         self.metrics.set_app_states(&counts);
+    }
+
+    fn state_of(&self, key: &AppKey) -> Option<AppState> {
+        self.states
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key)
+            .copied()
     }
 
     fn forget(&self, key: &AppKey) {
@@ -590,17 +598,24 @@ async fn reconcile(shared: &Shared, key: &AppKey) -> Outcome {
         }
         Action::Blocked { reason, .. } => {
             warn!(app = %app_name, reason = %reason, "blocked; nothing is changed for this app");
+            // Once per block, not on every look at it.
+            if shared.state_of(key) != Some(AppState::Blocked) {
+                record_event(shared, &inventory, key, Reason::Blocked, reason);
+            }
             shared.set_state(key, AppState::Blocked);
             return Outcome::Done;
         }
         Action::Held { reason } => {
             warn!(app = %app_name, reason = %reason, "removal held; nothing is changed for this app until an operator runs `berth apply --allow-removals`");
             shared.set_state(key, AppState::Held);
-            shared
+            let newly_held = shared
                 .held
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .insert(key.clone());
+            if newly_held {
+                record_event(shared, &inventory, key, Reason::RemovalHeld, reason);
+            }
             if !shared.options.dry_run
                 && shared.is_leader()
                 && let Err(err) = shared.cluster.record(&planned, false).await
@@ -677,6 +692,13 @@ async fn reconcile(shared: &Shared, key: &AppKey) -> Outcome {
     }
     shared.metrics.count_apply("success");
     shared.metrics.mark_success();
+    if drifted {
+        let detail = format!(
+            "live objects drifted from the spec and were set back: {}",
+            plan.summary.join("; ")
+        );
+        record_event(shared, &inventory, key, Reason::DriftCorrected, &detail);
+    }
     shared
         .drift_seen
         .lock()
@@ -705,6 +727,25 @@ async fn reconcile(shared: &Shared, key: &AppKey) -> Outcome {
         }
     }
     Outcome::Done
+}
+
+/// Records `reason` on the app's live StatefulSet, when it has one (a block can concern an app
+/// not yet created, or a same-name object that is not berth's: nothing to record it on).
+/// Best effort and never awaited, like every event (see `cluster::events`); a standby or a
+/// dry run writes nothing.
+fn record_event(
+    shared: &Shared,
+    inventory: &crate::cluster::Inventory,
+    key: &AppKey,
+    reason: Reason,
+    detail: &str,
+) {
+    if shared.options.dry_run || !shared.is_leader() {
+        return;
+    }
+    if let Some(sts) = inventory.apps.get(key).and_then(|live| live.statefulset()) {
+        shared.cluster.record_event(sts, reason, Some(detail));
+    }
 }
 
 /// The app of `key` in the loaded specs, which are sorted by namespace and name.

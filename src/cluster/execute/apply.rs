@@ -9,6 +9,7 @@ use crate::cluster::{Cluster, ClusterError, FIELD_MANAGER, Kind};
 use crate::labels::REMOVING_ANNOTATION;
 
 impl Cluster {
+    /// Returns the StatefulSet as the apply left it, when the objects held one.
     pub(super) async fn apply_app(
         &self,
         ns: &str,
@@ -16,7 +17,7 @@ impl Cluster {
         objects: &[(Kind, Value)],
         delete: &[(Kind, DynamicObject)],
         cancel_removal: bool,
-    ) -> Result<(), ClusterError> {
+    ) -> Result<Option<DynamicObject>, ClusterError> {
         if cancel_removal {
             // The mark was set by a merge patch, which server-side apply does not undo.
             Kind::StatefulSet
@@ -37,8 +38,12 @@ impl Cluster {
                 })?;
         }
         // Rendered order: the headless Service exists before the StatefulSet that names it.
+        let mut statefulset = None;
         for (kind, object) in objects {
-            self.apply_object(*kind, ns, object).await?;
+            let applied = self.apply_object(*kind, ns, object).await?;
+            if *kind == Kind::StatefulSet {
+                statefulset = Some(applied);
+            }
         }
         for (kind, object) in delete {
             // One that is no longer this app's (relabelled, replaced) is not its to delete and
@@ -47,10 +52,15 @@ impl Cluster {
                 .delete_owned(*kind, object, DeleteParams::background())
                 .await?;
         }
-        Ok(())
+        Ok(statefulset)
     }
 
-    async fn apply_object(&self, kind: Kind, ns: &str, object: &Value) -> Result<(), ClusterError> {
+    async fn apply_object(
+        &self,
+        kind: Kind,
+        ns: &str,
+        object: &Value,
+    ) -> Result<DynamicObject, ClusterError> {
         let name = object
             .pointer("/metadata/name")
             .and_then(Value::as_str)
@@ -66,7 +76,6 @@ impl Cluster {
                 namespace: ns.to_string(),
                 name: name.to_string(),
                 source,
-            })?;
-        Ok(())
+            })
     }
 }

@@ -27,7 +27,7 @@ use serde_json::Value;
 use self::remove::Removal;
 use super::inventory::app_of;
 use super::planner::{Planned, Work};
-use super::{Cluster, ClusterError, Kind};
+use super::{Cluster, ClusterError, Kind, Reason};
 use crate::output::{error_chain, is_transport_error};
 use crate::spec::AppKey;
 
@@ -175,8 +175,15 @@ impl Cluster {
                 cancel_removal,
                 restart_marked,
             } => {
-                self.apply_app(ns, name, objects, delete, *cancel_removal)
+                let applied = self
+                    .apply_app(ns, name, objects, delete, *cancel_removal)
                     .await?;
+                // Best effort, never awaited (see `events`); the StatefulSet may not have been
+                // among the changed objects, and is then read in the event's own task.
+                match &applied {
+                    Some(sts) => self.record_event(sts, Reason::Applied, None),
+                    None => self.record_event_named(ns, name, Reason::Applied, None),
+                }
                 if *restart_marked {
                     self.restart_marked_pods(key, ns, name, progress).await?;
                 }

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use super::{POLL, Progress, WAIT_TIMEOUT, crash_point, not_this_app, selector_of};
 use crate::cluster::planner::mark_restart_pending;
-use crate::cluster::{Cluster, ClusterError, Kind};
+use crate::cluster::{Cluster, ClusterError, Kind, Reason};
 use crate::labels::{NAME_LABEL, RESTART_MARK};
 
 impl Cluster {
@@ -94,6 +94,7 @@ impl Cluster {
             );
             crash_point("recreate:marked");
         }
+        self.record_event(live_sts, Reason::Recreating, None);
         if let Some(why) = self
             .delete_owned(Kind::StatefulSet, live_sts, DeleteParams::orphan())
             .await?
@@ -124,7 +125,10 @@ impl Cluster {
                 }
             }
         }
-        self.apply_app(ns, &name, &objects, delete, false).await?;
+        match self.apply_app(ns, &name, &objects, delete, false).await? {
+            Some(sts) => self.record_event(&sts, Reason::Recreated, None),
+            None => self.record_event_named(ns, &name, Reason::Recreated, None),
+        }
         progress.step(key, "StatefulSet created anew; it adopts the running pods");
         crash_point("recreate:created");
         if restart_marked {

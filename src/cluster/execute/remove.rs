@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::{POLL, PROGRESS_EVERY, Progress, WAIT_TIMEOUT, crash_point, not_this_app, selector_of};
 use crate::cluster::inventory::LiveApp;
-use crate::cluster::{Cluster, ClusterError, Kind};
+use crate::cluster::{Cluster, ClusterError, Kind, Reason};
 use crate::labels::{REMOVING_ANNOTATION, selector_labels};
 
 /// Where a removal stands after one call.
@@ -59,6 +59,7 @@ impl Cluster {
                     if let Some(policy) = claim_deleting_policy(&sts) {
                         return Err(policy_not_kept(key, &sts, &policy));
                     }
+                    self.record_event(&sts, Reason::ScaledToZero, None);
                     claims_before = self.release_claims(key, &sts, progress).await?;
                     if let Some(why) = self
                         .delete_owned(Kind::StatefulSet, planned, DeleteParams::background())
@@ -66,6 +67,7 @@ impl Cluster {
                     {
                         return Err(not_this_app("removal", key, planned, "deleting", &why));
                     }
+                    self.record_event(&sts, Reason::Removed, None);
                 }
                 progress.step(key, "StatefulSet deleted");
                 crash_point("removal:statefulset-deleted");
@@ -218,7 +220,18 @@ impl Cluster {
                 .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
                 .await
             {
-                Ok(_) => {}
+                Ok(written) => {
+                    if let Some(before) = &marking {
+                        self.record_event(
+                            &written,
+                            Reason::RemovalStarted,
+                            Some(&format!(
+                                "the app's spec is gone: marked for removal, scaled {before} → \
+                                 0, claims retained"
+                            )),
+                        );
+                    }
+                }
                 // Changed since the read (the controller writes status often): read again.
                 Err(kube::Error::Api(e)) if e.code == 409 => continue,
                 Err(source) => {
