@@ -181,13 +181,13 @@ pub async fn run(
     let cache = cluster.start_cache(changed_tx, &mut tasks, shutdown.clone());
     info!("waiting for the caches of owned objects");
     tokio::select! {
-        _ = shutdown.cancelled() => return finish(tasks, &systemd, None).await,
+        _ = shutdown.cancelled() => return finish(tasks, &systemd, None, None).await,
         ready = cache.wait_until_ready() => ready.context("a watch of owned objects ended before its first list")?,
     }
 
     let election = if options.leader_elect || config.leader_election.enabled {
         let election = tokio::select! {
-            _ = shutdown.cancelled() => return finish(tasks, &systemd, None).await,
+            _ = shutdown.cancelled() => return finish(tasks, &systemd, None, None).await,
             election = super::leader::Election::start(cluster.client().clone(), &config.leader_election) => election?,
         };
         Some(election)
@@ -304,8 +304,9 @@ pub async fn run(
     watcher.stop().await;
     // Every receiver of the leadership channel must be gone for the lease to be released.
     drop(leading);
+    let cluster = shared.cluster.clone();
     drop(shared);
-    finish(tasks, &systemd, election).await
+    finish(tasks, &systemd, election, Some(&cluster)).await
 }
 
 /// Resolves when leadership flips; never without leader election.
@@ -322,6 +323,7 @@ async fn finish(
     mut tasks: JoinSet<()>,
     systemd: &Systemd,
     election: Option<super::leader::Election>,
+    cluster: Option<&Cluster>,
 ) -> anyhow::Result<()> {
     systemd.stopping();
     info!("stopping: finishing the steps in flight");
@@ -339,6 +341,10 @@ async fn finish(
             SHUTDOWN_GRACE.as_secs()
         );
         tasks.abort_all();
+    }
+    // The Events of the last steps are written in the background: give them their few seconds.
+    if let Some(cluster) = cluster {
+        cluster.flush_events().await;
     }
     info!("stopped");
     Ok(())
