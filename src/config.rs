@@ -217,6 +217,17 @@ impl Config {
             ));
             None
         };
+        // Every namespace in the config (defaults, the ledger's, the lease's) follows one rule.
+        let namespace = |diags: &mut Vec<Diagnostic>, value: &Spanned<String>| {
+            name(
+                diags,
+                value,
+                names::dns1123_label,
+                "namespace",
+                "namespace",
+                NAMESPACE_HELP,
+            )
+        };
         // A duration of at least `min`; None after a diagnostic. `key` names it in the messages.
         let duration = |diags: &mut Vec<Diagnostic>,
                         value: &Spanned<String>,
@@ -286,14 +297,7 @@ impl Config {
         }
         if let Some(d) = raw.defaults {
             if let Some(ns) = d.namespace
-                && let Some(v) = name(
-                    &mut diags,
-                    &ns,
-                    names::dns1123_label,
-                    "namespace",
-                    "namespace",
-                    NAMESPACE_HELP,
-                )
+                && let Some(v) = namespace(&mut diags, &ns)
             {
                 cfg.defaults.namespace = v;
             }
@@ -356,14 +360,7 @@ impl Config {
                 cfg.safety.removal_window = v;
             }
             if let Some(ns) = s.namespace
-                && let Some(v) = name(
-                    &mut diags,
-                    &ns,
-                    names::dns1123_label,
-                    "namespace",
-                    "namespace",
-                    NAMESPACE_HELP,
-                )
+                && let Some(v) = namespace(&mut diags, &ns)
             {
                 cfg.safety.namespace = v;
             }
@@ -372,14 +369,7 @@ impl Config {
             let l = &mut cfg.leader_election;
             l.enabled = le.enabled.unwrap_or(false);
             if let Some(ns) = le.namespace
-                && let Some(v) = name(
-                    &mut diags,
-                    &ns,
-                    names::dns1123_label,
-                    "namespace",
-                    "namespace",
-                    NAMESPACE_HELP,
-                )
+                && let Some(v) = namespace(&mut diags, &ns)
             {
                 l.namespace = v;
             }

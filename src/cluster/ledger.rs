@@ -106,12 +106,7 @@ impl Cluster {
             let (ledger, lease) = self.ledger_lease(namespace).await?;
             let next = ledger.apply(change, now, policy.window_secs.max(1));
             if !policy.allow_removals {
-                let started = |l: &Ledger| {
-                    l.started
-                        .iter()
-                        .filter(|s| s.at.saturating_add(policy.window_secs) > now)
-                        .count()
-                };
+                let started = |l: &Ledger| l.budgeted(now, policy.window_secs).len();
                 if started(&next) > started(&ledger) && started(&next) > policy.max_removals {
                     return Err(ClusterError::Ledger {
                         message: format!(

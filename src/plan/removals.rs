@@ -150,8 +150,8 @@ impl Ledger {
             .any(|s| s.app == app && s.at.saturating_add(window_secs) > now)
     }
 
-    /// Apps whose removal started within the window.
-    fn budgeted(&self, now: u64, window_secs: u64) -> BTreeSet<&str> {
+    /// Apps whose removal started within the window: what the budget has spent.
+    pub fn budgeted(&self, now: u64, window_secs: u64) -> BTreeSet<&str> {
         self.started
             .iter()
             .filter(|s| s.at.saturating_add(window_secs) > now)
@@ -200,8 +200,9 @@ pub struct Inputs<'a> {
     pub policy: &'a Policy,
 }
 
-fn app_key(namespace: &str, name: &str) -> String {
-    format!("{namespace}/{name}")
+/// The ledger's key of a gone app (`namespace/name`).
+fn gone_key(gone: &Gone) -> String {
+    AppKey::new(gone.namespace.clone(), gone.name.clone()).to_string()
 }
 
 /// True when `source` is `dir` or lies under it.
@@ -222,11 +223,7 @@ fn parent(source: &str) -> &str {
 pub fn decide(inputs: &Inputs) -> Decision {
     let mut decision = Decision::default();
     let policy = inputs.policy;
-    let gone_keys: BTreeSet<String> = inputs
-        .gone
-        .iter()
-        .map(|g| app_key(&g.namespace, &g.name))
-        .collect();
+    let gone_keys: BTreeSet<String> = inputs.gone.iter().map(gone_key).collect();
     // A hold ends when its spec is back or nothing of the app is left.
     for app in inputs.ledger.held.keys() {
         if !gone_keys.contains(app) {
@@ -268,7 +265,7 @@ pub fn decide(inputs: &Inputs) -> Decision {
     // Recorded holds and moves: held until a person says otherwise.
     let mut to_budget: Vec<&Gone> = Vec::new();
     for gone in candidates {
-        let key = app_key(&gone.namespace, &gone.name);
+        let key = gone_key(gone);
         let recorded = inputs.ledger.held.get(&key).map(|h| h.reason.clone());
         let reason = recorded
             .clone()
@@ -296,7 +293,7 @@ pub fn decide(inputs: &Inputs) -> Decision {
     let budgeted = inputs.ledger.budgeted(inputs.now, policy.window_secs);
     let new: Vec<&&Gone> = to_budget
         .iter()
-        .filter(|g| !budgeted.contains(app_key(&g.namespace, &g.name).as_str()))
+        .filter(|g| !budgeted.contains(gone_key(g).as_str()))
         .collect();
     let over = budgeted.len() + new.len() > policy.max_removals;
     if over && !policy.allow_removals && !new.is_empty() {
@@ -320,10 +317,7 @@ pub fn decide(inputs: &Inputs) -> Decision {
         if decision.verdicts.contains_key(&key) {
             continue;
         }
-        decision
-            .ledger
-            .start
-            .push(app_key(&gone.namespace, &gone.name));
+        decision.ledger.start.push(gone_key(gone));
         decision
             .verdicts
             .insert(key, Verdict::Remove { released: None });
