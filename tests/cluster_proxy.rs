@@ -57,6 +57,13 @@ fn kubeconfig_by_private_name(dir: &Path) -> std::path::PathBuf {
     kubeconfig_with(dir, |cluster| cluster["server"] = server.into())
 }
 
+/// The proxy carried requests, every one of them to `want` (`host:port`).
+fn assert_every_request_through(proxy: &ConnectProxy, want: &str) {
+    let targets = proxy.targets();
+    assert!(!targets.is_empty(), "berth did not use the proxy");
+    assert!(targets.iter().all(|t| t == want), "{targets:?}");
+}
+
 #[tokio::test]
 #[ignore = "needs the local control plane: run with `cargo xtask test`"]
 async fn https_proxy_from_the_environment_carries_every_request() {
@@ -73,10 +80,7 @@ async fn https_proxy_from_the_environment_carries_every_request() {
         .await
         .expect_code(0);
 
-    let targets = proxy.targets();
-    assert!(!targets.is_empty(), "berth did not use the proxy");
-    let want = format!("{PRIVATE_NAME}:{}", api_port());
-    assert!(targets.iter().all(|t| *t == want), "{targets:?}");
+    assert_every_request_through(&proxy, &format!("{PRIVATE_NAME}:{}", api_port()));
     ns.cleanup().await;
 }
 
@@ -144,10 +148,7 @@ async fn kubeconfig_proxy_url_carries_every_request() {
         .await
         .expect_code(0);
 
-    let targets = proxy.targets();
-    assert!(!targets.is_empty(), "berth did not use the proxy");
-    let want = format!("127.0.0.1:{}", api_port());
-    assert!(targets.iter().all(|t| *t == want), "{targets:?}");
+    assert_every_request_through(&proxy, &format!("127.0.0.1:{}", api_port()));
     ns.cleanup().await;
 }
 
@@ -169,9 +170,6 @@ async fn kubeconfig_socks5_proxy_url_wins_over_no_proxy() {
         .await
         .expect_code(0);
 
-    let targets = proxy.targets();
-    assert!(!targets.is_empty(), "berth did not use the proxy");
-    let want = format!("127.0.0.1:{}", api_port());
-    assert!(targets.iter().all(|t| *t == want), "{targets:?}");
+    assert_every_request_through(&proxy, &format!("127.0.0.1:{}", api_port()));
     ns.cleanup().await;
 }
