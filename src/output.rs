@@ -27,12 +27,12 @@ pub fn is_reader_gone(err: &io::Error) -> bool {
 /// A cause whose words the one before it already ends with is left out: kube, hyper and its
 /// client wrap an error in layers that print their source again (`ServiceError: client error
 /// (Connect)`, then `client error (Connect)`).
-pub fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
+pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = describe(err);
     let mut last = text.clone();
     let mut source = err.source();
     while let Some(cause) = source {
-        let message = cause.to_string();
+        let message = describe(cause);
         if !last.ends_with(&message) {
             text.push_str(": ");
             text.push_str(&message);
@@ -41,6 +41,36 @@ pub fn error_chain(err: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+/// One error's own message; kube's for a failed exec credential plugin is rewritten, since it
+/// prints the plugin's output as a Rust struct with its environment in front.
+fn describe(err: &(dyn std::error::Error + 'static)) -> String {
+    match err.downcast_ref::<kube::client::AuthError>() {
+        Some(kube::client::AuthError::AuthExecRun { cmd, out }) => {
+            exec_plugin_failure(cmd, out.status, &out.stderr)
+        }
+        _ => err.to_string(),
+    }
+}
+
+/// `cmd` is the plugin's `Command` in `Debug` form: `KUBERNETES_EXEC_INFO="{…}" "/path" "arg"`.
+fn exec_plugin_failure(cmd: &str, status: std::process::ExitStatus, stderr: &[u8]) -> String {
+    let command = match cmd.split_once("}\" ") {
+        Some((env, command)) if env.starts_with("KUBERNETES_EXEC_INFO=") => command,
+        _ => cmd,
+    }
+    .replace('"', "");
+    let stderr = String::from_utf8_lossy(stderr);
+    let said = match stderr.trim() {
+        // An interactive plugin writes to berth's own stderr, above this line.
+        "" => String::new(),
+        said => format!(": {said}"),
+    };
+    format!(
+        "the kubeconfig's exec credential plugin `{command}` failed ({status}){said}; run it by \
+         hand to see why (often: log in to the cluster's identity provider first)"
+    )
 }
 
 /// True when the request never got an answer from the API server (connection refused or
@@ -61,7 +91,8 @@ pub fn is_transport_error(err: &(dyn std::error::Error + 'static)) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::error_chain;
+    use super::{error_chain, exec_plugin_failure};
+    use std::os::unix::process::ExitStatusExt;
 
     #[derive(Debug)]
     struct Layer(&'static str, Option<Box<Layer>>);
@@ -96,6 +127,22 @@ mod tests {
         assert_eq!(
             error_chain(&err),
             "applying StatefulSet db/web: ServiceError: client error (Connect): Connection refused"
+        );
+    }
+
+    #[test]
+    fn a_failed_exec_plugin_reads_as_its_command_and_what_it_said() {
+        let cmd = r#"KUBERNETES_EXEC_INFO="{\"kind\":\"ExecCredential\",\"spec\":{\"interactive\":false}}" "/usr/bin/corp-login" "token""#;
+        let text = exec_plugin_failure(
+            cmd,
+            std::process::ExitStatus::from_raw(256),
+            b"error: not logged in\n",
+        );
+        assert_eq!(
+            text,
+            "the kubeconfig's exec credential plugin `/usr/bin/corp-login token` failed (exit \
+             status: 1): error: not logged in; run it by hand to see why (often: log in to the \
+             cluster's identity provider first)"
         );
     }
 }

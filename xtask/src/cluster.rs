@@ -33,6 +33,11 @@ pub const STORAGE_CLASS: &str = "standard";
 /// The provisioner name the StorageClass points at; served by `xtask provisioner`.
 pub const PROVISIONER: &str = "berth.dev/local-hostpath";
 
+/// The `berth` user's bearer token (pki/), read by the exec credential plugin tests.
+const BERTH_TOKEN: &str = "berth.token";
+/// The API server's static token file (pki/): the one line for [`BERTH_TOKEN`].
+const TOKEN_AUTH_FILE: &str = "tokens.csv";
+
 /// The named instances and the offset added to every port of the default one.
 const INSTANCES: [(&str, u16); 2] = [("default", 0), ("faults", 1000)];
 
@@ -287,6 +292,7 @@ fn component_command(layout: &Layout, bins: &Binaries, component: &str) -> Resul
                 format!("--tls-cert-file={}", p("apiserver.crt")),
                 format!("--tls-private-key-file={}", p("apiserver.key")),
                 format!("--client-ca-file={}", p("ca.crt")),
+                format!("--token-auth-file={}", p(TOKEN_AUTH_FILE)),
                 "--service-account-issuer=https://kubernetes.default.svc.cluster.local".to_string(),
                 format!("--service-account-key-file={}", p("sa.pub")),
                 format!("--service-account-signing-key-file={}", p("sa.key")),
@@ -750,6 +756,22 @@ fn make_pki(pki: &Path) -> Result<()> {
     }
     openssl(&["genrsa", "-out", "sa.key", "2048"])?;
     openssl(&["rsa", "-in", "sa.key", "-pubout", "-out", "sa.pub"])?;
+    write_berth_token(pki)
+}
+
+/// A bearer token the API server accepts for the same `berth` user as berth.crt (static token
+/// file), so the tests can log in the way managed clusters do — through an exec credential
+/// plugin that prints a token — with exactly the rights of the shipped role.
+fn write_berth_token(pki: &Path) -> Result<()> {
+    let mut bytes = [0u8; 24];
+    fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
+        .context("reading /dev/urandom for the test token")?;
+    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    fs::write(pki.join(BERTH_TOKEN), &token)?;
+    // token,user,uid: the user name is the client certificate's CN, so one RBAC binding covers
+    // both ways of logging in.
+    fs::write(pki.join(TOKEN_AUTH_FILE), format!("{token},berth,berth\n"))?;
     Ok(())
 }
 
