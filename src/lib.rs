@@ -26,6 +26,7 @@ pub mod cluster;
 pub mod commands;
 pub mod config;
 pub mod daemon;
+pub mod health;
 pub mod import;
 pub mod labels;
 pub mod output;

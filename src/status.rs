@@ -1,5 +1,6 @@
-//! `berth status [DIR]`: one line per app with its sync state, ready/desired replicas, rollout
-//! progress, the last applied commit and the last error.
+//! `berth status [DIR]`: one line per app with its sync state, its health
+//! ([`crate::health`]), ready/desired replicas, rollout progress, the last applied commit and
+//! the last error.
 //!
 //! With DIR the sync state comes from a plan of DIR (the same dry-run comparison `berth diff`
 //! makes); without it only live objects are read, so the state is `removing` or `unknown`.
@@ -15,8 +16,9 @@ use kube::ResourceExt;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::cluster::{Cluster, ClusterError, Kind, PlanOptions, head_commit};
+use crate::cluster::{Cluster, ClusterError, Kind, Observations, PlanOptions, head_commit};
 use crate::config::Config;
+use crate::health::{Health, Observed, State, assess};
 use crate::labels::{COMMIT_ANNOTATION, FINGERPRINT_ANNOTATION, REMOVING_ANNOTATION};
 use crate::plan::{Action, fingerprint};
 use crate::render::{RenderContext, render_app, source_value};
@@ -125,6 +127,8 @@ pub struct AppStatus {
     pub namespace: String,
     pub name: String,
     pub sync: Sync,
+    /// From the live objects: the pods, their claims, the controller's events.
+    pub health: Health,
     pub ready: i32,
     pub desired: i32,
     /// None when the StatefulSet does not exist (yet).
@@ -157,6 +161,11 @@ impl AppStatus {
             name: name.to_string(),
             // A removal in flight wins over whatever a plan says: it is what berth is doing.
             sync: if removing { Sync::Removing } else { sync },
+            // From the StatefulSet alone; [`AppStatus::with_health`] gives the full picture.
+            health: assess(&Observed {
+                statefulset: sts,
+                ..Observed::default()
+            }),
             ready: sts.map_or(0, |s| int(s, "/status/readyReplicas")),
             desired: desired
                 .filter(|_| !removing)
@@ -172,14 +181,20 @@ impl AppStatus {
         }
     }
 
+    /// The health judged from the app's pods, claims and events too.
+    pub fn with_health(self, health: Health) -> AppStatus {
+        AppStatus { health, ..self }
+    }
+
     pub fn key(&self) -> String {
         format!("{}/{}", self.namespace, self.name)
     }
 
-    /// In sync (or, without a spec directory, not being removed), every wanted pod Ready and the
-    /// rollout complete.
+    /// In sync (or, without a spec directory, not being removed), healthy: every wanted pod
+    /// Ready and the rollout complete.
     pub fn healthy(&self) -> bool {
         matches!(self.sync, Sync::InSync | Sync::Unknown)
+            && self.health.is_healthy()
             && self.ready == self.desired
             && self.rollout.as_ref().is_some_and(|r| r.complete)
     }
@@ -228,12 +243,17 @@ pub fn rollout(sts: &Value) -> Rollout {
 
 /// The aligned table printed by `berth status`.
 pub fn render_text(apps: &[AppStatus]) -> String {
-    let rows: Vec<[String; 6]> = apps
+    let rows: Vec<[String; 7]> = apps
         .iter()
         .map(|a| {
+            // A degraded app's reason is its last error when berth itself has none to tell.
+            let degraded = (a.health.state == State::Degraded)
+                .then(|| a.health.reason.clone())
+                .flatten();
             [
                 a.key(),
                 a.sync.to_string(),
+                a.health.state.to_string(),
                 format!("{}/{}", a.ready, a.desired),
                 a.rollout
                     .as_ref()
@@ -241,12 +261,21 @@ pub fn render_text(apps: &[AppStatus]) -> String {
                 a.commit
                     .as_deref()
                     .map_or_else(|| "-".into(), |c| c.chars().take(12).collect()),
-                a.error.clone().unwrap_or_else(|| "-".into()),
+                a.error.clone().or(degraded).unwrap_or_else(|| "-".into()),
             ]
         })
         .collect();
-    let header = ["APP", "SYNC", "READY", "ROLLOUT", "COMMIT", "LAST ERROR"].map(String::from);
-    let mut widths = [0usize; 6];
+    let header = [
+        "APP",
+        "SYNC",
+        "HEALTH",
+        "READY",
+        "ROLLOUT",
+        "COMMIT",
+        "LAST ERROR",
+    ]
+    .map(String::from);
+    let mut widths = [0usize; 7];
     for row in std::iter::once(&header).chain(&rows) {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
@@ -294,6 +323,22 @@ pub async fn collect(
     config: &Config,
 ) -> Result<Vec<AppStatus>, ClusterError> {
     let inventory = cluster.inventory().await?;
+    let namespaces: std::collections::BTreeSet<String> = inventory
+        .apps
+        .keys()
+        .map(|k| k.namespace.clone())
+        .chain(
+            loaded
+                .iter()
+                .flat_map(|l| l.apps.iter().map(|a| a.namespace.clone())),
+        )
+        .collect();
+    let observations =
+        Observations::read(cluster.client(), namespaces.iter().map(String::as_str)).await?;
+    let with_health = |status: AppStatus, sts: Option<&Value>| {
+        let health = assess(&observations.of(&status.namespace, sts));
+        status.with_health(health)
+    };
     let live_sts = |ns: &str, name: &str| {
         inventory
             .apps
@@ -307,14 +352,15 @@ pub async fn collect(
             .values()
             .map(|a| {
                 let sts = a.statefulset().map(to_json);
-                AppStatus::from_live(
+                let status = AppStatus::from_live(
                     &a.namespace,
                     &a.name,
                     Sync::Unknown,
                     sts.as_ref(),
                     None,
                     None,
-                )
+                );
+                with_health(status, sts.as_ref())
             })
             .collect());
     };
@@ -381,14 +427,15 @@ pub async fn collect(
             }
             Action::Create | Action::Remove | Action::Recreate { .. } => (Sync::Pending, None),
         };
-        out.push(AppStatus::from_live(
+        let status = AppStatus::from_live(
             &plan.namespace,
             &plan.name,
             sync,
             sts.as_ref(),
             app.map(|a| a.replicas),
             error,
-        ));
+        );
+        out.push(with_health(status, sts.as_ref()));
     }
     // Broken specs whose app is not live: nothing to show but the error.
     for b in &loaded.broken {
@@ -474,7 +521,7 @@ mod tests {
         let text = render_text(&[s]);
         assert!(text.starts_with("APP"), "{text}");
         assert!(
-            text.contains("ns/db  in-sync  3/3    up to date (abc)  0123456789ab  -"),
+            text.contains("ns/db  in-sync  healthy  3/3    up to date (abc)  0123456789ab  -"),
             "{text}"
         );
     }
@@ -537,7 +584,43 @@ mod tests {
         // Not created yet: nothing is ready.
         let s = AppStatus::from_live("ns", "db", Sync::Pending, None, Some(2), None);
         assert_eq!((s.ready, s.desired), (0, 2));
-        assert!(render_text(&[s]).contains("ns/db  pending  0/2    -"));
+        assert!(render_text(&[s]).contains("ns/db  pending  missing  0/2    -"));
+    }
+
+    #[test]
+    fn a_degraded_apps_reason_is_its_last_error_unless_berth_has_one() {
+        let live = sts(json!({"observedGeneration": 2, "readyReplicas": 2,
+            "updatedReplicas": 3, "currentRevision": "db-a", "updateRevision": "db-a"}));
+        let degraded = Health {
+            state: State::Degraded,
+            reason: Some("pod db-2: container mysql: CrashLoopBackOff".into()),
+            may_clear: false,
+        };
+        let s = AppStatus::from_live("ns", "db", Sync::InSync, Some(&live), Some(3), None)
+            .with_health(degraded.clone());
+        assert!(!all_healthy(std::slice::from_ref(&s)));
+        let text = render_text(&[s]);
+        assert!(
+            text.contains("in-sync  degraded  2/3")
+                && text
+                    .trim_end()
+                    .ends_with("  pod db-2: container mysql: CrashLoopBackOff"),
+            "{text}"
+        );
+        let s = AppStatus::from_live(
+            "ns",
+            "db",
+            Sync::Blocked,
+            Some(&live),
+            Some(3),
+            Some("immutable field changed".into()),
+        )
+        .with_health(degraded);
+        assert!(
+            render_text(&[s])
+                .trim_end()
+                .ends_with("immutable field changed")
+        );
     }
 
     #[test]
@@ -549,6 +632,7 @@ mod tests {
         })
         .expect("json");
         assert_eq!(v["apps"][0]["sync"], "in-sync");
+        assert_eq!(v["apps"][0]["health"]["state"], "missing");
         assert_eq!(v["apps"][0]["desired"], 1);
         assert_eq!(v["ok"], false);
     }

@@ -188,7 +188,7 @@ async fn status_tells_in_sync_pending_drifted_error_and_removing_apart() {
     assert_eq!(code, 1, "{text}");
     assert_eq!(json["apps"][0]["sync"], "pending", "{json}");
     assert!(
-        text.contains(&format!("{}/web  pending  0/1", ns.name)),
+        text.contains(&format!("{}/web  pending  missing  0/1", ns.name)),
         "{text}"
     );
 
@@ -202,7 +202,10 @@ async fn status_tells_in_sync_pending_drifted_error_and_removing_apart() {
     .await;
     let (code, json, text) = status(&ns, &[specs.path()]).await;
     assert_eq!(code, 0, "{text}");
-    assert!(text.contains("in-sync  1/1    up to date"), "{text}");
+    assert!(
+        text.contains("in-sync  healthy  1/1    up to date"),
+        "{text}"
+    );
     assert_eq!(json["ok"], true);
     assert_eq!(json["apps"][0]["sync"], "in-sync", "{json}");
     assert_eq!(json["apps"][0]["ready"], 1, "{json}");

@@ -10,8 +10,10 @@ mod execute;
 mod inventory;
 mod kinds;
 mod ledger;
+mod observe;
 mod planner;
 mod proxy;
+pub mod wait;
 
 use std::path::Path;
 
@@ -23,6 +25,7 @@ pub use execute::{Progress, Report};
 pub use inventory::{Inventory, LiveApp};
 pub use kinds::Kind;
 pub use ledger::{LEDGER_ANNOTATION, unix_now};
+pub use observe::Observations;
 pub use planner::{PlanOptions, Planned};
 
 /// berth's server-side apply field manager.

@@ -3,13 +3,15 @@
 
 use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::diff::{ConvergeFlags, load_specs, plan_options};
 use super::{Exit, print, runtime, unreachable_hint};
+use crate::cluster::wait::{Waited, until_healthy};
 use crate::cluster::{Cluster, Progress};
 use crate::config::Config;
 use crate::plan::ColorChoice;
+use crate::spec::AppKey;
 
 #[derive(Debug, clap::Args)]
 pub struct ApplyArgs {
@@ -17,11 +19,19 @@ pub struct ApplyArgs {
     /// Do not ask for confirmation.
     #[arg(long, short = 'y')]
     yes: bool,
+    /// After converging, wait until every changed app is healthy (every pod Ready on the new
+    /// revision); exit 4 when one is degraded or the timeout passes.
+    #[arg(long)]
+    wait: bool,
+    /// How long --wait waits (`90s`, `10m`).
+    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration, requires = "wait")]
+    timeout: Duration,
     #[command(flatten)]
     flags: ConvergeFlags,
 }
 
-/// 0 when everything converged, 2 when a spec was broken, an app was blocked, or a step failed.
+/// 0 when everything converged, 2 when a spec was broken, an app was blocked, or a step failed,
+/// 4 with --wait when a changed app is degraded or not healthy within --timeout.
 ///
 /// A reader of stdout that goes away while the plan is shown stops the apply before anything is
 /// written to the cluster, ending with 2 as "nothing applied" does: the plan was not seen.
@@ -30,7 +40,13 @@ pub(crate) fn exec(
     config: &Config,
     context: Option<&str>,
 ) -> anyhow::Result<Exit> {
-    let ApplyArgs { dir, yes, flags } = args;
+    let ApplyArgs {
+        dir,
+        yes,
+        wait,
+        timeout,
+        flags,
+    } = args;
     let Some(loaded) = load_specs(dir, config, flags) else {
         return Ok(Exit::Error);
     };
@@ -50,6 +66,7 @@ pub(crate) fn exec(
     rt.block_on(cluster.record(&planned, false))?;
     if !plan.has_changes() {
         print("nothing to apply\n", failed_exit)?;
+        // Nothing changed, so nothing is waited for: the apps are as the last apply left them.
         return Ok(failed_exit);
     }
     if !yes && !confirm()? {
@@ -58,8 +75,8 @@ pub(crate) fn exec(
     }
     // Removals are counted against the budget before their first write.
     rt.block_on(cluster.record(&planned, true))?;
+    let progress = StderrProgress::new();
     let report = {
-        let progress = StderrProgress::new();
         let report = rt.block_on(cluster.execute(&planned, &progress));
         // The Events of the last steps are still being written; the runtime ends with this
         // command.
@@ -94,7 +111,44 @@ pub(crate) fn exec(
         eprintln!("{}", unreachable_hint(context));
     }
     printed?;
-    Ok(exit)
+    if !*wait || exit != Exit::Ok {
+        return Ok(exit);
+    }
+    let changed: Vec<AppKey> = report
+        .done
+        .iter()
+        .filter(|(_, what)| *what != "removed")
+        .filter_map(|(app, _)| app.split_once('/'))
+        .map(|(ns, name)| AppKey::new(ns, name))
+        .collect();
+    let waited = rt.block_on(until_healthy(
+        cluster.client(),
+        &changed,
+        *timeout,
+        &progress,
+    ))?;
+    drop(progress);
+    Ok(match waited {
+        Waited::Healthy => Exit::Ok,
+        Waited::Degraded(apps) => {
+            for (app, health) in apps {
+                let reason = health.reason.unwrap_or_default();
+                eprintln!("error: {app} is degraded: {reason}");
+            }
+            Exit::Unhealthy
+        }
+        Waited::TimedOut(apps) => {
+            for (app, health) in apps {
+                let why = health.reason.map(|r| format!(": {r}")).unwrap_or_default();
+                eprintln!(
+                    "error: {app} is not healthy after {}: {}{why}",
+                    humantime::format_duration(*timeout),
+                    health.state
+                );
+            }
+            Exit::Unhealthy
+        }
+    })
 }
 
 /// Asks on the terminal; without one, refuses (a script must say --yes).

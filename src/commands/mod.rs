@@ -37,6 +37,8 @@ pub enum Exit {
     Error,
     /// diff: a pending change is destructive.
     Destructive,
+    /// apply --wait: an app is degraded, or not healthy when the timeout passed.
+    Unhealthy,
 }
 
 impl Exit {
@@ -46,6 +48,7 @@ impl Exit {
             Exit::ChangesPending => 1,
             Exit::Error => 2,
             Exit::Destructive => 3,
+            Exit::Unhealthy => 4,
         }
     }
 }
