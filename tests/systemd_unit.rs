@@ -156,13 +156,52 @@ fn git_pull_timer_runs_the_hardened_pull_every_minute() {
     assert_eq!(one(&timer, "OnUnitActiveSec"), "1min");
 }
 
+#[test]
+fn the_template_unit_is_berth_service_with_a_config_and_environment_per_instance() {
+    let single = section("berth.service", "Service");
+    let template = section("berth@.service", "Service");
+    assert_eq!(one(&template, "EnvironmentFile"), "/etc/berth/%i.env");
+    assert_eq!(
+        one(&template, "ExecStart"),
+        "/usr/local/bin/berth watch --config /etc/berth/%i.toml --log-format json $BERTH_ARGS"
+    );
+    // Everything else, the hardening above all, is the single unit's, line for line.
+    let without = |mut keys: BTreeMap<String, Vec<String>>| {
+        keys.remove("EnvironmentFile");
+        keys.remove("ExecStart");
+        keys
+    };
+    assert_eq!(without(template), without(single));
+    assert_eq!(
+        section("berth@.service", "Install"),
+        section("berth.service", "Install")
+    );
+}
+
+#[test]
+fn an_instance_of_the_template_unit_has_exposure_at_most_2() {
+    // systemd-analyze reads a template only through an instance name.
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let instance = dir.path().join("berth@staging.service");
+    std::fs::copy(unit_path("berth@.service"), &instance).expect("copy the template");
+    let score = exposure_of(&instance, "berth@staging.service");
+    println!("systemd-analyze security: berth@staging.service {score}");
+    assert!(
+        score <= 2.0,
+        "berth@.service exposure {score} > 2.0; see `systemd-analyze security --offline=true` on a copy named berth@NAME.service"
+    );
+}
+
 /// The overall exposure from `systemd-analyze security --offline=true`, e.g. 1.1 from
 /// "→ Overall exposure level for berth.service: 1.1 OK 🙂".
 fn exposure(unit: &str) -> f64 {
-    let path = unit_path(unit);
+    exposure_of(&unit_path(unit), unit)
+}
+
+fn exposure_of(path: &Path, unit: &str) -> f64 {
     let output = Command::new("systemd-analyze")
         .args(["security", "--offline=true"])
-        .arg(&path)
+        .arg(path)
         .output()
         .unwrap_or_else(|e| {
             panic!(
