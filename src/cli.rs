@@ -7,8 +7,8 @@ use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::commands::{
     self, ConfigSource, Exit, apply::ApplyArgs, completions::CompletionsArgs, diff::DiffArgs,
-    import::ImportArgs, render::RenderArgs, status::StatusArgs, validate::ValidateArgs,
-    watch::WatchArgs,
+    import::ImportArgs, render::RenderArgs, status::StatusArgs, suspend::ResumeArgs,
+    suspend::SuspendArgs, validate::ValidateArgs, watch::WatchArgs,
 };
 use crate::config::Config;
 
@@ -53,6 +53,11 @@ pub enum Command {
     Status(StatusArgs),
     /// Turn live StatefulSets and their Services into TOML specs (migrating to berth).
     Import(ImportArgs),
+    /// Leave one app alone (no writes, no drift correction, no removal) until `berth resume`:
+    /// for an incident. Every berth instance sees it.
+    Suspend(SuspendArgs),
+    /// End a `berth suspend`: berth manages the app again.
+    Resume(ResumeArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(CompletionsArgs),
     /// Print the JSON Schema (draft-07) of the app spec format.
@@ -88,6 +93,12 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
         }),
         Command::Import(args) => with_config(&source, |config| {
             commands::import::exec(args, &config, context)
+        }),
+        Command::Suspend(args) => with_config(&source, |config| {
+            commands::suspend::exec_suspend(args, &config, context)
+        }),
+        Command::Resume(args) => with_config(&source, |config| {
+            commands::suspend::exec_resume(args, &config, context)
         }),
         // The two commands that need no config: a broken config file does not stop them.
         Command::Completions(args) => commands::completions::exec(args, &mut Cli::command()),

@@ -36,6 +36,10 @@ pub const REMOVING_ANNOTATION: &str = "berth.dev/removing";
 /// A run that finds marked pods restarts them one at a time, so a recreate cut short at any step
 /// still ends with every pod restarted.
 pub const RESTART_MARK: &str = "berth.dev/restart-pending";
+/// On a StatefulSet: `berth suspend` put its app on hold for an incident; every berth instance
+/// that reads the object leaves the app alone until `berth resume` takes the annotation away.
+/// The value says who, when and why.
+pub const SUSPENDED_ANNOTATION: &str = "berth.dev/suspended";
 /// On the removal ledger's Lease: the ledger's JSON (see `crate::cluster::ledger`).
 pub const LEDGER_ANNOTATION: &str = "berth.dev/removal-ledger";
 

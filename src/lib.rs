@@ -1,7 +1,7 @@
 //! berth keeps a Kubernetes cluster in step with a directory of compact TOML app specs.
 //!
-//! Layout (dependencies point one way: cli → commands → daemon/import/status → cluster → plan →
-//! render → labels, spec; docs/architecture.md walks from `main` to a PATCH):
+//! Layout (dependencies point one way: cli → commands → daemon/import/status → cluster → health,
+//! plan → render → labels, spec; docs/architecture.md walks from `main` to a PATCH):
 //! - [`cli`]: the command line's clap types and the dispatch to a command.
 //! - [`commands`]: one file per command, the typed exit and the one place that turns a command's
 //!   outcome into an exit code.
@@ -16,7 +16,9 @@
 //! - [`cluster`]: the only code that holds a `kube::Client`: inventory, watch caches, planning
 //!   (dry-runs), executing (apply, recreate, ordered removal), the removal ledger.
 //! - [`import`]: live StatefulSet and Services → a compact TOML spec (`berth import`).
-//! - [`status`]: per-app sync and rollout state, read from the cluster (`berth status`).
+//! - [`health`]: pure: an app's health (healthy, progressing, degraded with the reason, missing)
+//!   and rollout progress from its live StatefulSet, pods, claims and events.
+//! - [`status`]: per-app sync state and health, read from the cluster (`berth status`).
 //! - [`daemon`]: `berth watch`: the spec watcher (file events → coalesced "rescan" signals,
 //!   through symlink swaps, overflow and resync), reloads, the keyed work queue, app states,
 //!   admin HTTP and metrics, leader election, systemd notifications.

@@ -55,6 +55,10 @@ pub enum Reason {
     Blocked,
     /// Live fields drifted from the spec and were set back.
     DriftCorrected,
+    /// `berth suspend`: berth leaves the app alone.
+    Suspended,
+    /// `berth resume`: berth manages the app again.
+    Resumed,
 }
 
 impl Reason {
@@ -69,6 +73,8 @@ impl Reason {
             Reason::RemovalHeld => "RemovalHeld",
             Reason::Blocked => "Blocked",
             Reason::DriftCorrected => "DriftCorrected",
+            Reason::Suspended => "Suspended",
+            Reason::Resumed => "Resumed",
         }
     }
 
@@ -82,6 +88,7 @@ impl Reason {
             | Reason::Removed
             | Reason::RemovalHeld => "Remove",
             Reason::Blocked => "Converge",
+            Reason::Suspended | Reason::Resumed => "Suspend",
         }
     }
 
@@ -109,6 +116,8 @@ impl Reason {
             Reason::RemovalHeld => "removal held until an operator allows it",
             Reason::Blocked => "blocked; nothing is changed for this app",
             Reason::DriftCorrected => "live objects drifted from the spec and were set back",
+            Reason::Suspended => "suspended: berth leaves the app alone",
+            Reason::Resumed => "resumed: berth manages the app again",
         }
     }
 }
@@ -319,6 +328,8 @@ mod tests {
             Reason::RemovalHeld,
             Reason::Blocked,
             Reason::DriftCorrected,
+            Reason::Suspended,
+            Reason::Resumed,
         ]
         .into_iter()
         .filter(|r| r.event_type() == EventType::Warning)

@@ -13,6 +13,7 @@ mod ledger;
 mod observe;
 mod planner;
 mod proxy;
+mod suspend;
 pub mod wait;
 
 use std::path::Path;
@@ -27,6 +28,7 @@ pub use kinds::Kind;
 pub use ledger::{LEDGER_ANNOTATION, unix_now};
 pub use observe::Observations;
 pub use planner::{PlanOptions, Planned};
+pub use suspend::SuspendError;
 
 /// berth's server-side apply field manager.
 pub const FIELD_MANAGER: &str = "berth";

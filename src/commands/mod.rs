@@ -6,6 +6,7 @@
 //! - [`validate`], [`render`], [`schema`], [`completions`]: need no cluster.
 //! - [`diff`], [`apply`]: plan the spec directory against the cluster; apply carries it out.
 //! - [`status`]: one line per app; [`import`]: live objects → specs; [`watch`]: the daemon.
+//! - [`suspend`]: `berth suspend` / `berth resume`, the incident hold on one app.
 
 pub mod apply;
 pub mod completions;
@@ -14,6 +15,7 @@ pub mod import;
 pub mod render;
 pub mod schema;
 pub mod status;
+pub mod suspend;
 pub mod validate;
 pub mod watch;
 

@@ -21,11 +21,13 @@ pub enum AppState {
     Removing,
     /// Planning or converging failed; retried with backoff.
     Error,
+    /// Left alone on purpose (`suspend = true`, or `berth suspend`).
+    Suspended,
 }
 
 impl AppState {
     /// Every state, in the order `berth_apps` reports them.
-    pub const ALL: [AppState; 7] = [
+    pub const ALL: [AppState; 8] = [
         AppState::InSync,
         AppState::Pending,
         AppState::Drifted,
@@ -33,6 +35,7 @@ impl AppState {
         AppState::Held,
         AppState::Removing,
         AppState::Error,
+        AppState::Suspended,
     ];
 
     /// The `state` label value.
@@ -45,6 +48,7 @@ impl AppState {
             AppState::Held => "held",
             AppState::Removing => "removing",
             AppState::Error => "error",
+            AppState::Suspended => "suspended",
         }
     }
 }

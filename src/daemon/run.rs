@@ -631,6 +631,14 @@ async fn reconcile(shared: &Shared, key: &AppKey) -> Outcome {
             }
             return Outcome::Done;
         }
+        Action::Suspended { reason } => {
+            // Once per suspension, not on every look at it.
+            if shared.state_of(key) != Some(AppState::Suspended) {
+                info!(app = %app_name, reason = %reason, "suspended; berth leaves this app alone");
+            }
+            shared.set_state(key, AppState::Suspended);
+            return Outcome::Done;
+        }
         _ => {}
     }
     let drifted = matches!(plan.action, Action::Update)

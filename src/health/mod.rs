@@ -8,8 +8,11 @@
 //! controller cannot create); each says which pod and container, so `berth status` answers
 //! "why" without a `kubectl describe`.
 
+mod rollout;
 #[cfg(test)]
 mod tests;
+
+pub use rollout::{Rollout, rollout};
 
 use std::fmt;
 
@@ -18,7 +21,6 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::labels::REMOVING_ANNOTATION;
-use crate::status::rollout;
 
 /// The health states, in `berth status`, `-o json` and the daemon's metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]

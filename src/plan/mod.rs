@@ -44,6 +44,9 @@ pub enum Action {
     /// or the directory it would be judged by cannot be read. Released only by
     /// `berth apply --allow-removals` or by the spec coming back (see [`removals`]).
     Held { reason: String },
+    /// Suspended (`suspend = true` in the spec, or `berth suspend` on the live StatefulSet):
+    /// nothing is written, drift is not corrected, a removal does not start.
+    Suspended { reason: String },
 }
 
 impl Action {
@@ -64,7 +67,10 @@ impl Action {
     pub fn is_change(&self) -> bool {
         !matches!(
             self,
-            Action::Unchanged | Action::Blocked { .. } | Action::Held { .. }
+            Action::Unchanged
+                | Action::Blocked { .. }
+                | Action::Held { .. }
+                | Action::Suspended { .. }
         )
     }
 
@@ -77,6 +83,7 @@ impl Action {
             Action::Recreate { .. } => "recreate",
             Action::Blocked { .. } => "blocked",
             Action::Held { .. } => "held",
+            Action::Suspended { .. } => "suspended",
         }
     }
 }
@@ -86,6 +93,7 @@ impl fmt::Display for Action {
         match self {
             Action::Blocked { reason, .. } => write!(f, "blocked: {reason}"),
             Action::Held { reason } => write!(f, "held: {reason}"),
+            Action::Suspended { reason } => write!(f, "suspended: {reason}"),
             Action::Recreate { reasons } => write!(f, "recreate: {}", reasons.join("; ")),
             other => f.write_str(other.word()),
         }

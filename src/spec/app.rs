@@ -44,6 +44,8 @@ pub struct App {
     pub abandon_claims: bool,
     /// The operator allows berth to take over existing objects of the same name it does not own.
     pub adopt: bool,
+    /// berth leaves the app entirely alone: no writes, no drift correction, no removal.
+    pub suspend: bool,
     pub init_containers: Vec<Container>,
     pub containers: Vec<Container>,
     /// In spec order; claim templates and pod volumes together (see [`VolumeKind`]).

@@ -43,6 +43,7 @@ pub struct RawApp {
     pub allow_recreate: Option<Spanned<bool>>,
     pub abandon_claims: Option<Spanned<bool>>,
     pub adopt: Option<Spanned<bool>>,
+    pub suspend: Option<Spanned<bool>>,
     pub init_containers: Option<Spanned<Entries<RawContainer>>>,
     pub containers: Option<Spanned<Entries<RawContainer>>>,
     pub volumes: Option<Spanned<Entries<Spanned<RawVolume>>>>,

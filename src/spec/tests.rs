@@ -828,6 +828,8 @@ fn node_port_range_edges() {
 fn allow_recreate_and_adopt() {
     let app = ok(&spec("allow_recreate = true\nadopt = true", ""));
     assert!(app.allow_recreate && app.adopt);
+    assert!(!app.suspend);
+    assert!(ok(&spec("suspend = true", "")).suspend);
     assert_rule(&spec("adopt = \"yes\"", ""), "wrong-type");
 }
 

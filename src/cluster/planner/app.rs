@@ -11,7 +11,9 @@ use super::lookups::Lookups;
 use super::{PlanOptions, Work, kind_of, live_json, name_of, to_json};
 use crate::cluster::inventory::LiveApp;
 use crate::cluster::{Cluster, ClusterError, Kind};
-use crate::labels::{FINGERPRINT_ANNOTATION, REMOVING_ANNOTATION, RESTART_MARK};
+use crate::labels::{
+    FINGERPRINT_ANNOTATION, REMOVING_ANNOTATION, RESTART_MARK, SUSPENDED_ANNOTATION,
+};
 use crate::plan::{
     Action, AppPlan, ObjectChange, ObjectRef, contained_in, fingerprint, immutable_changes,
     normalize, recreate, summarize,
@@ -28,6 +30,17 @@ impl Cluster {
         lookups: &Lookups,
     ) -> Result<(AppPlan, Option<Work>), ClusterError> {
         let ns = app.namespace.clone();
+        if let Some(reason) = suspension(app, owned) {
+            let plan = AppPlan {
+                namespace: ns,
+                name: app.name.clone(),
+                action: Action::Suspended { reason },
+                summary: Vec::new(),
+                changes: Vec::new(),
+                retained_pvcs: Vec::new(),
+            };
+            return Ok((plan, None));
+        }
         let ctx = RenderContext::new(&self.instance, app).with_commit(options.commit.clone());
         let rendered = render_app(app, &ctx);
         let desired: Vec<(Kind, Value)> = rendered
@@ -305,6 +318,25 @@ pub(crate) fn mark_restart_pending(statefulset: &mut Value) {
 }
 
 /// Records the object's fingerprint on it, so a later plan can tell "unchanged" without asking.
+/// Why berth leaves the app alone, if it does: the spec says `suspend = true`, or someone ran
+/// `berth suspend` on its live StatefulSet (which wins: it is the incident's word).
+fn suspension(app: &App, owned: Option<&LiveApp>) -> Option<String> {
+    owned.and_then(suspended_live).or_else(|| {
+        app.suspend
+            .then(|| "suspend = true in its spec".to_string())
+    })
+}
+
+/// The `berth suspend` mark on a live app's StatefulSet, as the reason shown.
+pub(super) fn suspended_live(live: &LiveApp) -> Option<String> {
+    let value = live
+        .statefulset()?
+        .annotations()
+        .get(SUSPENDED_ANNOTATION)?
+        .clone();
+    Some(format!("berth suspend ({value}); `berth resume` ends it"))
+}
+
 fn stamp_fingerprint(mut value: Value) -> Value {
     let print = fingerprint(&value);
     if let Some(meta) = value.get_mut("metadata").and_then(Value::as_object_mut) {

@@ -36,10 +36,31 @@ impl Cluster {
             .iter()
             .map(|a| (a.namespace.as_str(), a.name.as_str()))
             .collect();
-        let gone: Vec<removals::Gone> = inventory
+        let mut gone_apps: Vec<(&AppKey, &LiveApp)> = inventory
             .apps
             .iter()
             .filter(|(key, _)| !desired.contains(&(key.namespace.as_str(), key.name.as_str())))
+            .collect();
+        // A suspended app whose spec is gone is not removed, and counts neither against the
+        // budget nor as a move: the incident comes first, the removal is judged after resume.
+        gone_apps.retain(|(key, live)| match super::app::suspended_live(live) {
+            None => true,
+            Some(reason) => {
+                if in_scope(key) {
+                    planned.plan.apps.push(AppPlan {
+                        namespace: live.namespace.clone(),
+                        name: live.name.clone(),
+                        action: Action::Suspended { reason },
+                        summary: Vec::new(),
+                        changes: Vec::new(),
+                        retained_pvcs: Vec::new(),
+                    });
+                }
+                false
+            }
+        });
+        let gone: Vec<removals::Gone> = gone_apps
+            .into_iter()
             .map(|(_, live)| removals::Gone {
                 namespace: live.namespace.clone(),
                 name: live.name.clone(),

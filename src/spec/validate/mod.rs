@@ -350,6 +350,7 @@ fn build(cx: &mut Ctx<'_>, raw: &RawApp) -> App {
         allow_recreate: raw.allow_recreate.as_ref().is_some_and(|b| *b.get_ref()),
         abandon_claims: raw.abandon_claims.as_ref().is_some_and(|b| *b.get_ref()),
         adopt: raw.adopt.as_ref().is_some_and(|b| *b.get_ref()),
+        suspend: raw.suspend.as_ref().is_some_and(|b| *b.get_ref()),
         init_containers,
         containers: containers_list,
         volumes,
