@@ -36,6 +36,8 @@ pub struct Config {
     pub defaults: Defaults,
     pub safety: Safety,
     pub leader_election: LeaderElection,
+    /// Webhooks the daemon tells about failures, blocks, holds, health and drift (`[[notify]]`).
+    pub notify: Vec<crate::notice::Target>,
 }
 
 /// Defaults applied to every spec that does not set the field itself.
@@ -122,6 +124,7 @@ impl Default for Config {
                 lease_duration: Duration::from_secs(15),
                 identity: None,
             },
+            notify: Vec::new(),
         }
     }
 }
@@ -139,6 +142,7 @@ struct RawConfig {
     defaults: Option<RawDefaults>,
     safety: Option<RawSafety>,
     leader_election: Option<RawLeaderElection>,
+    notify: Option<Vec<crate::notice::RawTarget>>,
 }
 
 #[derive(Deserialize)]
@@ -400,6 +404,9 @@ impl Config {
                 .identity
                 .map(|i| i.into_inner())
                 .filter(|i| !i.is_empty());
+        }
+        if let Some(targets) = raw.notify {
+            cfg.notify = crate::notice::parse_targets(path, text, targets, &mut diags);
         }
         if diags.is_empty() {
             Ok(cfg)

@@ -40,6 +40,9 @@ pub const RESTART_MARK: &str = "berth.dev/restart-pending";
 /// that reads the object leaves the app alone until `berth resume` takes the annotation away.
 /// The value says who, when and why.
 pub const SUSPENDED_ANNOTATION: &str = "berth.dev/suspended";
+/// On every object of an app with `after`: the apps it named (`ns/name,ns/name`), so that a
+/// removal, when the spec is gone, still knows to go before them.
+pub const AFTER_ANNOTATION: &str = "berth.dev/after";
 /// On the removal ledger's Lease: the ledger's JSON (see `crate::cluster::ledger`).
 pub const LEDGER_ANNOTATION: &str = "berth.dev/removal-ledger";
 

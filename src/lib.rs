@@ -31,6 +31,7 @@ pub mod daemon;
 pub mod health;
 pub mod import;
 pub mod labels;
+pub mod notice;
 pub mod output;
 pub mod plan;
 pub mod render;

@@ -11,8 +11,9 @@ mod inventory;
 mod kinds;
 mod ledger;
 mod observe;
+mod ordered;
 mod planner;
-mod proxy;
+pub(crate) mod proxy;
 mod suspend;
 pub mod wait;
 

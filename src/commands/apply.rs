@@ -23,8 +23,9 @@ pub struct ApplyArgs {
     /// revision); exit 4 when one is degraded or the timeout passes.
     #[arg(long)]
     wait: bool,
-    /// How long --wait waits (`90s`, `10m`).
-    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration, requires = "wait")]
+    /// How long --wait waits, and how long an app with `after` waits for the apps it names to
+    /// be healthy (`90s`, `10m`).
+    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
     timeout: Duration,
     #[command(flatten)]
     flags: ConvergeFlags,
@@ -76,8 +77,16 @@ pub(crate) fn exec(
     // Removals are counted against the budget before their first write.
     rt.block_on(cluster.record(&planned, true))?;
     let progress = StderrProgress::new();
+    let ordered = planned
+        .order_nodes(&loaded)
+        .values()
+        .any(|n| !n.after.is_empty());
     let report = {
-        let report = rt.block_on(cluster.execute(&planned, &progress));
+        let report = if ordered {
+            rt.block_on(cluster.execute_in_order(&planned, &loaded, *timeout, &progress))?
+        } else {
+            rt.block_on(cluster.execute(&planned, &progress))
+        };
         // The Events of the last steps are still being written; the runtime ends with this
         // command.
         rt.block_on(cluster.flush_events());

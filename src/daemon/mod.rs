@@ -5,6 +5,7 @@ pub mod admin;
 pub mod app_state;
 pub mod leader;
 pub mod metrics;
+pub mod notifications;
 pub mod queue;
 mod reload;
 mod run;

@@ -11,6 +11,7 @@
 
 mod diff;
 mod normalize;
+pub mod order;
 pub mod recreate;
 pub mod removals;
 mod summary;

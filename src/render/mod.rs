@@ -32,7 +32,8 @@ use crate::spec::{
 };
 
 use crate::labels::{
-    APP_ANNOTATION, COMMIT_ANNOTATION, SOURCE_ANNOTATION, app_value, owner_labels, selector_labels,
+    AFTER_ANNOTATION, APP_ANNOTATION, COMMIT_ANNOTATION, SOURCE_ANNOTATION, app_value,
+    owner_labels, selector_labels,
 };
 
 /// What rendering needs besides the app.
@@ -121,6 +122,10 @@ fn object_annotations(app: &App, ctx: &RenderContext) -> BTreeMap<String, String
     ]);
     if let Some(commit) = &ctx.commit {
         a.insert(COMMIT_ANNOTATION.to_string(), commit.clone());
+    }
+    if !app.after.is_empty() {
+        let after: Vec<String> = app.after.iter().map(|d| d.key().to_string()).collect();
+        a.insert(AFTER_ANNOTATION.to_string(), after.join(","));
     }
     a
 }

@@ -9,6 +9,21 @@ use serde::{Deserialize, Serialize};
 
 use super::quantity::Quantity;
 
+/// An app named in `after`, and where (for the cross-file rules' diagnostics).
+#[derive(Debug, Clone, PartialEq, Hash, Serialize)]
+pub struct Dependency {
+    pub namespace: String,
+    pub name: String,
+    #[serde(skip)]
+    pub at: Option<super::diag::Location>,
+}
+
+impl Dependency {
+    pub fn key(&self) -> AppKey {
+        AppKey::new(self.namespace.clone(), self.name.clone())
+    }
+}
+
 /// One stateful app: a StatefulSet, its headless Service, an optional access Service and an
 /// optional PodDisruptionBudget.
 #[derive(Debug, Clone, PartialEq, Hash, Serialize)]
@@ -46,6 +61,8 @@ pub struct App {
     pub adopt: bool,
     /// berth leaves the app entirely alone: no writes, no drift correction, no removal.
     pub suspend: bool,
+    /// Apps this one is created and updated after, once they are healthy (`after`).
+    pub after: Vec<Dependency>,
     pub init_containers: Vec<Container>,
     pub containers: Vec<Container>,
     /// In spec order; claim templates and pod volumes together (see [`VolumeKind`]).

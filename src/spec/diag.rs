@@ -39,7 +39,7 @@ pub struct Diagnostic {
 }
 
 /// A resolved position: 1-based line and column, the text of that line, and the caret width.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct Location {
     pub line: usize,
     pub column: usize,

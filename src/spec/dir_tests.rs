@@ -433,3 +433,109 @@ fn a_spec_file_that_cannot_be_read_is_reported_by_read_spec() {
          /proc/self/mem\n  = help: check that the file is readable by the user berth runs as\n"
     );
 }
+
+// ---- `after`: the apps it names exist, and none wait for each other in a circle ----
+
+#[test]
+fn after_names_apps_of_the_directory_relative_to_the_apps_namespace() {
+    let dir = tempdir();
+    write(
+        dir.path(),
+        "zookeeper.toml",
+        &format!("namespace = \"zk\"\n{CONTAINER}"),
+    );
+    write(dir.path(), "mysql.toml", CONTAINER);
+    write(
+        dir.path(),
+        "kafka.toml",
+        &format!("after = [\"zk/zookeeper\", \"mysql\"]\n{CONTAINER}"),
+    );
+    let loaded = load(dir.path());
+    assert!(
+        loaded.diagnostics.is_empty(),
+        "{}",
+        rendered(dir.path(), &loaded)
+    );
+    let kafka = loaded
+        .apps
+        .iter()
+        .find(|a| a.name == "kafka")
+        .unwrap_or_else(|| panic!("kafka loads"));
+    let named: Vec<String> = kafka.after.iter().map(|d| d.key().to_string()).collect();
+    assert_eq!(named, ["zk/zookeeper", "default/mysql"]);
+}
+
+#[test]
+fn after_naming_an_unknown_app_is_an_error_at_the_entry() {
+    let dir = tempdir();
+    write(
+        dir.path(),
+        "zookeeper.toml",
+        &format!("namespace = \"zk\"\n{CONTAINER}"),
+    );
+    write(
+        dir.path(),
+        "kafka.toml",
+        &format!("after = [\"zk/zookeper\"]\n{CONTAINER}"),
+    );
+    let loaded = load(dir.path());
+    let text = rendered(dir.path(), &loaded);
+    assert!(
+        text.contains("error[after-unknown]: `after` names `zk/zookeper`, which no spec in the directory declares"),
+        "{text}"
+    );
+    assert!(text.contains("kafka.toml:1:10"), "{text}");
+    assert_eq!(
+        loaded.broken.len(),
+        1,
+        "kafka is refused, its live app left alone"
+    );
+    assert_eq!(loaded.apps.len(), 1);
+}
+
+#[test]
+fn apps_that_wait_for_each_other_are_refused_with_the_circle() {
+    let dir = tempdir();
+    write(
+        dir.path(),
+        "a.toml",
+        &format!("after = [\"b\"]\n{CONTAINER}"),
+    );
+    write(
+        dir.path(),
+        "b.toml",
+        &format!("after = [\"c\"]\n{CONTAINER}"),
+    );
+    write(
+        dir.path(),
+        "c.toml",
+        &format!("after = [\"a\"]\n{CONTAINER}"),
+    );
+    write(
+        dir.path(),
+        "d.toml",
+        &format!("after = [\"a\"]\n{CONTAINER}"),
+    );
+    let loaded = load(dir.path());
+    let text = rendered(dir.path(), &loaded);
+    assert_eq!(
+        text.matches("error[after-cycle]: apps wait for each other: default/a → default/b → default/c → default/a")
+            .count(),
+        3,
+        "{text}"
+    );
+    let apps: Vec<&str> = loaded.apps.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(apps, ["d"], "only the app outside the circle loads");
+    // An app cannot wait for itself either; that one is caught in its own file.
+    write(
+        dir.path(),
+        "a.toml",
+        &format!("after = [\"a\"]\n{CONTAINER}"),
+    );
+    let loaded = load(dir.path());
+    assert!(
+        rendered(dir.path(), &loaded).contains("an app cannot wait for itself"),
+        "{}",
+        rendered(dir.path(), &loaded)
+    );
+}

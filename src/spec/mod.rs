@@ -1,12 +1,14 @@
 //! The TOML app spec: raw serde types, validation, diagnostics, and loading a spec directory.
 //!
 //! Flow: text → [`parse`] (raw types, every syntax and type problem) → [`validate`] (every rule,
-//! into an [`App`]) → [`load_dir`] (rules across files: duplicate apps, clashing Services).
+//! into an [`App`]) → [`load_dir`] (rules across files: duplicate apps, clashing Services, the
+//! apps `after` names).
 //! A file with an error becomes a [`BrokenSpec`], never a missing app: the planner must leave a
 //! broken app's live objects alone. Likewise a directory berth cannot walk becomes a
 //! [`BrokenDir`]; the walk (`walk.rs`) also refuses anything outside the spec directory.
 
 pub mod app;
+mod dependencies;
 pub mod diag;
 pub mod names;
 pub mod parse;
@@ -399,6 +401,7 @@ fn load(dir: &Path, config: &Config, cache: &mut SpecCache) -> Result<Loaded, Lo
     let present: std::collections::HashSet<&PathBuf> = checked.iter().map(|(p, _)| p).collect();
     cache.entries.retain(|path, _| present.contains(path));
     cross_file_rules(&mut checked);
+    dependencies::check(&mut checked, &config.defaults.namespace);
 
     for (path, c) in checked {
         loaded.diagnostics.extend(c.diagnostics);

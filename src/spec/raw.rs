@@ -44,6 +44,7 @@ pub struct RawApp {
     pub abandon_claims: Option<Spanned<bool>>,
     pub adopt: Option<Spanned<bool>>,
     pub suspend: Option<Spanned<bool>>,
+    pub after: Option<Spanned<Vec<Spanned<String>>>>,
     pub init_containers: Option<Spanned<Entries<RawContainer>>>,
     pub containers: Option<Spanned<Entries<RawContainer>>>,
     pub volumes: Option<Spanned<Entries<Spanned<RawVolume>>>>,

@@ -243,6 +243,7 @@ pub fn schema() -> Value {
             "allow_recreate": { "type": "boolean", "description": "Allow berth to recreate the StatefulSet (without an outage) when an immutable field changes." },
             "abandon_claims": { "type": "boolean", "description": "Also allow a recreate that moves the pods onto new, empty claims (a volume renamed or no longer declared); the old claims are kept, unused." },
             "adopt": { "type": "boolean", "description": "Allow berth to take over existing objects of the same name it did not create." },
+            "after": { "type": "array", "items": { "type": "string", "pattern": "^([a-z0-9]([-a-z0-9]*[a-z0-9])?/)?[a-z]([-a-z0-9]*[a-z0-9])?$" }, "description": "Apps this one is created and updated after, once they are healthy: NAMESPACE/NAME, or NAME in this app's namespace." },
             "suspend": { "type": "boolean", "description": "Leave the app entirely alone: no writes, no drift correction, no removal (berth diff and status say so)." },
             "init_containers": containers("Init containers, run in order before the containers. No probes or lifecycle hooks."),
             "containers": containers("Containers by name. At least one."),

@@ -265,6 +265,18 @@ impl Cluster {
             &delete,
             marked.is_some(),
         );
+        if app_plan.action.is_change() && !app.after.is_empty() {
+            let names: Vec<String> = app.after.iter().map(|d| d.key().to_string()).collect();
+            app_plan.summary.push(format!(
+                "after {}: applied once {} healthy",
+                names.join(", "),
+                if names.len() == 1 {
+                    "it is"
+                } else {
+                    "they are"
+                }
+            ));
+        }
         let work = match recreate {
             Some((_, expand, mark_pods, live_statefulset)) => Some(Work::Recreate {
                 objects: changed_objects,

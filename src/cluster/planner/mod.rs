@@ -102,6 +102,63 @@ pub struct Planned {
     pub(crate) now: u64,
 }
 
+impl Planned {
+    /// The apps with work this run, with the apps each waits for: a staying app's `after` from
+    /// its spec, a removal's from what its live objects recorded (its spec is gone).
+    pub fn order_nodes(&self, loaded: &Loaded) -> BTreeMap<AppKey, crate::plan::order::Node> {
+        self.work
+            .iter()
+            .map(|(key, work)| {
+                let node = match work {
+                    Work::Remove { live } => crate::plan::order::Node {
+                        after: live
+                            .statefulset()
+                            .and_then(|s| {
+                                kube::ResourceExt::annotations(s)
+                                    .get(crate::labels::AFTER_ANNOTATION)
+                                    .cloned()
+                            })
+                            .map(|text| parse_after(&text))
+                            .unwrap_or_default(),
+                        removal: true,
+                    },
+                    _ => crate::plan::order::Node {
+                        after: loaded
+                            .apps
+                            .iter()
+                            .find(|a| a.namespace == key.namespace && a.name == key.name)
+                            .map(|a| a.after.iter().map(|d| d.key()).collect())
+                            .unwrap_or_default(),
+                        removal: false,
+                    },
+                };
+                (key.clone(), node)
+            })
+            .collect()
+    }
+
+    /// This plan with only the work of `keys`: one wave of an ordered apply.
+    pub fn only(&self, keys: &[AppKey]) -> Planned {
+        Planned {
+            work: self
+                .work
+                .iter()
+                .filter(|(k, _)| keys.contains(k))
+                .map(|(k, w)| (k.clone(), w.clone()))
+                .collect(),
+            ..self.clone()
+        }
+    }
+}
+
+/// `ns/name,ns/name` as [`crate::labels::AFTER_ANNOTATION`] holds it.
+fn parse_after(text: &str) -> Vec<AppKey> {
+    text.split(',')
+        .filter_map(|entry| entry.trim().split_once('/'))
+        .map(|(ns, name)| AppKey::new(ns, name))
+        .collect()
+}
+
 /// What executing an app's plan does.
 #[derive(Debug, Clone)]
 pub(crate) enum Work {

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 
 use super::{Ctx, NAME_HELP};
+use crate::spec::Dependency;
 use crate::spec::diag::Diagnostic;
 use crate::spec::names;
 use crate::spec::raw::*;
@@ -44,6 +45,53 @@ pub(super) fn check_app_name(cx: &mut Ctx<'_>, name: &str, span: Option<Range<us
         )),
     };
     cx.push(d);
+}
+
+/// `after = ["zk/zookeeper", "mysql"]`: `NAMESPACE/NAME`, or `NAME` in the app's own namespace.
+/// Whether the apps exist and form no cycle is a rule across files ([`crate::spec::load_dir`]).
+pub(super) fn dependencies(
+    cx: &mut Ctx<'_>,
+    raw: Option<&Spanned<Vec<Spanned<String>>>>,
+    namespace: &str,
+    name: &str,
+) -> Vec<Dependency> {
+    let mut out: Vec<Dependency> = Vec::new();
+    for entry in raw.map(|r| r.get_ref().as_slice()).unwrap_or_default() {
+        let text = entry.get_ref();
+        let (ns, app) = text.split_once('/').unwrap_or((namespace, text.as_str()));
+        let mut errs = names::dns1123_label(ns);
+        errs.extend(names::app_name(app));
+        if !cx.name(
+            "after",
+            "app in `after`",
+            text,
+            entry.span(),
+            errs,
+            "name an app as NAMESPACE/NAME (e.g. \"zk/zookeeper\"), or NAME in this app's namespace",
+        ) {
+            continue;
+        }
+        if ns == namespace && app == name {
+            let d = cx
+                .error("after", entry.span(), "an app cannot wait for itself")
+                .label("this app")
+                .help("name the apps this one needs, e.g. after = [\"zk/zookeeper\"]");
+            cx.push(d);
+            continue;
+        }
+        if out.iter().any(|d| d.namespace == ns && d.name == app) {
+            continue;
+        }
+        out.push(Dependency {
+            namespace: ns.to_string(),
+            name: app.to_string(),
+            at: Some(crate::spec::Location::from_span(
+                cx.input.source,
+                entry.span(),
+            )),
+        });
+    }
+    out
 }
 
 pub(super) fn label_map(

@@ -33,7 +33,7 @@ use super::raw::*;
 use crate::config::{Config, Profile};
 
 use containers::{containers, port_conflicts};
-use meta::{annotation_map, check_app_name, label_map};
+use meta::{annotation_map, check_app_name, dependencies, label_map};
 pub use service::NODE_PORT_RANGE;
 use service::access_service;
 use values::{id_field, seconds};
@@ -154,6 +154,8 @@ fn build(cx: &mut Ctx<'_>, raw: &RawApp) -> App {
         }
         None => config.defaults.namespace.clone(),
     };
+
+    let after = dependencies(cx, raw.after.as_ref(), &namespace, &name);
 
     let replicas = match &raw.replicas {
         Some(r) => match i32::try_from(*r.get_ref()) {
@@ -351,6 +353,7 @@ fn build(cx: &mut Ctx<'_>, raw: &RawApp) -> App {
         abandon_claims: raw.abandon_claims.as_ref().is_some_and(|b| *b.get_ref()),
         adopt: raw.adopt.as_ref().is_some_and(|b| *b.get_ref()),
         suspend: raw.suspend.as_ref().is_some_and(|b| *b.get_ref()),
+        after,
         init_containers,
         containers: containers_list,
         volumes,
