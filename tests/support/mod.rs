@@ -7,6 +7,7 @@ pub mod connect_proxy;
 pub mod daemon;
 pub mod faults;
 pub mod proxy;
+pub mod receiver;
 
 use std::future::Future;
 use std::time::{Duration, Instant};
