@@ -53,6 +53,7 @@ pub struct Availability {
 }
 
 /// One watch event of any of the watched kinds.
+#[allow(clippy::large_enum_variant)] // Short-lived, one at a time: boxing buys nothing.
 enum Change {
     Pod(watcher::Event<Pod>),
     Slice(watcher::Event<EndpointSlice>),

@@ -189,8 +189,7 @@ impl Cluster {
                     None => self.record_event_named(ns, name, Reason::Applied, None),
                 }
                 if *restart_marked {
-                    self.restart_marked_pods(key, ns, name, progress).await?;
-                    self.delete_after_restarts(key, ns, name, delete, progress)
+                    self.restart_marked_pods(key, ns, name, delete, progress)
                         .await?;
                 }
                 Ok(Outcome::Done("applied", Vec::new()))

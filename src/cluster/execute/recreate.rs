@@ -142,8 +142,7 @@ impl Cluster {
         progress.step(key, "StatefulSet created anew; it adopts the running pods");
         crash_point("recreate:created");
         if restart_marked {
-            self.restart_marked_pods(key, ns, &name, progress).await?;
-            self.delete_after_restarts(key, ns, &name, delete, progress)
+            self.restart_marked_pods(key, ns, &name, delete, progress)
                 .await?;
         }
         Ok(())
@@ -152,7 +151,7 @@ impl Cluster {
     /// Deletes the objects the spec no longer has once every pod has been restarted: until
     /// then a pod not yet restarted may still take its DNS name from the old headless Service.
     /// A crash before this leaves them to the next plan, which finds them stale again.
-    pub(super) async fn delete_after_restarts(
+    async fn delete_after_restarts(
         &self,
         key: &str,
         ns: &str,
@@ -163,7 +162,6 @@ impl Cluster {
         if delete.is_empty() {
             return Ok(());
         }
-        self.apply_app(ns, name, &[], delete, false).await?;
         let names: Vec<String> = delete
             .iter()
             .map(|(kind, object)| format!("{kind} {}", object.name_any()))
@@ -171,10 +169,12 @@ impl Cluster {
         progress.step(
             key,
             &format!(
-                "every pod has moved: {} deleted (no longer in the spec)",
+                "every pod has moved; deleting what the spec no longer has: {}",
                 names.join(", ")
             ),
         );
+        // (Each only while still this app's, as in any apply.)
+        self.apply_app(ns, name, &[], delete, false).await?;
         Ok(())
     }
 
@@ -183,12 +183,14 @@ impl Cluster {
     /// (so at most one is ever down), and each goes through the eviction API, so the app's
     /// PodDisruptionBudget (or any other that selects it) can hold it back: berth waits and
     /// retries, saying so. The new pods come without the label, so a restart cut short resumes
-    /// with the rest.
+    /// with the rest. Then the objects in `delete` (those the spec no longer has) go, and last
+    /// the StatefulSet's mark: while it is there, a next plan finishes all of this.
     pub(super) async fn restart_marked_pods(
         &self,
         key: &str,
         ns: &str,
         name: &str,
+        delete: &[(Kind, DynamicObject)],
         progress: &dyn Progress,
     ) -> Result<(), ClusterError> {
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), ns);
@@ -239,6 +241,8 @@ impl Cluster {
                 .await?;
             progress.step(key, &format!("{pod_name} is Ready again"));
         }
+        self.delete_after_restarts(key, ns, name, delete, progress)
+            .await?;
         // Every marked pod is restarted: the StatefulSet's mark goes (a merge patch: removing
         // an annotation berth never set is a no-op).
         Kind::StatefulSet
@@ -457,4 +461,55 @@ fn is_ready(pod: &Pod) -> bool {
 /// The pods of app `name` that an interrupted recreate left marked for a restart.
 fn restart_selector(instance: &str, name: &str) -> String {
     format!("{RESTART_MARK}={instance},{}={name}", NAME_LABEL)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(name: &str, ready: bool, stopping: bool) -> Pod {
+        let mut value = json!({
+            "metadata": {"name": name},
+            "status": {"conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}]},
+        });
+        if stopping {
+            value["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
+        }
+        serde_json::from_value(value).expect("a pod")
+    }
+
+    #[test]
+    fn a_restart_waits_for_every_wanted_pod_ready_and_none_stopping() {
+        let all_up = [pod("db-0", true, false), pod("db-1", true, false)];
+        assert!(pods_down(&all_up, "db", 2).is_empty());
+        let one_not_ready = [pod("db-1", false, false), pod("db-0", true, false)];
+        assert_eq!(pods_down(&one_not_ready, "db", 2), ["db-1 not Ready"]);
+        // Ready but on its way out: as good as down.
+        let stopping = [pod("db-0", true, true), pod("db-1", true, false)];
+        assert_eq!(pods_down(&stopping, "db", 2), ["db-0 stopping"]);
+        // Not created yet (the controller has not got to it): down too.
+        assert_eq!(
+            pods_down(&all_up, "db", 3),
+            ["1 of 3 pod(s) of db to be created"]
+        );
+    }
+
+    #[test]
+    fn a_budget_refusal_is_told_in_the_budget_s_own_words() {
+        let status: kube::core::Status = serde_json::from_value(json!({
+            "code": 429,
+            "message": "Cannot evict pod as it would violate the pod's disruption budget.",
+            "details": {"causes": [{"reason": "DisruptionBudget",
+                "message": "The disruption budget db needs 3 healthy pods and has 3 currently"}]},
+        }))
+        .expect("a status");
+        assert_eq!(
+            budget_refusal(&status),
+            "The disruption budget db needs 3 healthy pods and has 3 currently"
+        );
+        let bare: kube::core::Status =
+            serde_json::from_value(json!({"code": 429, "message": "Too many requests"}))
+                .expect("a status");
+        assert_eq!(budget_refusal(&bare), "Too many requests");
+    }
 }

@@ -562,7 +562,24 @@ fn policy_not_kept(key: &str, sts: &DynamicObject, policy: &str) -> ClusterError
 
 #[cfg(test)]
 mod tests {
-    use super::claim_deleting_policy;
+    use super::{claim_deleting_policy, pods_stopping};
+
+    #[test]
+    fn the_wait_names_the_pods_left_highest_ordinal_first_and_which_are_stopping() {
+        let pods: Vec<k8s_openapi::api::core::v1::Pod> =
+            [("db-0", false), ("db-10", false), ("db-2", true)]
+                .iter()
+                .map(|(name, stopping)| {
+                    let mut meta = serde_json::json!({"name": name});
+                    if *stopping {
+                        meta["deletionTimestamp"] = serde_json::json!("2026-01-01T00:00:00Z");
+                    }
+                    serde_json::from_value(serde_json::json!({"metadata": meta})).expect("a pod")
+                })
+                .collect();
+        assert_eq!(pods_stopping(&pods), "db-10, db-2 stopping, db-0");
+        assert_eq!(pods_stopping(&[]), "");
+    }
 
     fn sts_with(policy: Option<serde_json::Value>) -> kube::api::DynamicObject {
         let mut spec = serde_json::json!({"replicas": 1});
