@@ -144,6 +144,9 @@ pub struct Cluster {
     client: kube::Client,
     /// For the long-lived watches of the daemon's caches.
     watch_client: kube::Client,
+    /// For evictions: like `client`, without kube's silent retry of a 429, which is how a
+    /// PodDisruptionBudget says "not now" and which berth waits out itself, saying so.
+    eviction_client: kube::Client,
     /// This berth instance: only objects labelled with it are berth's to change.
     instance: String,
     /// The Events berth records on StatefulSets, written beside the steps, never in their way.
@@ -203,10 +206,15 @@ impl Cluster {
         request_config.read_timeout = Some(REQUEST_TIMEOUT);
         // Count from when the request was sent, not from when its pooled connection went idle.
         request_config.reset_reader_on_write = true;
-        let client = kube::Client::try_from(request_config).map_err(ClusterError::Client)?;
+        let client =
+            kube::Client::try_from(request_config.clone()).map_err(ClusterError::Client)?;
+        request_config.default_retry = false;
+        let eviction_client =
+            kube::Client::try_from(request_config).map_err(ClusterError::Client)?;
         Ok(Cluster {
             client,
             watch_client,
+            eviction_client,
             instance: instance.to_string(),
             events: events::Events::new(instance),
         })
@@ -216,6 +224,7 @@ impl Cluster {
     pub fn new(client: kube::Client, instance: &str) -> Cluster {
         Cluster {
             watch_client: client.clone(),
+            eviction_client: client.clone(),
             client,
             instance: instance.to_string(),
             events: events::Events::new(instance),

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // Each test binary uses a different part of this module.
 
+pub mod availability;
+pub mod background;
 pub mod connect_proxy;
 pub mod daemon;
 pub mod faults;

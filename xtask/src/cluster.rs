@@ -149,6 +149,7 @@ pub fn up_instance(root: &Path, layout: &Layout) -> Result<bool> {
     let running = running_components(layout);
     if running.len() == COMPONENTS.len() && apiserver_ready(layout) {
         println!("cluster `{}` already running; reusing it", layout.name);
+        warn_if_kwok_stages_changed(layout, &bins);
         print_usage(layout);
         return Ok(false);
     }
@@ -191,6 +192,26 @@ pub fn up_instance(root: &Path, layout: &Layout) -> Result<bool> {
     );
     print_usage(layout);
     Ok(true)
+}
+
+/// kwok reads its stages only at start: a running kwok started before the stages file last
+/// changed runs without the new ones (the slow pod profile, say), which is said with the way out.
+fn warn_if_kwok_stages_changed(layout: &Layout, bins: &Binaries) {
+    let modified = |path: &Path| fs::metadata(path).and_then(|m| m.modified()).ok();
+    let started = modified(&layout.pids.join("kwok.pid"));
+    let stages = modified(&bins.kwok_stages);
+    if let (Some(started), Some(stages)) = (started, stages)
+        && stages > started
+    {
+        eprintln!(
+            "warning: kwok of cluster `{0}` started before its stages changed ({1}) and runs \
+             without them; `cargo xtask cluster stop-component kwok{2}` then \
+             `cargo xtask cluster start-component kwok{2}` loads them",
+            layout.name,
+            bins.kwok_stages.display(),
+            name_flag(layout)
+        );
+    }
 }
 
 /// ports.json: the instance's ports, for the tests that reach etcd or put a proxy in front of

@@ -30,11 +30,16 @@ pub struct Binaries {
     pub kube_scheduler: PathBuf,
     pub kwok: PathBuf,
     /// kwok's stage configuration (what makes nodes Ready, pods Running/Ready, and finishes pod
-    /// deletion), taken from the same kwok release the binary was built from.
+    /// deletion): the release's stages of the same kwok the binary was built from, plus the
+    /// harness's slow profile (see `kwok_stages`).
     pub kwok_stages: PathBuf,
 }
 
+/// The release's stages, cached with the binary they belong to.
 const KWOK_STAGES: &str = "stages.yaml";
+/// What kwok is started with: composed from [`KWOK_STAGES`] at every start, so it follows the
+/// harness's code rather than the cache's age.
+const KWOK_HARNESS_STAGES: &str = "harness-stages.yaml";
 
 /// One `go build` of one wrapper module, producing `outputs` into a versioned cache directory.
 struct GoBuild {
@@ -125,10 +130,15 @@ pub fn ensure_binaries(root: &Path) -> Result<Binaries> {
     for build in &builds {
         build.ensure(root, &cache)?;
     }
+    let kwok_dir = cache.join(&builds[1].key);
+    let kwok_stages = kwok_dir.join(KWOK_HARNESS_STAGES);
+    if crate::kwok_stages::write_if_changed(&kwok_dir.join(KWOK_STAGES), &kwok_stages)? {
+        eprintln!("kwok stages written to {}", kwok_stages.display());
+    }
     Ok(Binaries {
         etcd: cache.join(&builds[0].key).join("etcd"),
         kwok: cache.join(&builds[1].key).join("kwok"),
-        kwok_stages: cache.join(&builds[1].key).join(KWOK_STAGES),
+        kwok_stages,
         kube_apiserver: cache.join(&builds[2].key).join("kube-apiserver"),
         kube_controller_manager: cache.join(&builds[2].key).join("kube-controller-manager"),
         kube_scheduler: cache.join(&builds[2].key).join("kube-scheduler"),
@@ -249,8 +259,8 @@ fn go_env(go: &Path) -> Result<Vec<(String, String)>> {
 }
 
 /// kwok v0.8 no longer falls back to built-in stages when none are configured ("no stages
-/// found"), so the harness passes the release's own "fast" stages: node-initialize and heartbeat
-/// for the node, ready/complete/delete for pods.
+/// found"), so the harness starts from the release's own "fast" stages: node-initialize and
+/// heartbeat for the node, ready/complete/delete for pods (`kwok_stages` adds its profiles).
 fn write_kwok_stages(module: &Path, out: &Path) -> Result<()> {
     let go = which_go()?;
     let listed = Command::new(&go)

@@ -3,6 +3,7 @@
 //! Layout:
 //! - [`gobuild`]: builds etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok from
 //!   the wrapper Go modules in tools/, cached outside the repo keyed by version.
+//! - [`kwok_stages`]: the kwok stages the cluster runs with, and the slow pod profile.
 //! - [`cluster`]: starts, stops and reports a real local control plane on loopback.
 //! - [`provisioner`]: the storage side of that cluster (what a cloud's CSI driver does).
 //! - [`tasks`]: `test` and `demo`, built on the two above.
@@ -13,6 +14,7 @@ mod bench;
 mod cluster;
 mod gobuild;
 mod kube_client;
+mod kwok_stages;
 mod man;
 mod process;
 mod provisioner;

@@ -10,8 +10,9 @@
 //!   removal that was under way;
 //! - `remove`: the ordered removal: re-read, PVC retention policy to Retain, scale to 0, wait
 //!   for the pods, release the claims, delete;
-//! - `recreate`: deleting the StatefulSet with its pods orphaned and creating it anew, and the
-//!   one-at-a-time restarts of the pods marked for it.
+//! - `recreate`: deleting the StatefulSet with its pods orphaned and creating it anew, the
+//!   one-at-a-time restarts (evictions) of the pods marked for it, and the deletes held back
+//!   until the last pod has moved.
 
 mod apply;
 mod recreate;
@@ -175,8 +176,11 @@ impl Cluster {
                 cancel_removal,
                 restart_marked,
             } => {
+                // With pods left to restart, what the spec no longer has (an old headless
+                // Service) goes only after the last of them.
+                let delete_now = if *restart_marked { &[][..] } else { delete };
                 let applied = self
-                    .apply_app(ns, name, objects, delete, *cancel_removal)
+                    .apply_app(ns, name, objects, delete_now, *cancel_removal)
                     .await?;
                 // Best effort, never awaited (see `events`); the StatefulSet may not have been
                 // among the changed objects, and is then read in the event's own task.
@@ -185,7 +189,8 @@ impl Cluster {
                     None => self.record_event_named(ns, name, Reason::Applied, None),
                 }
                 if *restart_marked {
-                    self.restart_marked_pods(key, ns, name, progress).await?;
+                    self.restart_marked_pods(key, ns, name, delete, progress)
+                        .await?;
                 }
                 Ok(Outcome::Done("applied", Vec::new()))
             }

@@ -377,6 +377,15 @@ impl Cluster {
     }
 
     async fn pods_left(&self, ns: &str, name: &str, selector: &str) -> Result<usize, ClusterError> {
+        Ok(self.list_pods(ns, name, selector).await?.len())
+    }
+
+    async fn list_pods(
+        &self,
+        ns: &str,
+        name: &str,
+        selector: &str,
+    ) -> Result<Vec<Pod>, ClusterError> {
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), ns);
         Ok(pods
             .list(&ListParams::default().labels(selector))
@@ -387,8 +396,7 @@ impl Cluster {
                 name: name.to_string(),
                 source,
             })?
-            .items
-            .len())
+            .items)
     }
 
     async fn wait_for_no_pods(
@@ -400,26 +408,33 @@ impl Cluster {
         progress: &dyn Progress,
     ) -> Result<(), ClusterError> {
         let started = Instant::now();
-        let mut last_count = usize::MAX;
+        let mut last_said = String::new();
         let mut last_line = Instant::now();
         loop {
-            let left = self.pods_left(ns, name, selector).await?;
+            let left = self.list_pods(ns, name, selector).await?;
             // Pods gone is not enough: the controller must also have seen it (status 0 for the
             // current generation), or deleting now races its last status write.
-            if left == 0 && self.statefulset_settled_at_zero(ns, name).await? {
+            if left.is_empty() && self.statefulset_settled_at_zero(ns, name).await? {
                 return Ok(());
             }
-            // A line when the count changes, and at least every few seconds while it does not,
-            // so a long wait is never silent.
-            if left != last_count || last_line.elapsed() >= PROGRESS_EVERY {
+            // A line when a pod starts stopping or goes, and at least every few seconds while
+            // nothing changes, so a long wait is never silent and names what it waits for.
+            let said = pods_stopping(&left);
+            if said != last_said || last_line.elapsed() >= PROGRESS_EVERY {
                 progress.step(
                     key,
                     &format!(
-                        "waiting for {left} pod(s) to stop ({}s)",
-                        started.elapsed().as_secs()
+                        "waiting for {} pod(s) to stop ({}s){}",
+                        left.len(),
+                        started.elapsed().as_secs(),
+                        if said.is_empty() {
+                            String::new()
+                        } else {
+                            format!(": {said}")
+                        }
                     ),
                 );
-                last_count = left;
+                last_said = said;
                 last_line = Instant::now();
             }
             if started.elapsed() > WAIT_TIMEOUT {
@@ -487,6 +502,21 @@ impl Cluster {
     }
 }
 
+/// The pods a removal waits for, highest ordinal first as the controller stops them:
+/// `db-2 stopping, db-1, db-0` (a pod with a deletion timestamp is in its grace period).
+fn pods_stopping(pods: &[Pod]) -> String {
+    let mut pods: Vec<&Pod> = pods.iter().collect();
+    // Length first: db-10 after db-9.
+    pods.sort_by_key(|p| std::cmp::Reverse((p.name_any().len(), p.name_any())));
+    pods.iter()
+        .map(|p| match p.metadata.deletion_timestamp {
+            Some(_) => format!("{} stopping", p.name_any()),
+            None => p.name_any(),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// How many times a write that found its object changed since the read is read and tried again.
 const WRITE_ATTEMPTS: usize = 5;
 
@@ -532,7 +562,24 @@ fn policy_not_kept(key: &str, sts: &DynamicObject, policy: &str) -> ClusterError
 
 #[cfg(test)]
 mod tests {
-    use super::claim_deleting_policy;
+    use super::{claim_deleting_policy, pods_stopping};
+
+    #[test]
+    fn the_wait_names_the_pods_left_highest_ordinal_first_and_which_are_stopping() {
+        let pods: Vec<k8s_openapi::api::core::v1::Pod> =
+            [("db-0", false), ("db-10", false), ("db-2", true)]
+                .iter()
+                .map(|(name, stopping)| {
+                    let mut meta = serde_json::json!({"name": name});
+                    if *stopping {
+                        meta["deletionTimestamp"] = serde_json::json!("2026-01-01T00:00:00Z");
+                    }
+                    serde_json::from_value(serde_json::json!({"metadata": meta})).expect("a pod")
+                })
+                .collect();
+        assert_eq!(pods_stopping(&pods), "db-10, db-2 stopping, db-0");
+        assert_eq!(pods_stopping(&[]), "");
+    }
 
     fn sts_with(policy: Option<serde_json::Value>) -> kube::api::DynamicObject {
         let mut spec = serde_json::json!({"replicas": 1});
