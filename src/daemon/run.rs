@@ -53,6 +53,8 @@ pub enum Control {
 const REMOVAL_POLL: Duration = Duration::from_millis(500);
 /// How long shutdown waits for steps in flight before giving up on them (they resume next start).
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+/// The systemd status of a berth that does not hold the leader lease.
+const STANDBY_STATUS: &str = "standby: another berth holds the leader lease";
 
 /// What the workers share.
 struct Shared {
@@ -72,8 +74,8 @@ struct Shared {
     /// Each app's state, for berth_apps{state} and the systemd status line.
     states: Mutex<BTreeMap<AppKey, AppState>>,
     retained_pvcs: Mutex<HashSet<String>>,
-    /// Whether this process holds the leader lease; None without leader election (always leads).
-    leading: Option<tokio::sync::watch::Receiver<bool>>,
+    /// Whether this process takes part in leader election (else it always leads).
+    elects: bool,
     /// Checked specs by file text, so a reload re-checks only the files that changed.
     spec_cache: Mutex<SpecCache>,
     /// Apps whose current drift was already counted and logged (once per occurrence, not per
@@ -88,8 +90,17 @@ struct Shared {
 
 impl Shared {
     /// Only the leader writes (and plans: a standby has nothing to do but keep its caches warm).
+    /// The cluster's write fence is the one answer: open exactly while the lease is confirmed
+    /// (always without leader election).
     fn is_leader(&self) -> bool {
-        self.leading.as_ref().is_none_or(|l| *l.borrow())
+        self.cluster.fence().is_open()
+    }
+
+    /// Whether work that failed was stopped by the fence: a write refused since `refused_before`
+    /// (the fence's count when the work began), or the fence closed now. Leadership was in
+    /// doubt then, and whoever leads carries the work on: not a failure of the app.
+    fn fenced_since(&self, refused_before: u64) -> bool {
+        self.cluster.fence().refused() != refused_before || !self.is_leader()
     }
 
     fn set_state(&self, key: &AppKey, state: AppState) {
@@ -137,7 +148,12 @@ impl Shared {
             *counts.entry(state.as_str()).or_default() += 1;
         }
         let parts: Vec<String> = counts.iter().map(|(s, n)| format!("{n} {s}")).collect();
-        format!("{} apps: {}", states.len(), parts.join(", "))
+        let apps = format!("{} apps: {}", states.len(), parts.join(", "));
+        match (self.elects, self.is_leader()) {
+            (false, _) => apps,
+            (true, true) => format!("leader; {apps}"),
+            (true, false) => STANDBY_STATUS.to_string(),
+        }
     }
 }
 
@@ -185,11 +201,19 @@ pub async fn run(
         ready = cache.wait_until_ready() => ready.context("a watch of owned objects ended before its first list")?,
     }
 
-    let election = if options.leader_elect || config.leader_election.enabled {
-        let election = tokio::select! {
-            _ = shutdown.cancelled() => return finish(tasks, &systemd, None, None).await,
-            election = super::leader::Election::start(cluster.client().clone(), &config.leader_election) => election?,
-        };
+    let elects = options.leader_elect || config.leader_election.enabled;
+    let election = if elects {
+        metrics.set_leader(false);
+        let mut election = super::leader::Election::start(
+            cluster.lease_client().clone(),
+            &config.leader_election,
+            cluster.fence().clone(),
+        );
+        // One look at the lease before the first sync, so a first berth leads from the start.
+        tokio::select! {
+            _ = shutdown.cancelled() => return finish(tasks, &systemd, Some(election), None).await,
+            _ = election.first_look() => {}
+        }
         Some(election)
     } else {
         None
@@ -221,11 +245,16 @@ pub async fn run(
         arrivals: Mutex::default(),
         held: Mutex::default(),
         spec_cache: Mutex::new(SpecCache::default()),
-        leading: leading.clone(),
+        elects,
     });
-    if !shared.is_leader() {
-        info!("standing by: another berth holds the leader lease");
-        systemd.status("standby: another berth holds the leader lease");
+    if elects {
+        if shared.is_leader() {
+            info!("leading: holding the leader lease");
+            metrics.set_leader(true);
+        } else {
+            info!("standing by: another berth holds the leader lease");
+            systemd.status(STANDBY_STATUS);
+        }
     }
 
     // The first full sync: every app in the directory and every app in the cluster.
@@ -267,14 +296,17 @@ pub async fn run(
             }
             Some(key) = changed_rx.recv() => shared.queue.add(key),
             Ok(()) = leadership_changed(&mut leading) => {
-                if shared.is_leader() {
+                let now_leading = leading.as_ref().is_some_and(|l| *l.borrow());
+                shared.metrics.set_leader(now_leading);
+                if now_leading {
                     info!("became the leader: converging every app");
+                    systemd.status(&shared.status_line());
                     for key in all_keys(&shared) {
                         shared.queue.add(key);
                     }
                 } else {
-                    warn!("lost the leader lease: standing by, no more writes");
-                    systemd.status("standby: another berth holds the leader lease");
+                    warn!("lost the leader lease: standing by, no more writes; work under way stops at its next write and whoever leads carries it on");
+                    systemd.status(STANDBY_STATUS);
                 }
             }
             Some(key) = done_rx.recv() => {
@@ -302,8 +334,6 @@ pub async fn run(
         }
     }
     watcher.stop().await;
-    // Every receiver of the leadership channel must be gone for the lease to be released.
-    drop(leading);
     let cluster = shared.cluster.clone();
     drop(shared);
     finish(tasks, &systemd, election, Some(&cluster)).await
@@ -331,7 +361,7 @@ async fn finish(
         while tasks.join_next().await.is_some() {}
     })
     .await;
-    // After the last write: the lease goes to the other replica at once.
+    // After the last write: the fence closes and the lease goes to the other replica at once.
     if let Some(election) = election {
         election.release().await;
     }
@@ -470,7 +500,8 @@ async fn worker(
             continue;
         }
         let started = Instant::now();
-        let outcome = reconcile(&shared, &key).await;
+        let refused_before = shared.cluster.fence().refused();
+        let outcome = reconcile(&shared, &key, refused_before).await;
         shared
             .metrics
             .observe_reconcile(started.elapsed().as_secs_f64());
@@ -478,6 +509,9 @@ async fn worker(
             Outcome::Done => shared.queue.done(&key, true),
             Outcome::Failed => shared.queue.done(&key, false),
             Outcome::Waiting => shared.queue.done_requeue(&key, REMOVAL_POLL),
+            // Looked at again soon: by this berth if its lease is confirmed by then (nothing
+            // else would bring the app back), else it is dropped as a standby's.
+            Outcome::Fenced => shared.queue.done_requeue(&key, REMOVAL_POLL),
         }
         let _ = done.send(key);
     }
@@ -487,9 +521,17 @@ enum Outcome {
     Done,
     Failed,
     Waiting,
+    /// Stopped at a write the fence refused: this berth may no longer lead.
+    Fenced,
 }
 
-async fn reconcile(shared: &Shared, key: &AppKey) -> Outcome {
+/// Logs work stopped by the fence (once per app and occurrence; not a failure of the app).
+fn stopped_by_fence(app: &str, doing: &str) -> Outcome {
+    warn!(app = %app, doing = %doing, "stopped: this berth may no longer hold the leader lease; whoever leads carries the work on");
+    Outcome::Fenced
+}
+
+async fn reconcile(shared: &Shared, key: &AppKey, refused_before: u64) -> Outcome {
     let app_name = key.to_string();
     let specs = shared
         .specs
@@ -543,6 +585,9 @@ async fn reconcile(shared: &Shared, key: &AppKey) -> Outcome {
             .release_hold(&config.safety.namespace, &app_name, &policy)
             .await
         {
+            if shared.fenced_since(refused_before) {
+                return stopped_by_fence(&app_name, "ending a hold");
+            }
             error!(app = %app_name, error = %crate::output::error_chain(&err), "ending the hold of an app whose spec is back failed; retrying with backoff");
             return Outcome::Failed;
         }
@@ -626,6 +671,9 @@ async fn reconcile(shared: &Shared, key: &AppKey) -> Outcome {
                 && shared.is_leader()
                 && let Err(err) = shared.cluster.record(&planned, false).await
             {
+                if shared.fenced_since(refused_before) {
+                    return stopped_by_fence(&app_name, "recording a hold");
+                }
                 error!(app = %app_name, error = %crate::output::error_chain(&err), "recording the hold failed; retrying with backoff");
                 return Outcome::Failed;
             }
@@ -678,6 +726,9 @@ async fn reconcile(shared: &Shared, key: &AppKey) -> Outcome {
     }
     // A removal is counted against the budget (in the cluster) before its first write.
     if let Err(err) = shared.cluster.record(&planned, true).await {
+        if shared.fenced_since(refused_before) {
+            return stopped_by_fence(&app_name, "recording a removal");
+        }
         error!(app = %app_name, error = %crate::output::error_chain(&err), "recording the removal in the ledger failed; retrying with backoff");
         shared.set_state(key, AppState::Error);
         return Outcome::Failed;
@@ -691,6 +742,9 @@ async fn reconcile(shared: &Shared, key: &AppKey) -> Outcome {
         return Outcome::Waiting;
     }
     if let Some((_, err)) = report.failed.first() {
+        if shared.fenced_since(refused_before) {
+            return stopped_by_fence(&app_name, plan.action.word());
+        }
         error!(app = %app_name, error = %err, "converging failed; retrying with backoff");
         shared.metrics.count_apply("failure");
         shared.set_state(key, AppState::Error);
