@@ -84,18 +84,15 @@ impl Pair {
         std::fs::remove_file(self.new_specs.join(file)).expect("remove");
     }
 
-    /// The first daemon, leading; through `kubeconfig` when given (the proxy's).
-    async fn start_old(&self, kubeconfig: Option<&Path>) -> Daemon {
-        let env: Vec<(&str, &std::ffi::OsStr)> = kubeconfig
-            .map(|k| ("KUBECONFIG", k.as_os_str()))
-            .into_iter()
-            .collect();
+    /// The first daemon, leading, with `env` (a kubeconfig through the proxy, a systemd
+    /// notification socket).
+    async fn start_old(&self, env: &[(&str, &std::ffi::OsStr)]) -> Daemon {
         let old = Daemon::start_with_env(
             &self.ns,
             &self.old_specs,
             &["--config", &self.config],
             &[],
-            &env,
+            env,
             self.dir.path().join("old.log"),
         )
         .await;
@@ -200,6 +197,16 @@ fn log_time(log: &str, needle: &str) -> Option<String> {
         .and_then(|v| v["timestamp"].as_str().map(str::to_string))
 }
 
+/// The systemd notifications a daemon has sent to `socket` so far.
+fn received(socket: &std::os::unix::net::UnixDatagram) -> Vec<String> {
+    let mut buf = [0u8; 4096];
+    let mut out = Vec::new();
+    while let Ok(n) = socket.recv(&mut buf) {
+        out.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    out
+}
+
 /// `berth_apply_total{result="success"}` of a daemon.
 async fn successes(daemon: &Daemon) -> Option<u64> {
     let metrics = daemon.get("/metrics").await?;
@@ -286,7 +293,12 @@ async fn old_leader_writes_once_it_leads_again(
 async fn a_leader_frozen_past_its_lease_writes_nothing_after_the_takeover() {
     let pair = Pair::new("leader-stop").await;
     pair.write_both("web.toml", &simple_app(1, "1Gi"));
-    let old = pair.start_old(None).await;
+    let notify_path = pair.dir.path().join("notify.sock");
+    let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).expect("notify socket");
+    notify.set_nonblocking(true).expect("non-blocking");
+    let old = pair
+        .start_old(&[("NOTIFY_SOCKET", notify_path.as_os_str())])
+        .await;
     wait_for("web created", TIMEOUT, || async {
         replicas(&pair.ns, "web").await
     })
@@ -319,6 +331,20 @@ async fn a_leader_frozen_past_its_lease_writes_nothing_after_the_takeover() {
         old.log()
     );
     assert_eq!(replicas(&pair.ns, "web").await, Some(1));
+    let statuses = received(&notify);
+    let leader = statuses.iter().position(|s| s.contains("STATUS=leader;"));
+    let standby = statuses
+        .iter()
+        .rposition(|s| s.contains("STATUS=standby: another berth holds the leader lease"));
+    assert!(
+        leader.is_some() && standby > leader,
+        "systemd's status shows the leader, then the standby: {statuses:?}"
+    );
+    assert!(
+        old.log().contains("lost the leader lease"),
+        "logged:\n{}",
+        old.log()
+    );
 
     old_leader_writes_once_it_leads_again(&pair.ns, new, &old, "web", 2).await;
     pair.ns.cleanup().await;
@@ -334,7 +360,9 @@ async fn a_leader_cut_off_by_a_stalled_network_stops_writing_before_the_lease_is
     let kubeconfig = pair.dir.path().join("old-via-proxy.kubeconfig");
     let proxy = Proxy::for_kubeconfig(Path::new(&berth_kubeconfig()), &kubeconfig);
     pair.write_both("web.toml", &simple_app(1, "1Gi"));
-    let old = pair.start_old(Some(&kubeconfig)).await;
+    let old = pair
+        .start_old(&[("KUBECONFIG", kubeconfig.as_os_str())])
+        .await;
     wait_for("web created", TIMEOUT, || async {
         replicas(&pair.ns, "web").await
     })
@@ -393,7 +421,9 @@ async fn a_removal_under_way_when_the_lease_is_lost_is_finished_by_the_new_leade
     let proxy = Proxy::for_kubeconfig(Path::new(&berth_kubeconfig()), &kubeconfig);
     pair.write_both("web.toml", &simple_app(2, "1Gi"));
     pair.write_both("keep.toml", &simple_app(1, "1Gi"));
-    let old = pair.start_old(Some(&kubeconfig)).await;
+    let old = pair
+        .start_old(&[("KUBECONFIG", kubeconfig.as_os_str())])
+        .await;
     wait_for("web Ready", TIMEOUT, || async {
         let sts = pair.ns.api::<StatefulSet>().get_opt("web").await.ok()??;
         (sts.status?.ready_replicas == Some(2)).then_some(())
@@ -488,7 +518,7 @@ async fn a_recreate_under_way_when_the_lease_is_lost_is_finished_by_the_new_lead
     let pair = Pair::new("leader-recreate").await;
     pair.write_both("db.toml", &recreatable("db-headless"));
     pair.write_both("keep.toml", &simple_app(1, "1Gi"));
-    let old = pair.start_old(None).await;
+    let old = pair.start_old(&[]).await;
     wait_for("db Ready", TIMEOUT, || async {
         let sts = pair.ns.api::<StatefulSet>().get_opt("db").await.ok()??;
         (sts.status?.ready_replicas == Some(2)).then_some(())
