@@ -201,23 +201,23 @@ where
     }
 }
 
-/// Whether `err`, or any error in its chain, is a write refused by the fence.
-pub fn is_fenced(err: &(dyn std::error::Error + 'static)) -> bool {
-    let mut current = Some(err);
-    while let Some(err) = current {
-        if err.is::<Fenced>() {
-            return true;
-        }
-        current = err.source();
-    }
-    false
-}
-
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
 
     use super::*;
+
+    /// Whether `err`, or any error in its chain, is a write refused by the fence.
+    fn is_fenced(err: &(dyn std::error::Error + 'static)) -> bool {
+        let mut current = Some(err);
+        while let Some(err) = current {
+            if err.is::<Fenced>() {
+                return true;
+            }
+            current = err.source();
+        }
+        false
+    }
 
     fn request(method: &str, uri: &str) -> http::Request<()> {
         http::Request::builder()

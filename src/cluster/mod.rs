@@ -22,7 +22,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 pub use cache::OwnedCache;
 pub use events::{EVENT_TIMEOUT, REPORTING_CONTROLLER, Reason};
 pub use execute::{Progress, Report};
-pub use fence::{Fence, Fenced, is_fenced};
+pub use fence::Fence;
 pub use inventory::{Inventory, LiveApp};
 pub use kinds::Kind;
 pub use ledger::{LEDGER_ANNOTATION, unix_now};

@@ -30,22 +30,22 @@ use crate::config::LeaderElection;
 
 /// The periods of the election, all derived from the lease duration.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Timing {
+struct Timing {
     /// How long a lease lasts without a renew (`leaseDurationSeconds`).
-    pub duration: Duration,
+    duration: Duration,
     /// How often the leader renews, and a standby looks at the Lease.
-    pub renew_every: Duration,
+    renew_every: Duration,
     /// How long one Lease request may take: several renews fit before the fence closes.
-    pub request_timeout: Duration,
+    request_timeout: Duration,
     /// How much earlier than the lease's end the leader stops writing: room for a write sent
     /// just before the deadline to land, and for clocks that run at slightly different rates.
-    pub margin: Duration,
+    margin: Duration,
     /// The pause after a failed request before the next try.
-    pub retry_pause: Duration,
+    retry_pause: Duration,
 }
 
 impl Timing {
-    pub fn for_duration(duration: Duration) -> Timing {
+    fn for_duration(duration: Duration) -> Timing {
         let duration = duration.max(Duration::from_secs(2));
         Timing {
             duration,
