@@ -418,19 +418,4 @@ fn default_identity() -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_fence_closes_well_before_a_standby_can_take_over() {
-        let t = Timing::for_duration(Duration::from_secs(15));
-        assert_eq!(t.renew_every, Duration::from_secs(5));
-        assert_eq!(t.margin, Duration::from_secs(3));
-        // Two renews and their retries fit before the deadline; each is bounded well below
-        // the margin.
-        assert!(t.request_timeout * 2 <= t.margin);
-        assert!(t.renew_every * 2 + t.request_timeout < t.duration - t.margin);
-        let short = Timing::for_duration(Duration::from_secs(1));
-        assert_eq!(short.duration, Duration::from_secs(2), "at least 2 s");
-    }
-}
+mod tests;
