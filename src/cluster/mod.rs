@@ -2,11 +2,13 @@
 //! dry-run compared with live objects), and converging (apply, recreate, ordered removal).
 //!
 //! Every write goes through server-side apply under the field manager [`FIELD_MANAGER`], or a
-//! patch/delete of an object whose ownership labels were checked first.
+//! patch/delete of an object whose ownership labels were checked first; and every write passes
+//! the leader [`Fence`] of the request client (always open without leader election).
 
 mod cache;
 mod events;
 mod execute;
+mod fence;
 mod inventory;
 mod kinds;
 mod ledger;
@@ -24,6 +26,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 pub use cache::OwnedCache;
 pub use events::{EVENT_TIMEOUT, REPORTING_CONTROLLER, Reason};
 pub use execute::{Progress, Report};
+pub use fence::Fence;
 pub use inventory::{Inventory, LiveApp};
 pub use kinds::Kind;
 pub use ledger::{LEDGER_ANNOTATION, unix_now};
@@ -140,8 +143,14 @@ pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(
 /// A connection to the cluster, for one berth instance.
 #[derive(Clone)]
 pub struct Cluster {
-    /// For requests: reads, dry-runs, applies, deletes, leases. Bounded by [`REQUEST_TIMEOUT`].
+    /// For requests: reads, dry-runs, applies, deletes, the removal ledger, Events. Bounded by
+    /// [`REQUEST_TIMEOUT`]; its writes pass `fence`.
     client: kube::Client,
+    /// For the leader lease alone: not fenced (renewing is how the fence opens again), and on
+    /// connections of its own, so a renew never queues behind a slow apply.
+    lease_client: kube::Client,
+    /// Whether this process may write now (see [`fence`]).
+    fence: Fence,
     /// For the long-lived watches of the daemon's caches.
     watch_client: kube::Client,
     /// For evictions: like `client`, without kube's silent retry of a 429, which is how a
@@ -206,13 +215,23 @@ impl Cluster {
         request_config.read_timeout = Some(REQUEST_TIMEOUT);
         // Count from when the request was sent, not from when its pooled connection went idle.
         request_config.reset_reader_on_write = true;
-        let client =
+        let lease_client =
             kube::Client::try_from(request_config.clone()).map_err(ClusterError::Client)?;
+        let fence = Fence::always_open();
+        // Outermost, so a refused write is refused before anything else is done for it.
+        let fenced = |config: kube::Config| {
+            kube::client::ClientBuilder::try_from(config)
+                .map(|b| b.with_layer(&fence::FenceLayer::new(fence.clone())).build())
+        };
+        let client = fenced(request_config.clone()).map_err(ClusterError::Client)?;
+        // Evictions are refused with 429 while a PodDisruptionBudget allows no disruption; kube
+        // would retry that by itself for minutes, hiding the refusal the recreate reports.
         request_config.default_retry = false;
-        let eviction_client =
-            kube::Client::try_from(request_config).map_err(ClusterError::Client)?;
+        let eviction_client = fenced(request_config).map_err(ClusterError::Client)?;
         Ok(Cluster {
             client,
+            lease_client,
+            fence,
             watch_client,
             eviction_client,
             instance: instance.to_string(),
@@ -220,11 +239,13 @@ impl Cluster {
         })
     }
 
-    /// A cluster whose requests and watches share `client`.
+    /// A cluster whose requests, lease requests and watches share `client`, never fenced.
     pub fn new(client: kube::Client, instance: &str) -> Cluster {
         Cluster {
             watch_client: client.clone(),
             eviction_client: client.clone(),
+            lease_client: client.clone(),
+            fence: Fence::always_open(),
             client,
             instance: instance.to_string(),
             events: events::Events::new(instance),
@@ -233,6 +254,16 @@ impl Cluster {
 
     pub fn client(&self) -> &kube::Client {
         &self.client
+    }
+
+    /// The client for the leader lease: not fenced.
+    pub fn lease_client(&self) -> &kube::Client {
+        &self.lease_client
+    }
+
+    /// The fence every write of [`Cluster::client`] passes.
+    pub fn fence(&self) -> &Fence {
+        &self.fence
     }
 
     pub fn instance(&self) -> &str {

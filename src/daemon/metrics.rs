@@ -71,6 +71,8 @@ pub struct Metrics {
     retained_pvcs: Gauge,
     /// `berth_last_success_timestamp_seconds`: unix time of the last successful converge.
     last_success: Gauge<f64, AtomicU64>,
+    /// `berth_leader`: 1 while this process may write (always without leader election).
+    leader: Gauge,
 }
 
 impl Metrics {
@@ -139,6 +141,14 @@ impl Metrics {
             last_success.clone(),
         );
 
+        let leader = Gauge::default();
+        registry.register(
+            "berth_leader",
+            "1 while this berth holds the leader lease and may write (always 1 without leader election), 0 while it stands by",
+            leader.clone(),
+        );
+        leader.set(1);
+
         for state in app_states() {
             apps.get_or_create(&StateLabel {
                 state: state.to_owned(),
@@ -164,7 +174,13 @@ impl Metrics {
             pending_removals,
             retained_pvcs,
             last_success,
+            leader,
         })
+    }
+
+    /// Sets `berth_leader`.
+    pub fn set_leader(&self, leading: bool) {
+        self.leader.set(i64::from(leading));
     }
 
     /// Sets `berth_apps{state}` from a full count; the states of [`AppState::ALL`] missing from

@@ -1,13 +1,16 @@
 //! The daemon's wiring: file events and owned-object watches feed one keyed work queue; a
 //! bounded pool of workers plans and converges one app at a time.
 //!
-//! Every task has an owner: they live in one `JoinSet` and end with the shutdown token.
+//! Every task has an owner: they live in one `JoinSet` and end with the shutdown token. What a
+//! worker does with one app is in `reconcile`.
+
+mod reconcile;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 use tokio::sync::mpsc;
@@ -22,10 +25,10 @@ use super::queue::WorkQueue;
 use super::reload;
 use super::spec_watcher::{self, RescanReason, WatchEvent, WatchOptions};
 use super::systemd::Systemd;
-use crate::cluster::{Cluster, OwnedCache, PlanOptions, Progress, Reason, head_commit};
-use crate::config::{Config, DriftMode};
-use crate::plan::{Action, AppPlan};
-use crate::spec::{App, AppKey, LoadError, Loaded, SpecCache, load_dir_cached};
+use crate::cluster::{Cluster, OwnedCache, head_commit};
+use crate::config::Config;
+use crate::spec::{AppKey, LoadError, Loaded, SpecCache, load_dir_cached};
+use reconcile::worker;
 
 /// How the daemon runs, from the command line.
 #[derive(Debug, Clone)]
@@ -53,6 +56,8 @@ pub enum Control {
 const REMOVAL_POLL: Duration = Duration::from_millis(500);
 /// How long shutdown waits for steps in flight before giving up on them (they resume next start).
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+/// The systemd status of a berth that does not hold the leader lease.
+const STANDBY_STATUS: &str = "standby: another berth holds the leader lease";
 
 /// What the workers share.
 struct Shared {
@@ -72,8 +77,8 @@ struct Shared {
     /// Each app's state, for berth_apps{state} and the systemd status line.
     states: Mutex<BTreeMap<AppKey, AppState>>,
     retained_pvcs: Mutex<HashSet<String>>,
-    /// Whether this process holds the leader lease; None without leader election (always leads).
-    leading: Option<tokio::sync::watch::Receiver<bool>>,
+    /// Whether this process takes part in leader election (else it always leads).
+    elects: bool,
     /// Checked specs by file text, so a reload re-checks only the files that changed.
     spec_cache: Mutex<SpecCache>,
     /// Apps whose current drift was already counted and logged (once per occurrence, not per
@@ -88,8 +93,17 @@ struct Shared {
 
 impl Shared {
     /// Only the leader writes (and plans: a standby has nothing to do but keep its caches warm).
+    /// The cluster's write fence is the one answer: open exactly while the lease is confirmed
+    /// (always without leader election).
     fn is_leader(&self) -> bool {
-        self.leading.as_ref().is_none_or(|l| *l.borrow())
+        self.cluster.fence().is_open()
+    }
+
+    /// Whether work that failed was stopped by the fence: a write refused since `refused_before`
+    /// (the fence's count when the work began), or the fence closed now. Leadership was in
+    /// doubt then, and whoever leads carries the work on: not a failure of the app.
+    fn fenced_since(&self, refused_before: u64) -> bool {
+        self.cluster.fence().refused() != refused_before || !self.is_leader()
     }
 
     fn set_state(&self, key: &AppKey, state: AppState) {
@@ -137,7 +151,12 @@ impl Shared {
             *counts.entry(state.as_str()).or_default() += 1;
         }
         let parts: Vec<String> = counts.iter().map(|(s, n)| format!("{n} {s}")).collect();
-        format!("{} apps: {}", states.len(), parts.join(", "))
+        let apps = format!("{} apps: {}", states.len(), parts.join(", "));
+        match (self.elects, self.is_leader()) {
+            (false, _) => apps,
+            (true, true) => format!("leader; {apps}"),
+            (true, false) => STANDBY_STATUS.to_string(),
+        }
     }
 }
 
@@ -185,11 +204,19 @@ pub async fn run(
         ready = cache.wait_until_ready() => ready.context("a watch of owned objects ended before its first list")?,
     }
 
-    let election = if options.leader_elect || config.leader_election.enabled {
-        let election = tokio::select! {
-            _ = shutdown.cancelled() => return finish(tasks, &systemd, None, None).await,
-            election = super::leader::Election::start(cluster.client().clone(), &config.leader_election) => election?,
-        };
+    let elects = options.leader_elect || config.leader_election.enabled;
+    let election = if elects {
+        metrics.set_leader(false);
+        let mut election = super::leader::Election::start(
+            cluster.lease_client().clone(),
+            &config.leader_election,
+            cluster.fence().clone(),
+        );
+        // One look at the lease before the first sync, so a first berth leads from the start.
+        tokio::select! {
+            _ = shutdown.cancelled() => return finish(tasks, &systemd, Some(election), None).await,
+            _ = election.first_look() => {}
+        }
         Some(election)
     } else {
         None
@@ -221,11 +248,16 @@ pub async fn run(
         arrivals: Mutex::default(),
         held: Mutex::default(),
         spec_cache: Mutex::new(SpecCache::default()),
-        leading: leading.clone(),
+        elects,
     });
-    if !shared.is_leader() {
-        info!("standing by: another berth holds the leader lease");
-        systemd.status("standby: another berth holds the leader lease");
+    if elects {
+        if shared.is_leader() {
+            info!("leading: holding the leader lease");
+            metrics.set_leader(true);
+        } else {
+            info!("standing by: another berth holds the leader lease");
+            systemd.status(STANDBY_STATUS);
+        }
     }
 
     // The first full sync: every app in the directory and every app in the cluster.
@@ -267,14 +299,17 @@ pub async fn run(
             }
             Some(key) = changed_rx.recv() => shared.queue.add(key),
             Ok(()) = leadership_changed(&mut leading) => {
-                if shared.is_leader() {
+                let now_leading = leading.as_ref().is_some_and(|l| *l.borrow());
+                shared.metrics.set_leader(now_leading);
+                if now_leading {
                     info!("became the leader: converging every app");
+                    systemd.status(&shared.status_line());
                     for key in all_keys(&shared) {
                         shared.queue.add(key);
                     }
                 } else {
-                    warn!("lost the leader lease: standing by, no more writes");
-                    systemd.status("standby: another berth holds the leader lease");
+                    warn!("lost the leader lease: standing by, no more writes; work under way stops at its next write and whoever leads carries it on");
+                    systemd.status(STANDBY_STATUS);
                 }
             }
             Some(key) = done_rx.recv() => {
@@ -302,8 +337,6 @@ pub async fn run(
         }
     }
     watcher.stop().await;
-    // Every receiver of the leadership channel must be gone for the lease to be released.
-    drop(leading);
     let cluster = shared.cluster.clone();
     drop(shared);
     finish(tasks, &systemd, election, Some(&cluster)).await
@@ -331,7 +364,7 @@ async fn finish(
         while tasks.join_next().await.is_some() {}
     })
     .await;
-    // After the last write: the lease goes to the other replica at once.
+    // After the last write: the fence closes and the lease goes to the other replica at once.
     if let Some(election) = election {
         election.release().await;
     }
@@ -446,352 +479,6 @@ fn report_spec_errors(shared: &Shared, loaded: &Loaded) {
     }
     let list: Vec<(String, i64)> = per_file.into_iter().collect();
     shared.metrics.set_spec_errors(&list);
-}
-
-/// Logs a removal's or recreate's progress.
-struct LogProgress;
-
-impl Progress for LogProgress {
-    fn step(&self, app: &str, message: &str) {
-        info!(app = %app, "{message}");
-    }
-}
-
-async fn worker(
-    shared: Arc<Shared>,
-    shutdown: CancellationToken,
-    done: mpsc::UnboundedSender<AppKey>,
-) {
-    while let Some(key) = shared.queue.next(&shutdown).await {
-        if !shared.is_leader() {
-            // A standby does no work; becoming leader queues every app again.
-            shared.queue.done(&key, true);
-            let _ = done.send(key);
-            continue;
-        }
-        let started = Instant::now();
-        let outcome = reconcile(&shared, &key).await;
-        shared
-            .metrics
-            .observe_reconcile(started.elapsed().as_secs_f64());
-        match outcome {
-            Outcome::Done => shared.queue.done(&key, true),
-            Outcome::Failed => shared.queue.done(&key, false),
-            Outcome::Waiting => shared.queue.done_requeue(&key, REMOVAL_POLL),
-        }
-        let _ = done.send(key);
-    }
-}
-
-enum Outcome {
-    Done,
-    Failed,
-    Waiting,
-}
-
-async fn reconcile(shared: &Shared, key: &AppKey) -> Outcome {
-    let app_name = key.to_string();
-    let specs = shared
-        .specs
-        .read()
-        .unwrap_or_else(|p| p.into_inner())
-        .clone();
-    let (config, commit) = (
-        shared
-            .config
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone(),
-        shared
-            .commit
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone(),
-    );
-    let options = PlanOptions {
-        allow_recreate: shared.options.allow_recreate,
-        abandon_claims: false,
-        allow_removals: false,
-        allow_empty: false,
-        max_removals: config.safety.max_removals,
-        removal_window: config.safety.removal_window,
-        ledger_namespace: config.safety.namespace.clone(),
-        arrivals: shared.arrivals_for(key),
-        commit,
-        // One app per reconcile: the workers are the daemon's concurrency.
-        concurrency: 1,
-        live_from_cache: true,
-    };
-    let scope = BTreeSet::from([key.clone()]);
-    let spec = find_app(&specs, key).map(spec_hash);
-    if spec.is_some()
-        && shared.is_leader()
-        && !shared.options.dry_run
-        && shared
-            .held
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains(key)
-    {
-        let policy = crate::plan::removals::Policy {
-            max_removals: config.safety.max_removals,
-            window_secs: config.safety.removal_window.as_secs(),
-            ..Default::default()
-        };
-        if let Err(err) = shared
-            .cluster
-            .release_hold(&config.safety.namespace, &app_name, &policy)
-            .await
-        {
-            error!(app = %app_name, error = %crate::output::error_chain(&err), "ending the hold of an app whose spec is back failed; retrying with backoff");
-            return Outcome::Failed;
-        }
-        info!(app = %app_name, "the spec is back: its held removal ends");
-        shared
-            .held
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(key);
-    }
-    // An app with a spec is planned from its own objects: the removal limit only concerns apps
-    // without one, and the whole fleet's inventory per reconcile made the first sync O(N²).
-    let inventory = if spec.is_some() {
-        shared.cache.inventory_of(&scope)
-    } else {
-        shared.cache.inventory(Some(&scope))
-    };
-    let inventory = match inventory {
-        Ok(inventory) => inventory,
-        Err(err) => {
-            error!(app = %app_name, error = %err, "reading the cached objects failed; retrying with backoff");
-            shared.set_state(key, AppState::Error);
-            return Outcome::Failed;
-        }
-    };
-    let planned = match shared
-        .cluster
-        .plan_scoped(&specs, &inventory, &options, Some(&scope))
-        .await
-    {
-        Ok(p) => p,
-        Err(err) => {
-            error!(app = %app_name, error = %crate::output::error_chain(&err), "planning failed; retrying with backoff");
-            shared.set_state(key, AppState::Error);
-            return Outcome::Failed;
-        }
-    };
-    let Some(plan) = planned.plan.apps.first() else {
-        // Neither in the directory nor in the cluster (any more).
-        shared.forget(key);
-        return Outcome::Done;
-    };
-    match &plan.action {
-        Action::Unchanged => {
-            shared
-                .drift_seen
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(key);
-            shared.set_state(key, AppState::InSync);
-            if let Some(hash) = spec {
-                shared
-                    .converged
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(key.clone(), hash);
-            }
-            return Outcome::Done;
-        }
-        Action::Blocked { reason, .. } => {
-            warn!(app = %app_name, reason = %reason, "blocked; nothing is changed for this app");
-            // Once per block, not on every look at it.
-            if shared.state_of(key) != Some(AppState::Blocked) {
-                record_event(shared, &inventory, key, Reason::Blocked, reason);
-            }
-            shared.set_state(key, AppState::Blocked);
-            return Outcome::Done;
-        }
-        Action::Held { reason } => {
-            warn!(app = %app_name, reason = %reason, "removal held; nothing is changed for this app until an operator runs `berth apply --allow-removals`");
-            shared.set_state(key, AppState::Held);
-            let newly_held = shared
-                .held
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(key.clone());
-            if newly_held {
-                record_event(shared, &inventory, key, Reason::RemovalHeld, reason);
-            }
-            if !shared.options.dry_run
-                && shared.is_leader()
-                && let Err(err) = shared.cluster.record(&planned, false).await
-            {
-                error!(app = %app_name, error = %crate::output::error_chain(&err), "recording the hold failed; retrying with backoff");
-                return Outcome::Failed;
-            }
-            return Outcome::Done;
-        }
-        Action::Suspended { reason } => {
-            // Once per suspension, not on every look at it.
-            if shared.state_of(key) != Some(AppState::Suspended) {
-                info!(app = %app_name, reason = %reason, "suspended; berth leaves this app alone");
-            }
-            shared.set_state(key, AppState::Suspended);
-            return Outcome::Done;
-        }
-        _ => {}
-    }
-    let drifted = matches!(plan.action, Action::Update)
-        && spec.is_some()
-        && shared
-            .converged
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(key)
-            == spec.as_ref();
-    if drifted {
-        let first_look = shared
-            .drift_seen
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(key.clone());
-        if first_look {
-            shared.metrics.count_drift();
-            warn!(app = %app_name, changes = %plan.summary.join("; "), "live objects drifted from the spec");
-        }
-        if config.drift == DriftMode::Report {
-            shared.set_state(key, AppState::Drifted);
-            return Outcome::Done;
-        }
-    }
-    // A removal waiting for its pods comes back every poll; its plan was logged the first time.
-    let waiting_removal = plan.action == Action::Remove
-        && shared
-            .states
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(key)
-            == Some(&AppState::Removing);
-    if !waiting_removal {
-        log_plan(&app_name, plan);
-    }
-    if shared.options.dry_run {
-        shared.metrics.count_apply("dry-run");
-        shared.set_state(key, AppState::Pending);
-        return Outcome::Done;
-    }
-    if !shared.is_leader() {
-        // The lease was lost while planning: the new leader does this.
-        return Outcome::Done;
-    }
-    // A removal is counted against the budget (in the cluster) before its first write.
-    if let Err(err) = shared.cluster.record(&planned, true).await {
-        error!(app = %app_name, error = %crate::output::error_chain(&err), "recording the removal in the ledger failed; retrying with backoff");
-        shared.set_state(key, AppState::Error);
-        return Outcome::Failed;
-    }
-    let report = shared
-        .cluster
-        .execute_with(&planned, &LogProgress, false)
-        .await;
-    if !report.waiting.is_empty() {
-        shared.set_state(key, AppState::Removing);
-        return Outcome::Waiting;
-    }
-    if let Some((_, err)) = report.failed.first() {
-        error!(app = %app_name, error = %err, "converging failed; retrying with backoff");
-        shared.metrics.count_apply("failure");
-        shared.set_state(key, AppState::Error);
-        return Outcome::Failed;
-    }
-    shared.metrics.count_apply("success");
-    shared.metrics.mark_success();
-    if drifted {
-        let detail = format!(
-            "live objects drifted from the spec and were set back: {}",
-            plan.summary.join("; ")
-        );
-        record_event(shared, &inventory, key, Reason::DriftCorrected, &detail);
-    }
-    shared
-        .drift_seen
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .remove(key);
-    {
-        let mut pvcs = shared
-            .retained_pvcs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        pvcs.extend(report.retained_pvcs.iter().cloned());
-        shared.metrics.set_retained_pvcs(pvcs.len() as i64);
-    }
-    let mut converged = shared.converged.lock().unwrap_or_else(|p| p.into_inner());
-    match spec {
-        Some(hash) => {
-            converged.insert(key.clone(), hash);
-            drop(converged);
-            shared.set_state(key, AppState::InSync);
-        }
-        None => {
-            converged.remove(key);
-            drop(converged);
-            shared.forget(key);
-            info!(app = %app_name, kept_pvcs = %report.retained_pvcs.join(","), "app removed; volumes kept");
-        }
-    }
-    Outcome::Done
-}
-
-/// Records `reason` on the app's live StatefulSet, when it has one (a block can concern an app
-/// not yet created, or a same-name object that is not berth's: nothing to record it on).
-/// Best effort and never awaited, like every event (see `cluster::events`); a standby or a
-/// dry run writes nothing.
-fn record_event(
-    shared: &Shared,
-    inventory: &crate::cluster::Inventory,
-    key: &AppKey,
-    reason: Reason,
-    detail: &str,
-) {
-    if shared.options.dry_run || !shared.is_leader() {
-        return;
-    }
-    if let Some(sts) = inventory.apps.get(key).and_then(|live| live.statefulset()) {
-        shared.cluster.record_event(sts, reason, Some(detail));
-    }
-}
-
-/// The app of `key` in the loaded specs, which are sorted by namespace and name.
-fn find_app<'a>(specs: &'a Loaded, key: &AppKey) -> Option<&'a App> {
-    specs
-        .apps
-        .binary_search_by(|a| {
-            (a.namespace.as_str(), a.name.as_str())
-                .cmp(&(key.namespace.as_str(), key.name.as_str()))
-        })
-        .ok()
-        .map(|i| &specs.apps[i])
-}
-
-/// A hash of everything in an app's spec. SipHash's 64 bits make two different specs with the
-/// same hash (a spec change taken for drift) vanishingly unlikely.
-fn spec_hash(app: &App) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    app.hash(&mut hasher);
-    hasher.finish()
-}
-
-fn log_plan(app: &str, plan: &AppPlan) {
-    let diff: String = plan.changes.iter().map(|c| c.diff.as_str()).collect();
-    info!(
-        app = %app,
-        action = %plan.action.word(),
-        summary = %plan.summary.join("; "),
-        diff = %diff,
-        "converging"
-    );
 }
 
 /// The spec directory to watch: the command line's, else the config's (relative to the config

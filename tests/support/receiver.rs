@@ -25,7 +25,9 @@ pub struct Receiver {
 impl Receiver {
     /// Starts a receiver; with `hang` it never answers.
     pub async fn start(hang: bool) -> Receiver {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind receiver");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind receiver");
         let addr = listener.local_addr().expect("receiver address");
         let received = Arc::new(Mutex::new(Vec::new()));
         let store = received.clone();
@@ -46,7 +48,9 @@ impl Receiver {
                         return;
                     }
                     let _ = stream
-                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
+                        .write_all(
+                            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
+                        )
                         .await;
                 });
             }
