@@ -381,6 +381,12 @@ pub async fn collect(
             }
             Action::Create | Action::Remove | Action::Recreate { .. } => (Sync::Pending, None),
         };
+        let error = match (error, &sts) {
+            (None, Some(s)) if pods_missing(s) => {
+                failed_create(cluster, &plan.namespace, &plan.name).await
+            }
+            (error, _) => error,
+        };
         out.push(AppStatus::from_live(
             &plan.namespace,
             &plan.name,
@@ -410,6 +416,41 @@ pub async fn collect(
     }
     out.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
     Ok(out)
+}
+
+/// Fewer pods exist than the StatefulSet wants: the controller may be failing to create them.
+fn pods_missing(sts: &Value) -> bool {
+    let int = |p: &str| sts.pointer(p).and_then(Value::as_i64).unwrap_or(0);
+    int("/status/replicas") < int("/spec/replicas")
+}
+
+/// Why the StatefulSet controller cannot create a pod (an admission refusal such as Pod
+/// Security, a quota): the newest FailedCreate event on the StatefulSet. Best effort: without
+/// the right to list events, or without such an event, nothing.
+async fn failed_create(cluster: &Cluster, namespace: &str, name: &str) -> Option<String> {
+    use k8s_openapi::api::core::v1::Event;
+    let events: kube::Api<Event> = kube::Api::namespaced(cluster.client().clone(), namespace);
+    let fields =
+        format!("involvedObject.kind=StatefulSet,involvedObject.name={name},reason=FailedCreate");
+    let list = events
+        .list(&kube::api::ListParams::default().fields(&fields))
+        .await
+        .ok()?;
+    let when = |e: &Event| {
+        e.last_timestamp
+            .as_ref()
+            .map(|t| t.0)
+            .or_else(|| e.event_time.as_ref().map(|t| t.0))
+            .or_else(|| e.metadata.creation_timestamp.as_ref().map(|t| t.0))
+    };
+    let newest = list.items.iter().max_by_key(|e| when(e))?;
+    Some(format!(
+        "FailedCreate: {}",
+        newest
+            .message
+            .as_deref()
+            .unwrap_or("the controller cannot create pods")
+    ))
 }
 
 /// An update is drift when some changed object still carries the fingerprint of what the spec

@@ -184,6 +184,12 @@ fn strip_statefulset(spec: &mut Map<String, Value>) {
 
 fn strip_service(spec: &mut Map<String, Value>) {
     remove_if(spec, "sessionAffinity", &Value::from("None"));
+    // With ClientIP the server fills in the default stickiness of three hours.
+    remove_if(
+        spec,
+        "sessionAffinityConfig",
+        &serde_json::json!({"clientIP": {"timeoutSeconds": 10800}}),
+    );
     remove_if(spec, "internalTrafficPolicy", &Value::from("Cluster"));
     remove_if(spec, "externalTrafficPolicy", &Value::from("Cluster"));
     remove_if(spec, "allocateLoadBalancerNodePorts", &Value::from(true));

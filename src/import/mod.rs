@@ -14,6 +14,7 @@
 //! - `defaults`: the values the API server fills in, and [`strip_server_defaults`].
 //! - `toml_writer`: inline TOML values and the spec document they are written into.
 //! - `to_spec`: live objects → spec fields ([`import`]); what cannot be expressed becomes a note.
+//! - `pod`: the security, scheduling, resource, set and Service-traffic fields `to_spec` calls on.
 //! - `self_check`: renders the emitted spec and names every live field it does not reproduce.
 //! - `fetch`: reading the cluster ([`fetch`], [`list`]) and the spec file an app came from
 //!   ([`source_file`]).
@@ -35,6 +36,7 @@ use crate::labels::{
 
 mod defaults;
 mod fetch;
+mod pod;
 mod self_check;
 mod to_spec;
 mod toml_writer;

@@ -205,7 +205,8 @@ fn a_hand_written_statefulset_is_imported_for_adoption_with_the_recreate_explain
                                       "limits": {"cpu": "250m", "memory": "512Mi"}},
                         "ports": [{"containerPort": 80, "name": "http", "protocol": "TCP"}]
                     }],
-                    "tolerations": [{"key": "dedicated", "operator": "Exists"}]
+                    "tolerations": [{"key": "dedicated", "operator": "Exists"}],
+                    "shareProcessNamespace": true
                 }
             }
         }
@@ -245,7 +246,14 @@ fn a_hand_written_statefulset_is_imported_for_adoption_with_the_recreate_explain
     );
     assert!(notes.contains("needs a recreate"), "{notes}");
     assert!(notes.contains("allow_recreate = true"), "{notes}");
-    assert!(notes.contains("spec.template.spec.tolerations"), "{notes}");
+    assert!(
+        notes.contains("spec.template.spec.shareProcessNamespace"),
+        "{notes}"
+    );
+    assert!(
+        text.contains("\ntolerations = [{ key = \"dedicated\" }]\n"),
+        "{text}"
+    );
     // Notes are comments: the text still validates.
     check("nginx.toml", text, &config);
 }

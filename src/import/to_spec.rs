@@ -8,6 +8,7 @@ use std::fmt::Write as _;
 use serde_json::Value;
 
 use super::defaults::strip_server_defaults;
+use super::pod;
 use super::self_check::unexpressed;
 use super::toml_writer::{Doc, TomlValue, int_or_str, secs, str_arr, tab_of, toml_key, toml_str};
 use super::{
@@ -22,6 +23,8 @@ struct Importer<'a> {
     notes: Vec<String>,
     /// Container port number → name, for service targets and probes.
     port_names: BTreeMap<i64, String>,
+    /// The pod is what `security = "restricted"` renders: the preset stands for its fields.
+    restricted: bool,
 }
 
 /// Imports one app. Never fails: whatever cannot be expressed becomes a note.
@@ -62,6 +65,7 @@ pub fn import(live: &LiveObjects, cx: ImportContext<'_>) -> Imported {
         cx,
         notes: Vec::new(),
         port_names: BTreeMap::new(),
+        restricted: pod::restricted(ptr(&sts, "/spec/template/spec")),
     };
     let mut doc = Doc::default();
     let mut header: Vec<String> = Vec::new();
@@ -110,6 +114,7 @@ pub fn import(live: &LiveObjects, cx: ImportContext<'_>) -> Imported {
     }
 
     im.top_level(&sts, pdb.as_ref(), &name, &mut doc);
+    doc.top.extend(pod::set_fields(&sts, headless.as_ref()));
     im.containers(&sts, &mut doc);
     im.volumes(&sts, &mut doc);
     if let Some(svc) = &service {
@@ -270,6 +275,7 @@ impl Importer<'_> {
         if let Some(g) = ptr(pod, "/securityContext/fsGroup").as_i64() {
             top.push(("fs_group".into(), TomlValue::Int(g)));
         }
+        top.extend(pod::pod_security(pod, self.restricted));
         let mut dns = Vec::new();
         if let Some(p) = pod.get("dnsPolicy").and_then(Value::as_str) {
             dns.push(("policy".to_string(), toml_str(p)));
@@ -317,9 +323,11 @@ impl Importer<'_> {
         if !node_selector.is_empty() {
             top.push(("node_selector".into(), tab_of(&node_selector)));
         }
-        if let Some(spread) = spread_of(pod, ptr(sts, "/spec/selector/matchLabels")) {
+        let selector = ptr(sts, "/spec/selector/matchLabels");
+        if let Some(spread) = pod::spread_of(pod, selector) {
             top.push(("spread".into(), toml_str(spread)));
         }
+        top.extend(pod::scheduling(pod, selector));
         if let Some(pdb) = pdb {
             let spec = ptr(pdb, "/spec");
             let budget = if let Some(m) = spec.get("maxUnavailable").and_then(int_or_str) {
@@ -413,13 +421,17 @@ impl Importer<'_> {
             };
             out.push(("pull".into(), toml_str(spelling)));
         }
-        for res in ["cpu", "memory"] {
+        for (res, key) in [
+            ("cpu", "cpu"),
+            ("memory", "memory"),
+            ("ephemeral-storage", "ephemeral_storage"),
+        ] {
             let request = c
                 .pointer(&format!("/resources/requests/{res}"))
                 .map(text_of);
             let limit = c.pointer(&format!("/resources/limits/{res}")).map(text_of);
             match (request, limit) {
-                (Some(r), Some(l)) if r == l => out.push((res.into(), toml_str(r))),
+                (Some(r), Some(l)) if r == l => out.push((key.into(), toml_str(r))),
                 (None, None) => {}
                 (r, l) => {
                     let mut t = Vec::new();
@@ -429,10 +441,11 @@ impl Importer<'_> {
                     if let Some(l) = l {
                         t.push(("limit".to_string(), toml_str(l)));
                     }
-                    out.push((res.into(), TomlValue::Tab(t)));
+                    out.push((key.into(), TomlValue::Tab(t)));
                 }
             }
         }
+        out.extend(pod::extended(c));
         let mut ports = Vec::new();
         for p in c
             .get("ports")
@@ -493,6 +506,7 @@ impl Importer<'_> {
         if let Some(u) = ptr(c, "/securityContext/runAsUser").as_i64() {
             out.push(("run_as_user".into(), TomlValue::Int(u)));
         }
+        out.extend(pod::container_security(c, self.restricted));
         let mut mounts: Vec<(String, TomlValue)> = Vec::new();
         for m in c
             .get("volumeMounts")
@@ -658,6 +672,7 @@ impl Importer<'_> {
             ports.push((pname, value));
         }
         entries.push(("ports".into(), TomlValue::Tab(ports)));
+        entries.extend(pod::service_traffic(svc));
         let mut annotations = str_map(ptr(svc, "/metadata/annotations"));
         for a in BERTH_ANNOTATIONS {
             annotations.remove(a);
@@ -685,27 +700,6 @@ fn drop_allocated_node_ports(svc: &mut Value) -> bool {
         dropped |= p.remove("nodePort").is_some();
     }
     dropped
-}
-
-/// `spread` from a pod's affinity: exactly one required anti-affinity term on the app's own
-/// selector and a node or zone key.
-fn spread_of(pod: &Value, selector: &Value) -> Option<&'static str> {
-    let terms = ptr(
-        pod,
-        "/affinity/podAntiAffinity/requiredDuringSchedulingIgnoredDuringExecution",
-    )
-    .as_array()?;
-    let [term] = terms.as_slice() else {
-        return None;
-    };
-    if ptr(term, "/labelSelector/matchLabels") != selector {
-        return None;
-    }
-    match ptr_str(term, "/topologyKey")? {
-        "kubernetes.io/hostname" => Some("hostname"),
-        "topology.kubernetes.io/zone" => Some("zone"),
-        _ => None,
-    }
 }
 
 fn volume_kind(v: &Value) -> Option<Vec<(String, TomlValue)>> {

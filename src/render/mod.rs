@@ -8,18 +8,17 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{
-    RollingUpdateStatefulSetStrategy, StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy,
-    StatefulSetSpec, StatefulSetUpdateStrategy,
+    RollingUpdateStatefulSetStrategy, StatefulSet, StatefulSetOrdinals,
+    StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec, StatefulSetUpdateStrategy,
 };
 use k8s_openapi::api::core::v1::{
-    Affinity, ConfigMapKeySelector, ConfigMapVolumeSource, Container as K8sContainer,
-    ContainerPort, EmptyDirVolumeSource, EnvVar as K8sEnvVar, EnvVarSource, ExecAction,
-    HTTPGetAction, HostPathVolumeSource, Lifecycle, LifecycleHandler, LocalObjectReference,
-    ObjectFieldSelector, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodAffinityTerm,
-    PodAntiAffinity, PodDNSConfig, PodDNSConfigOption, PodSecurityContext, PodSpec,
-    PodTemplateSpec, Probe as K8sProbe, ResourceRequirements, SecretKeySelector,
-    SecretVolumeSource, SecurityContext, Service, ServicePort as K8sServicePort, ServiceSpec,
-    TCPSocketAction, Volume as K8sVolume, VolumeMount, VolumeResourceRequirements,
+    ConfigMapKeySelector, ConfigMapVolumeSource, Container as K8sContainer, ContainerPort,
+    EmptyDirVolumeSource, EnvVar as K8sEnvVar, EnvVarSource, ExecAction, HTTPGetAction,
+    HostPathVolumeSource, Lifecycle, LifecycleHandler, LocalObjectReference, ObjectFieldSelector,
+    PersistentVolumeClaim, PersistentVolumeClaimSpec, PodDNSConfig, PodDNSConfigOption, PodSpec,
+    PodTemplateSpec, Probe as K8sProbe, SecretKeySelector, SecretVolumeSource, Service,
+    ServicePort as K8sServicePort, ServiceSpec, TCPSocketAction, Volume as K8sVolume, VolumeMount,
+    VolumeResourceRequirements,
 };
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity as K8sQuantity;
@@ -30,6 +29,8 @@ use crate::spec::{
     App, Container, DisruptionBudget, EnvValue, IntOrPercent, PodManagement, PortRef, Probe,
     ProbeAction, UpdateStrategy, VolumeKind,
 };
+
+mod pod;
 
 use crate::labels::{
     APP_ANNOTATION, COMMIT_ANNOTATION, SOURCE_ANNOTATION, app_value, owner_labels, selector_labels,
@@ -197,7 +198,7 @@ fn headless_service(
         })
         .collect();
     Service {
-        metadata: meta(&app.headless, app, ctx, &BTreeMap::new()),
+        metadata: meta(&app.headless, app, ctx, &app.set.headless_annotations),
         spec: Some(ServiceSpec {
             type_: Some("ClusterIP".to_string()),
             cluster_ip: Some("None".to_string()),
@@ -235,6 +236,12 @@ fn access_service(
             type_: Some(svc.kind.as_str().to_string()),
             selector: Some(selector.clone()),
             ports: Some(ports),
+            external_traffic_policy: svc
+                .traffic
+                .external_traffic_policy
+                .map(|p| p.as_str().to_string()),
+            load_balancer_source_ranges: non_empty(svc.traffic.load_balancer_source_ranges.clone()),
+            session_affinity: svc.traffic.session_affinity.map(|a| a.as_str().to_string()),
             ..ServiceSpec::default()
         }),
         status: None,
@@ -324,9 +331,14 @@ fn statefulset(app: &App, ctx: &RenderContext, selector: &BTreeMap<String, Strin
     pod_labels.extend(owner_labels(&ctx.instance));
 
     StatefulSet {
-        metadata: meta(&app.name, app, ctx, &BTreeMap::new()),
+        metadata: meta(&app.name, app, ctx, &app.set.annotations),
         spec: Some(StatefulSetSpec {
             replicas: Some(app.replicas),
+            min_ready_seconds: app.set.min_ready_seconds,
+            ordinals: app
+                .set
+                .start_ordinal
+                .map(|start| StatefulSetOrdinals { start: Some(start) }),
             selector: LabelSelector {
                 match_labels: Some(selector.clone()),
                 match_expressions: None,
@@ -402,28 +414,6 @@ fn pod_spec(app: &App, selector: &BTreeMap<String, String>) -> PodSpec {
         })
         .collect();
 
-    let security_context =
-        (app.run_as_user.is_some() || app.fs_group.is_some()).then(|| PodSecurityContext {
-            run_as_user: app.run_as_user,
-            fs_group: app.fs_group,
-            ..PodSecurityContext::default()
-        });
-
-    let affinity = app.spread.map(|s| Affinity {
-        pod_anti_affinity: Some(PodAntiAffinity {
-            required_during_scheduling_ignored_during_execution: Some(vec![PodAffinityTerm {
-                label_selector: Some(LabelSelector {
-                    match_labels: Some(selector.clone()),
-                    match_expressions: None,
-                }),
-                topology_key: s.topology_key().to_string(),
-                ..PodAffinityTerm::default()
-            }]),
-            preferred_during_scheduling_ignored_during_execution: None,
-        }),
-        ..Affinity::default()
-    });
-
     let (dns_policy, dns_config) = match &app.dns {
         None => (None, None),
         Some(d) => {
@@ -460,11 +450,14 @@ fn pod_spec(app: &App, selector: &BTreeMap<String, String>) -> PodSpec {
                 .map(|s| LocalObjectReference { name: s.clone() })
                 .collect(),
         ),
-        security_context,
+        security_context: pod::pod_security_context(app),
         dns_policy,
         dns_config,
         node_selector: non_empty_map(app.node_selector.clone()),
-        affinity,
+        affinity: pod::affinity(app, selector),
+        tolerations: pod::tolerations(app),
+        topology_spread_constraints: pod::topology_spread(app, selector),
+        priority_class_name: app.scheduling.priority_class.clone(),
         termination_grace_period_seconds: app.termination_grace_seconds,
         service_account_name: app.service_account.clone(),
         ..PodSpec::default()
@@ -472,23 +465,6 @@ fn pod_spec(app: &App, selector: &BTreeMap<String, String>) -> PodSpec {
 }
 
 fn container(c: &Container) -> K8sContainer {
-    let mut requests = BTreeMap::new();
-    let mut limits = BTreeMap::new();
-    for (name, res) in [("cpu", &c.cpu), ("memory", &c.memory)] {
-        if let Some(r) = res {
-            if let Some(q) = &r.request {
-                requests.insert(name.to_string(), K8sQuantity(q.text.clone()));
-            }
-            if let Some(q) = &r.limit {
-                limits.insert(name.to_string(), K8sQuantity(q.text.clone()));
-            }
-        }
-    }
-    let resources = (!requests.is_empty() || !limits.is_empty()).then(|| ResourceRequirements {
-        requests: (!requests.is_empty()).then_some(requests),
-        limits: (!limits.is_empty()).then_some(limits),
-        ..ResourceRequirements::default()
-    });
     let exec = |cmd: &Vec<String>| LifecycleHandler {
         exec: Some(ExecAction {
             command: Some(cmd.clone()),
@@ -519,15 +495,12 @@ fn container(c: &Container) -> K8sContainer {
                 .collect(),
         ),
         env: non_empty(c.env.iter().map(env_var).collect()),
-        resources,
+        resources: pod::resources(c),
         lifecycle,
         liveness_probe: c.liveness.as_ref().map(probe),
         readiness_probe: c.readiness.as_ref().map(probe),
         startup_probe: c.startup.as_ref().map(probe),
-        security_context: c.run_as_user.map(|u| SecurityContext {
-            run_as_user: Some(u),
-            ..SecurityContext::default()
-        }),
+        security_context: pod::container_security_context(c),
         volume_mounts: non_empty(
             c.mounts
                 .iter()

@@ -9,6 +9,9 @@ use serde::{Deserialize, Serialize};
 
 use super::quantity::Quantity;
 
+mod pod;
+pub use pod::*;
+
 /// One stateful app: a StatefulSet, its headless Service, an optional access Service and an
 /// optional PodDisruptionBudget.
 #[derive(Debug, Clone, PartialEq, Hash, Serialize)]
@@ -28,6 +31,8 @@ pub struct App {
     pub pull_secrets: Vec<String>,
     pub run_as_user: Option<i64>,
     pub fs_group: Option<i64>,
+    /// The rest of the pod securityContext (the `security` preset applied).
+    pub security: PodSecurity,
     pub dns: Option<Dns>,
     /// Name of the headless Service (the StatefulSet's serviceName).
     pub headless: String,
@@ -35,6 +40,8 @@ pub struct App {
     pub service_account: Option<String>,
     pub node_selector: BTreeMap<String, String>,
     pub spread: Option<Spread>,
+    pub scheduling: Scheduling,
+    pub set: SetOptions,
     pub disruption_budget: Option<DisruptionBudget>,
     /// The operator allows berth to recreate the StatefulSet when an immutable field changes.
     pub allow_recreate: bool,
@@ -174,6 +181,8 @@ pub struct Container {
     pub pull: Option<PullPolicy>,
     pub cpu: Option<Resource>,
     pub memory: Option<Resource>,
+    pub ephemeral_storage: Option<Resource>,
+    pub extended: Extended,
     pub ports: Vec<Port>,
     pub env: Vec<EnvVar>,
     pub command: Vec<String>,
@@ -184,6 +193,7 @@ pub struct Container {
     pub readiness: Option<Probe>,
     pub startup: Option<Probe>,
     pub run_as_user: Option<i64>,
+    pub security: ContainerSecurity,
     pub mounts: Vec<Mount>,
 }
 
@@ -346,6 +356,7 @@ pub struct AccessService {
     pub kind: ServiceType,
     pub ports: Vec<ServicePort>,
     pub annotations: BTreeMap<String, String>,
+    pub traffic: ServiceTraffic,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -17,6 +17,11 @@ pub use toml::Spanned;
 
 use super::app::{AccessMode, DnsPolicy, PodManagement, PullPolicy, ServiceType, Spread};
 
+mod pod;
+mod set;
+pub use pod::*;
+pub use set::*;
+
 /// A table of string → string (labels, annotations, node selector), sorted by key.
 pub type StrMap = BTreeMap<Spanned<String>, Spanned<String>>;
 
@@ -33,12 +38,26 @@ pub struct RawApp {
     pub pull_secrets: Option<Spanned<Vec<Spanned<String>>>>,
     pub run_as_user: Option<Spanned<i64>>,
     pub fs_group: Option<Spanned<i64>>,
+    pub run_as_group: Option<Spanned<i64>>,
+    pub run_as_non_root: Option<Spanned<bool>>,
+    pub supplemental_groups: Option<Spanned<Vec<Spanned<i64>>>>,
+    pub seccomp: Option<Spanned<String>>,
+    pub security: Option<Spanned<SecurityPreset>>,
     pub dns: Option<Spanned<RawDns>>,
     pub headless: Option<Spanned<String>>,
     pub termination_grace: Option<Spanned<String>>,
     pub service_account: Option<Spanned<String>>,
     pub node_selector: Option<StrMap>,
     pub spread: Option<Spanned<Spread>>,
+    pub prefer_spread: Option<Spanned<Spread>>,
+    pub node_affinity: Option<Spanned<RawNodeAffinity>>,
+    pub topology_spread: Option<Spanned<Vec<Spanned<RawTopologySpread>>>>,
+    pub tolerations: Option<Spanned<Vec<Spanned<RawToleration>>>>,
+    pub priority_class: Option<Spanned<String>>,
+    pub min_ready: Option<Spanned<String>>,
+    pub start_ordinal: Option<Spanned<i64>>,
+    pub set_annotations: Option<StrMap>,
+    pub headless_annotations: Option<StrMap>,
     pub disruption_budget: Option<Spanned<RawDisruptionBudget>>,
     pub allow_recreate: Option<Spanned<bool>>,
     pub abandon_claims: Option<Spanned<bool>>,
@@ -56,6 +75,9 @@ pub struct RawContainer {
     pub pull: Option<Spanned<PullPolicy>>,
     pub cpu: Option<Spanned<RawResource>>,
     pub memory: Option<Spanned<RawResource>>,
+    pub ephemeral_storage: Option<Spanned<RawResource>>,
+    /// Extended resources by name (`"nvidia.com/gpu" = 1`): request = limit.
+    pub resources: Option<Entries<Spanned<IntOrStr>>>,
     pub ports: Option<Entries<Spanned<RawPort>>>,
     pub env: Option<Entries<Spanned<RawEnv>>>,
     pub command: Option<Spanned<Vec<String>>>,
@@ -66,6 +88,10 @@ pub struct RawContainer {
     pub readiness: Option<Spanned<RawProbe>>,
     pub startup: Option<Spanned<RawProbe>>,
     pub run_as_user: Option<Spanned<i64>>,
+    pub read_only_root: Option<Spanned<bool>>,
+    pub allow_privilege_escalation: Option<Spanned<bool>>,
+    pub privileged: Option<Spanned<bool>>,
+    pub capabilities: Option<Spanned<RawCapabilities>>,
     pub mounts: Option<Entries<Spanned<RawMount>>>,
 }
 
@@ -89,6 +115,9 @@ pub struct RawService {
     pub kind: Option<Spanned<ServiceType>>,
     pub ports: Option<Spanned<Entries<Spanned<RawServicePort>>>>,
     pub annotations: Option<StrMap>,
+    pub external_traffic_policy: Option<Spanned<TrafficPolicy>>,
+    pub load_balancer_source_ranges: Option<Vec<Spanned<String>>>,
+    pub session_affinity: Option<Spanned<SessionAffinity>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -8,6 +8,16 @@
 
 use serde_json::{Value, json};
 
+mod pod;
+
+/// `base` (an object schema) with `extra` added to its properties.
+fn with_props(mut base: Value, extra: serde_json::Map<String, Value>) -> Value {
+    if let Some(p) = base.get_mut("properties").and_then(Value::as_object_mut) {
+        p.extend(extra);
+    }
+    base
+}
+
 fn string(desc: &str) -> Value {
     json!({ "type": "string", "description": desc })
 }
@@ -84,6 +94,10 @@ fn probe(desc: &str) -> Value {
 }
 
 fn container(desc: &str) -> Value {
+    with_props(container_base(desc), pod::container_props())
+}
+
+fn container_base(desc: &str) -> Value {
     object(
         desc,
         json!({
@@ -164,6 +178,10 @@ fn volumes() -> Value {
 }
 
 fn service() -> Value {
+    with_props(service_base(), pod::service_props())
+}
+
+fn service_base() -> Value {
     object(
         "Optional access Service; the headless Service always exists.",
         json!({
@@ -197,7 +215,7 @@ pub fn schema() -> Value {
             "additionalProperties": container("A container.")
         })
     };
-    json!({
+    let mut doc = json!({
         "$schema": "http://json-schema.org/draft-07/schema#",
         "$id": "https://berth.dev/schema/app.json",
         "title": "berth app spec",
@@ -249,7 +267,11 @@ pub fn schema() -> Value {
             "service": service(),
         },
         "required": ["containers"]
-    })
+    });
+    if let Some(p) = doc.get_mut("properties").and_then(Value::as_object_mut) {
+        p.extend(pod::app_props());
+    }
+    doc
 }
 
 /// The schema as berth prints it (`berth schema`) and as config/berth.schema.json holds it.

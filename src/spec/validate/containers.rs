@@ -6,7 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 
 use super::probes::probe;
-use super::values::{id_field, resource};
+use super::security::container_security;
+use super::values::{extended_resources, id_field, resource};
 use super::{Ctx, NAME_HELP, location_of, pick};
 use crate::spec::app::*;
 use crate::spec::diag;
@@ -102,6 +103,11 @@ fn container(
     };
     let cpu = c.cpu.as_ref().and_then(|r| resource(cx, r, "cpu"));
     let memory = c.memory.as_ref().and_then(|r| resource(cx, r, "memory"));
+    let ephemeral_storage = c
+        .ephemeral_storage
+        .as_ref()
+        .and_then(|r| resource(cx, r, "ephemeral_storage"));
+    let extended = extended_resources(cx, c.resources.as_ref());
 
     let mut ports = Vec::new();
     let mut port_names: BTreeMap<String, Range<usize>> = BTreeMap::new();
@@ -188,6 +194,7 @@ fn container(
     }
 
     let run_as_user = id_field(cx, c.run_as_user.as_ref(), "run_as_user");
+    let security = container_security(cx, c);
 
     let mut mounts = Vec::new();
     let mut paths: BTreeMap<String, Range<usize>> = BTreeMap::new();
@@ -287,6 +294,8 @@ fn container(
         pull: c.pull.as_ref().map(|p| *p.get_ref()),
         cpu,
         memory,
+        ephemeral_storage,
+        extended,
         ports,
         env,
         command: c
@@ -305,6 +314,7 @@ fn container(
         readiness,
         startup,
         run_as_user,
+        security,
         mounts,
     })
 }

@@ -13,11 +13,17 @@
 //! - `containers.rs`: containers and init containers, ports, env, hooks, mounts.
 //! - `probes.rs`: liveness, readiness and startup probes.
 //! - `service.rs`: the access Service.
+//! - `security.rs`: pod and container security, and the `security = "restricted"` preset.
+//! - `scheduling.rs`: tolerations, node affinity, preferred anti-affinity, topology spread.
+//! - `set.rs`: the StatefulSet's and the Services' own settings (min_ready, start_ordinal, …).
 
 mod containers;
 mod meta;
 mod probes;
+mod scheduling;
+mod security;
 mod service;
+mod set;
 mod values;
 mod volumes;
 mod workload;
@@ -192,6 +198,7 @@ fn build(cx: &mut Ctx<'_>, raw: &RawApp) -> App {
 
     let run_as_user = id_field(cx, raw.run_as_user.as_ref(), "run_as_user");
     let fs_group = id_field(cx, raw.fs_group.as_ref(), "fs_group");
+    let security = security::pod_security(cx, raw);
     let dns = raw.dns.as_ref().map(|d| dns_config(cx, d));
 
     let headless = match &raw.headless {
@@ -237,6 +244,8 @@ fn build(cx: &mut Ctx<'_>, raw: &RawApp) -> App {
         }
         *s.get_ref()
     });
+    let scheduling = scheduling::scheduling(cx, raw);
+    let set = set::set_options(cx, raw);
     let disruption_budget = raw
         .disruption_budget
         .as_ref()
@@ -328,7 +337,7 @@ fn build(cx: &mut Ctx<'_>, raw: &RawApp) -> App {
         .as_ref()
         .map(|s| access_service(cx, s, &name, &headless, raw.containers.as_ref()));
 
-    App {
+    let mut app = App {
         name,
         namespace,
         source_path: cx.input.source_path.to_path_buf(),
@@ -340,12 +349,15 @@ fn build(cx: &mut Ctx<'_>, raw: &RawApp) -> App {
         pull_secrets,
         run_as_user,
         fs_group,
+        security,
         dns,
         headless,
         termination_grace_seconds,
         service_account,
         node_selector,
         spread,
+        scheduling,
+        set,
         disruption_budget,
         allow_recreate: raw.allow_recreate.as_ref().is_some_and(|b| *b.get_ref()),
         abandon_claims: raw.abandon_claims.as_ref().is_some_and(|b| *b.get_ref()),
@@ -354,7 +366,9 @@ fn build(cx: &mut Ctx<'_>, raw: &RawApp) -> App {
         containers: containers_list,
         volumes,
         service,
-    }
+    };
+    security::apply_preset(cx, raw, &mut app);
+    app
 }
 
 fn location_of(cx: &Ctx<'_>, span: Range<usize>) -> (usize, usize) {
