@@ -392,7 +392,7 @@ pub async fn collect(
             &plan.name,
             sync,
             sts.as_ref(),
-            app.map(|a| a.replicas),
+            app.and_then(|a| a.replicas.count()),
             error,
         ));
     }

@@ -333,7 +333,8 @@ fn statefulset(app: &App, ctx: &RenderContext, selector: &BTreeMap<String, Strin
     StatefulSet {
         metadata: meta(&app.name, app, ctx, &app.set.annotations),
         spec: Some(StatefulSetSpec {
-            replicas: Some(app.replicas),
+            // External: the field is left to whoever scales the set, so no apply claims it.
+            replicas: app.replicas.count(),
             min_ready_seconds: app.set.min_ready_seconds,
             ordinals: app
                 .set

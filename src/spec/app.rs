@@ -21,7 +21,7 @@ pub struct App {
     pub namespace: String,
     /// The spec file, relative to the spec directory (goes into the `berth.dev/source` annotation).
     pub source_path: PathBuf,
-    pub replicas: i32,
+    pub replicas: Replicas,
     pub pod_management: PodManagement,
     pub update: UpdateStrategy,
     /// Added to every object and to the pods (config defaults merged under the spec's own).

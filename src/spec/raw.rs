@@ -30,7 +30,7 @@ pub type StrMap = BTreeMap<Spanned<String>, Spanned<String>>;
 pub struct RawApp {
     pub name: Option<Spanned<String>>,
     pub namespace: Option<Spanned<String>>,
-    pub replicas: Option<Spanned<i64>>,
+    pub replicas: Option<Spanned<RawReplicas>>,
     pub pod_management: Option<Spanned<PodManagement>>,
     pub update: Option<Spanned<RawUpdate>>,
     pub labels: Option<StrMap>,

@@ -225,7 +225,10 @@ pub fn schema() -> Value {
         "properties": {
             "name": { "type": "string", "maxLength": 52, "pattern": NAME_PATTERN, "description": "App (StatefulSet) name; default: the file stem. At most 52 characters (kubernetes issue 64023)." },
             "namespace": string("Namespace; default: the daemon config's defaults.namespace, else \"default\"."),
-            "replicas": { "type": "integer", "minimum": 0, "description": "Number of pods (default 1)." },
+            "replicas": { "description": "Number of pods (default 1), or \"external\": an autoscaler or an operator sets the count and berth never sends it.", "oneOf": [
+                { "type": "integer", "minimum": 0 },
+                { "const": "external" }
+            ]},
             "pod_management": { "enum": ["ordered", "parallel"], "description": "OrderedReady (default) or Parallel." },
             "update": {
                 "description": "Update strategy: \"rolling\" (default) or \"on-delete\", or a table.",

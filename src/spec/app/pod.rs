@@ -145,3 +145,38 @@ pub struct ServiceTraffic {
 
 /// Extended resources by name (`nvidia.com/gpu`), request = limit.
 pub type Extended = BTreeMap<String, Quantity>;
+
+/// How many pods: a count berth sets, or `External`, when an autoscaler or an operator owns the
+/// count and berth never sends the field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Replicas {
+    Count(i32),
+    External,
+}
+
+impl Replicas {
+    /// The count berth sets, if it sets one.
+    pub fn count(self) -> Option<i32> {
+        match self {
+            Replicas::Count(n) => Some(n),
+            Replicas::External => None,
+        }
+    }
+}
+
+impl PartialEq<i32> for Replicas {
+    fn eq(&self, other: &i32) -> bool {
+        self.count() == Some(*other)
+    }
+}
+
+/// `3`, or `external`.
+impl std::fmt::Display for Replicas {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Replicas::Count(n) => write!(f, "{n}"),
+            Replicas::External => f.write_str("external"),
+        }
+    }
+}

@@ -161,20 +161,7 @@ fn build(cx: &mut Ctx<'_>, raw: &RawApp) -> App {
         None => config.defaults.namespace.clone(),
     };
 
-    let replicas = match &raw.replicas {
-        Some(r) => match i32::try_from(*r.get_ref()) {
-            Ok(v) if v >= 0 => v,
-            _ => {
-                let d = cx
-                    .error("replicas", r.span(), format!("replicas must be between 0 and {}", i32::MAX))
-                    .label("out of range")
-                    .help("use a whole number of pods, 0 or more (0 stops the app but keeps its volumes)");
-                cx.push(d);
-                0
-            }
-        },
-        None => 1,
-    };
+    let replicas = set::replicas(cx, raw.replicas.as_ref());
     let pod_management = raw
         .pod_management
         .as_ref()

@@ -10,6 +10,43 @@ use super::values::seconds;
 use crate::spec::app::*;
 use crate::spec::raw::*;
 
+pub(super) fn replicas(cx: &mut Ctx<'_>, raw: Option<&Spanned<RawReplicas>>) -> Replicas {
+    let Some(r) = raw else {
+        return Replicas::Count(1);
+    };
+    match r.get_ref() {
+        RawReplicas::Count(n) => match i32::try_from(*n) {
+            Ok(v) if v >= 0 => Replicas::Count(v),
+            _ => {
+                let d = cx
+                    .error("replicas", r.span(), format!("replicas must be between 0 and {}", i32::MAX))
+                    .label("out of range")
+                    .help("use a whole number of pods, 0 or more (0 stops the app but keeps its volumes)");
+                cx.push(d);
+                Replicas::Count(0)
+            }
+        },
+        RawReplicas::Text(t) if t == "external" => Replicas::External,
+        RawReplicas::Text(t) => {
+            let help = if t.trim().parse::<i64>().is_ok() {
+                format!("write the number without quotes: replicas = {}", t.trim())
+            } else {
+                "write a whole number such as 3, or \"external\" when an autoscaler or an operator sets the count".to_string()
+            };
+            let d = cx
+                .error(
+                    "replicas",
+                    r.span(),
+                    format!("replicas must be a number of pods or \"external\", not `{t}`"),
+                )
+                .label("not a count")
+                .help(help);
+            cx.push(d);
+            Replicas::Count(0)
+        }
+    }
+}
+
 pub(super) fn set_options(cx: &mut Ctx<'_>, raw: &RawApp) -> SetOptions {
     let min_ready_seconds = raw
         .min_ready
