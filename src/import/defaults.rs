@@ -56,6 +56,9 @@ fn strip_probe(p: &mut Map<String, Value>) {
     if let Some(http) = p.get_mut("httpGet").and_then(Value::as_object_mut) {
         remove_if(http, "scheme", &Value::from("HTTP"));
     }
+    if let Some(grpc) = p.get_mut("grpc").and_then(Value::as_object_mut) {
+        remove_if(grpc, "service", &Value::from(""));
+    }
 }
 
 fn strip_container(c: &mut Map<String, Value>) {
@@ -95,6 +98,25 @@ fn strip_container(c: &mut Map<String, Value>) {
             .and_then(Value::as_object_mut)
         {
             remove_if(field, "apiVersion", &Value::from("v1"));
+        }
+        if let Some(resource) = var
+            .get_mut("valueFrom")
+            .and_then(|f| f.get_mut("resourceFieldRef"))
+            .and_then(Value::as_object_mut)
+        {
+            // A divisor of "0" stands for none; the container is this one.
+            remove_if(resource, "divisor", &Value::from("0"));
+            remove_if(resource, "containerName", &Value::from(""));
+        }
+    }
+    for hook in ["postStart", "preStop"] {
+        if let Some(get) = c
+            .get_mut("lifecycle")
+            .and_then(|l| l.get_mut(hook))
+            .and_then(|h| h.get_mut("httpGet"))
+            .and_then(Value::as_object_mut)
+        {
+            remove_if(get, "scheme", &Value::from("HTTP"));
         }
     }
     remove_if_empty(c, "resources");

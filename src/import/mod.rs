@@ -14,6 +14,7 @@
 //! - `defaults`: the values the API server fills in, and [`strip_server_defaults`].
 //! - `toml_writer`: inline TOML values and the spec document they are written into.
 //! - `to_spec`: live objects → spec fields ([`import`]); what cannot be expressed becomes a note.
+//! - `container`: probes, lifecycle hooks, `env_from` and resource env values of one container.
 //! - `pod`: the security, scheduling, resource, set and Service-traffic fields `to_spec` calls on.
 //! - `self_check`: renders the emitted spec and names every live field it does not reproduce.
 //! - `fetch`: reading the cluster ([`fetch`], [`list`]) and the spec file an app came from
@@ -34,6 +35,7 @@ use crate::labels::{
     MANAGED_BY_LABEL, NAME_LABEL, SOURCE_ANNOTATION,
 };
 
+mod container;
 mod defaults;
 mod fetch;
 mod pod;

@@ -8,13 +8,13 @@ use std::fmt::Write as _;
 use serde_json::Value;
 
 use super::defaults::strip_server_defaults;
-use super::pod;
 use super::self_check::unexpressed;
 use super::toml_writer::{Doc, TomlValue, int_or_str, secs, str_arr, tab_of, toml_key, toml_str};
 use super::{
     BERTH_ANNOTATIONS, BERTH_LABELS, ImportContext, Imported, LiveObjects, Ownership, ownership,
     ptr, ptr_str, str_map, strs, text_of,
 };
+use super::{container, pod};
 use crate::labels::selector_labels;
 
 /// One import in progress: the notes gathered so far and what later fields refer back to.
@@ -489,9 +489,13 @@ impl Importer<'_> {
                 out.push((key.into(), str_arr(v)));
             }
         }
+        out.extend(container::env_from(c));
         for (field, spec) in [("postStart", "post_start"), ("preStop", "pre_stop")] {
-            if let Some(cmd) = c.pointer(&format!("/lifecycle/{field}/exec/command")) {
-                out.push((spec.into(), str_arr(cmd)));
+            if let Some(h) = c
+                .pointer(&format!("/lifecycle/{field}"))
+                .and_then(container::hook)
+            {
+                out.push((spec.into(), h));
             }
         }
         for (field, spec) in [
@@ -499,7 +503,7 @@ impl Importer<'_> {
             ("readinessProbe", "readiness"),
             ("startupProbe", "startup"),
         ] {
-            if let Some(p) = c.get(field).and_then(probe) {
+            if let Some(p) = c.get(field).and_then(container::probe) {
                 out.push((spec.into(), p));
             }
         }
@@ -580,6 +584,8 @@ impl Importer<'_> {
             Some((name, pair("config_map", r)))
         } else if let Some(path) = ptr_str(from, "/fieldRef/fieldPath") {
             Some((name, TomlValue::Tab(vec![("field".into(), toml_str(path))])))
+        } else if let Some(r) = from.get("resourceFieldRef") {
+            Some((name, container::resource_ref(r)))
         } else {
             self.notes.push(format!(
                 "container `{cname}`: env `{name}` takes its value from a source the spec \
@@ -730,45 +736,4 @@ fn volume_kind(v: &Value) -> Option<Vec<(String, TomlValue)>> {
         return Some(vec![("host_path".into(), toml_str(path))]);
     }
     None
-}
-
-fn probe(p: &Value) -> Option<TomlValue> {
-    let mut t = Vec::new();
-    if let Some(cmd) = p.pointer("/exec/command") {
-        t.push(("exec".to_string(), str_arr(cmd)));
-    } else if let Some(port) = p.pointer("/tcpSocket/port") {
-        t.push(("tcp".into(), int_or_str(port)?));
-    } else if let Some(h) = p.get("httpGet") {
-        let mut http = vec![
-            (
-                "path".to_string(),
-                toml_str(h.get("path").and_then(Value::as_str).unwrap_or("/")),
-            ),
-            ("port".to_string(), int_or_str(h.get("port")?)?),
-        ];
-        if let Some(scheme) = h.get("scheme").and_then(Value::as_str) {
-            http.push(("scheme".into(), toml_str(scheme)));
-        }
-        t.push(("http".into(), TomlValue::Tab(http)));
-    } else {
-        return None;
-    }
-    for (field, spec) in [
-        ("initialDelaySeconds", "delay"),
-        ("periodSeconds", "period"),
-        ("timeoutSeconds", "timeout"),
-    ] {
-        if let Some(n) = p.get(field).and_then(Value::as_i64) {
-            t.push((spec.into(), secs(n)));
-        }
-    }
-    for (field, spec) in [
-        ("failureThreshold", "failures"),
-        ("successThreshold", "success"),
-    ] {
-        if let Some(n) = p.get(field).and_then(Value::as_i64) {
-            t.push((spec.into(), TomlValue::Int(n)));
-        }
-    }
-    Some(TomlValue::Tab(t))
 }

@@ -12,13 +12,10 @@ use k8s_openapi::api::apps::v1::{
     StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec, StatefulSetUpdateStrategy,
 };
 use k8s_openapi::api::core::v1::{
-    ConfigMapKeySelector, ConfigMapVolumeSource, Container as K8sContainer, ContainerPort,
-    EmptyDirVolumeSource, EnvVar as K8sEnvVar, EnvVarSource, ExecAction, HTTPGetAction,
-    HostPathVolumeSource, Lifecycle, LifecycleHandler, LocalObjectReference, ObjectFieldSelector,
+    ConfigMapVolumeSource, EmptyDirVolumeSource, HostPathVolumeSource, LocalObjectReference,
     PersistentVolumeClaim, PersistentVolumeClaimSpec, PodDNSConfig, PodDNSConfigOption, PodSpec,
-    PodTemplateSpec, Probe as K8sProbe, SecretKeySelector, SecretVolumeSource, Service,
-    ServicePort as K8sServicePort, ServiceSpec, TCPSocketAction, Volume as K8sVolume, VolumeMount,
-    VolumeResourceRequirements,
+    PodTemplateSpec, SecretVolumeSource, Service, ServicePort as K8sServicePort, ServiceSpec,
+    Volume as K8sVolume, VolumeResourceRequirements,
 };
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity as K8sQuantity;
@@ -26,11 +23,13 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use crate::spec::{
-    App, Container, DisruptionBudget, EnvValue, IntOrPercent, PodManagement, PortRef, Probe,
-    ProbeAction, UpdateStrategy, VolumeKind,
+    App, DisruptionBudget, IntOrPercent, PodManagement, PortRef, UpdateStrategy, VolumeKind,
 };
 
+mod container;
 mod pod;
+
+use container::container;
 
 use crate::labels::{
     APP_ANNOTATION, COMMIT_ANNOTATION, SOURCE_ANNOTATION, app_value, owner_labels, selector_labels,
@@ -463,135 +462,6 @@ fn pod_spec(app: &App, selector: &BTreeMap<String, String>) -> PodSpec {
         service_account_name: app.service_account.clone(),
         ..PodSpec::default()
     }
-}
-
-fn container(c: &Container) -> K8sContainer {
-    let exec = |cmd: &Vec<String>| LifecycleHandler {
-        exec: Some(ExecAction {
-            command: Some(cmd.clone()),
-        }),
-        ..LifecycleHandler::default()
-    };
-    let lifecycle = (c.post_start.is_some() || c.pre_stop.is_some()).then(|| Lifecycle {
-        post_start: c.post_start.as_ref().map(exec),
-        pre_stop: c.pre_stop.as_ref().map(exec),
-        ..Lifecycle::default()
-    });
-    K8sContainer {
-        name: c.name.clone(),
-        image: Some(c.image.clone()),
-        image_pull_policy: c.pull.map(|p| p.as_str().to_string()),
-        command: non_empty(c.command.clone()),
-        args: non_empty(c.args.clone()),
-        ports: non_empty(
-            c.ports
-                .iter()
-                .map(|p| ContainerPort {
-                    name: Some(p.name.clone()),
-                    container_port: i32::from(p.number),
-                    // Explicit: containerPort+protocol is the list-map key under server-side apply.
-                    protocol: Some(p.protocol.as_str().to_string()),
-                    ..ContainerPort::default()
-                })
-                .collect(),
-        ),
-        env: non_empty(c.env.iter().map(env_var).collect()),
-        resources: pod::resources(c),
-        lifecycle,
-        liveness_probe: c.liveness.as_ref().map(probe),
-        readiness_probe: c.readiness.as_ref().map(probe),
-        startup_probe: c.startup.as_ref().map(probe),
-        security_context: pod::container_security_context(c),
-        volume_mounts: non_empty(
-            c.mounts
-                .iter()
-                .map(|m| VolumeMount {
-                    name: m.volume.clone(),
-                    mount_path: m.path.clone(),
-                    sub_path: m.sub_path.clone(),
-                    read_only: m.read_only.then_some(true),
-                    ..VolumeMount::default()
-                })
-                .collect(),
-        ),
-        ..K8sContainer::default()
-    }
-}
-
-fn env_var(e: &crate::spec::EnvVar) -> K8sEnvVar {
-    let (value, value_from) = match &e.value {
-        EnvValue::Literal(v) => (Some(v.clone()), None),
-        EnvValue::Secret { name, key } => (
-            None,
-            Some(EnvVarSource {
-                secret_key_ref: Some(SecretKeySelector {
-                    name: name.clone(),
-                    key: key.clone(),
-                    optional: None,
-                }),
-                ..EnvVarSource::default()
-            }),
-        ),
-        EnvValue::ConfigMap { name, key } => (
-            None,
-            Some(EnvVarSource {
-                config_map_key_ref: Some(ConfigMapKeySelector {
-                    name: name.clone(),
-                    key: key.clone(),
-                    optional: None,
-                }),
-                ..EnvVarSource::default()
-            }),
-        ),
-        EnvValue::Field(path) => (
-            None,
-            Some(EnvVarSource {
-                field_ref: Some(ObjectFieldSelector {
-                    field_path: path.clone(),
-                    api_version: None,
-                }),
-                ..EnvVarSource::default()
-            }),
-        ),
-    };
-    K8sEnvVar {
-        name: e.name.clone(),
-        value,
-        value_from,
-    }
-}
-
-fn probe(p: &Probe) -> K8sProbe {
-    let mut out = K8sProbe {
-        initial_delay_seconds: p.delay_seconds,
-        period_seconds: p.period_seconds,
-        timeout_seconds: p.timeout_seconds,
-        failure_threshold: p.failures,
-        success_threshold: p.success,
-        ..K8sProbe::default()
-    };
-    match &p.action {
-        ProbeAction::Exec(cmd) => {
-            out.exec = Some(ExecAction {
-                command: Some(cmd.clone()),
-            });
-        }
-        ProbeAction::Tcp(port) => {
-            out.tcp_socket = Some(TCPSocketAction {
-                port: port_ref(port),
-                host: None,
-            });
-        }
-        ProbeAction::Http { path, port, scheme } => {
-            out.http_get = Some(HTTPGetAction {
-                path: Some(path.clone()),
-                port: port_ref(port),
-                scheme: scheme.clone(),
-                ..HTTPGetAction::default()
-            });
-        }
-    }
-    out
 }
 
 /// Multi-document YAML for `kubectl apply -f -`: per app the headless Service, the StatefulSet,

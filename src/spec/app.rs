@@ -185,10 +185,11 @@ pub struct Container {
     pub extended: Extended,
     pub ports: Vec<Port>,
     pub env: Vec<EnvVar>,
+    pub env_from: Vec<EnvFrom>,
     pub command: Vec<String>,
     pub args: Vec<String>,
-    pub post_start: Option<Vec<String>>,
-    pub pre_stop: Option<Vec<String>>,
+    pub post_start: Option<Hook>,
+    pub pre_stop: Option<Hook>,
     pub liveness: Option<Probe>,
     pub readiness: Option<Probe>,
     pub startup: Option<Probe>,
@@ -267,6 +268,11 @@ pub enum EnvValue {
     },
     /// A downward-API field path such as `metadata.name` or `status.podIP`.
     Field(String),
+    /// A resource of this container (`limits.memory`), in units of `divisor`.
+    Resource {
+        resource: String,
+        divisor: Option<Quantity>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
@@ -284,11 +290,18 @@ pub struct Probe {
 pub enum ProbeAction {
     Exec(Vec<String>),
     Tcp(PortRef),
-    Http {
-        path: String,
-        port: PortRef,
-        scheme: Option<String>,
-    },
+    Http(HttpGet),
+    Grpc { port: u16, service: Option<String> },
+}
+
+/// An HTTP GET of a probe or a lifecycle hook.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct HttpGet {
+    pub path: String,
+    pub port: PortRef,
+    pub scheme: Option<String>,
+    /// Request headers, in name order.
+    pub headers: BTreeMap<String, String>,
 }
 
 /// A port given by number or by the name of a container port.

@@ -17,8 +17,10 @@ pub use toml::Spanned;
 
 use super::app::{AccessMode, DnsPolicy, PodManagement, PullPolicy, ServiceType, Spread};
 
+mod container;
 mod pod;
 mod set;
+pub use container::*;
 pub use pod::*;
 pub use set::*;
 
@@ -80,10 +82,11 @@ pub struct RawContainer {
     pub resources: Option<Entries<Spanned<IntOrStr>>>,
     pub ports: Option<Entries<Spanned<RawPort>>>,
     pub env: Option<Entries<Spanned<RawEnv>>>,
+    pub env_from: Option<Spanned<Vec<Spanned<RawEnvFrom>>>>,
     pub command: Option<Spanned<Vec<String>>>,
     pub args: Option<Spanned<Vec<String>>>,
-    pub post_start: Option<Spanned<Vec<String>>>,
-    pub pre_stop: Option<Spanned<Vec<String>>>,
+    pub post_start: Option<Spanned<RawHook>>,
+    pub pre_stop: Option<Spanned<RawHook>>,
     pub liveness: Option<Spanned<RawProbe>>,
     pub readiness: Option<Spanned<RawProbe>>,
     pub startup: Option<Spanned<RawProbe>>,
@@ -142,6 +145,7 @@ pub struct RawProbe {
     pub exec: Option<Spanned<Vec<String>>>,
     pub tcp: Option<Spanned<IntOrStr>>,
     pub http: Option<Spanned<RawHttpGet>>,
+    pub grpc: Option<Spanned<RawGrpc>>,
     pub delay: Option<Spanned<String>>,
     pub period: Option<Spanned<String>>,
     pub timeout: Option<Spanned<String>>,
@@ -155,6 +159,7 @@ pub struct RawHttpGet {
     pub path: Option<Spanned<String>>,
     pub port: Option<Spanned<IntOrStr>>,
     pub scheme: Option<Spanned<HttpScheme>>,
+    pub headers: Option<StrMap>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -347,7 +352,7 @@ impl<'de> Deserialize<'de> for Scalar {
 #[derive(Debug)]
 pub enum RawEnv {
     Literal(String),
-    Ref(RawEnvRef),
+    Ref(Box<RawEnvRef>),
 }
 
 #[derive(Debug, Deserialize)]
@@ -357,6 +362,9 @@ pub struct RawEnvRef {
     pub config_map: Option<Spanned<String>>,
     pub key: Option<Spanned<String>>,
     pub field: Option<Spanned<String>>,
+    /// A container resource (`limits.memory`), with an optional `divisor` (`"1Mi"`).
+    pub resource: Option<Spanned<String>>,
+    pub divisor: Option<Spanned<String>>,
 }
 
 impl<'de> Deserialize<'de> for RawEnv {
@@ -380,7 +388,8 @@ impl<'de> Deserialize<'de> for RawEnv {
                 Ok(RawEnv::Literal(v.to_string()))
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawEnv, A::Error> {
-                RawEnvRef::deserialize(MapAccessDeserializer::new(map)).map(RawEnv::Ref)
+                RawEnvRef::deserialize(MapAccessDeserializer::new(map))
+                    .map(|r| RawEnv::Ref(Box::new(r)))
             }
         }
         d.deserialize_any(V)

@@ -73,17 +73,43 @@ fn port_ref(desc: &str) -> Value {
     ]})
 }
 
+fn http_get(desc: &str) -> Value {
+    object(
+        desc,
+        json!({
+            "path": string("Request path, default \"/\"."),
+            "port": port_ref("Port number or container port name."),
+            "scheme": { "enum": ["HTTP", "HTTPS", "http", "https"] },
+            "headers": string_map("Request headers, e.g. { \"X-Probe\" = \"kubelet\" }.")
+        }),
+    )
+}
+
+fn hook(desc: &str) -> Value {
+    json!({ "description": desc, "oneOf": [
+        strings("A command."),
+        object("A command, an HTTP GET or a sleep: exactly one.", json!({
+            "exec": strings("A command."),
+            "http": http_get("An HTTP GET to the container."),
+            "sleep": duration("Wait this long.")
+        }))
+    ]})
+}
+
 fn probe(desc: &str) -> Value {
     object(
         desc,
         json!({
             "exec": strings("Run this command in the container; exit 0 is success."),
             "tcp": port_ref("Open a TCP connection to this port."),
-            "http": object("HTTP GET; a status 200-399 is success.", json!({
-                "path": string("Request path, default \"/\"."),
-                "port": port_ref("Port number or container port name."),
-                "scheme": { "enum": ["HTTP", "HTTPS", "http", "https"] }
-            })),
+            "http": http_get("HTTP GET; a status 200-399 is success."),
+            "grpc": { "description": "gRPC health check on this port number.", "oneOf": [
+                { "type": "integer", "minimum": 1, "maximum": 65535 },
+                object("gRPC check with a service name.", json!({
+                    "port": { "type": "integer", "minimum": 1, "maximum": 65535 },
+                    "service": string("The service name sent in the health check request.")
+                }))
+            ]},
             "delay": duration("initialDelaySeconds: wait this long after start."),
             "period": duration("periodSeconds: how often to check."),
             "timeout": duration("timeoutSeconds: how long one check may take."),
@@ -119,18 +145,25 @@ fn container_base(desc: &str) -> Value {
                 "description": "Environment variables: a literal, or a reference to a Secret key, a ConfigMap key or a pod field.",
                 "additionalProperties": { "oneOf": [
                     { "type": ["string", "integer", "number", "boolean"] },
-                    object("A reference: { secret, key }, { config_map, key } or { field }.", json!({
+                    object("A reference: { secret, key }, { config_map, key }, { field } or { resource, divisor }.", json!({
                         "secret": string("Secret name."),
                         "config_map": string("ConfigMap name."),
                         "key": string("Key inside the Secret or ConfigMap."),
-                        "field": string("Pod field, e.g. metadata.name, status.podIP.")
+                        "field": string("Pod field, e.g. metadata.name, status.podIP."),
+                        "resource": { "enum": ["limits.cpu", "limits.memory", "limits.ephemeral-storage", "requests.cpu", "requests.memory", "requests.ephemeral-storage"], "description": "A resource of this container." },
+                        "divisor": quantity("Unit of a resource value, e.g. \"1Mi\".")
                     }))
                 ]}
             },
             "command": strings("Entrypoint (replaces the image's)."),
             "args": strings("Arguments."),
-            "post_start": strings("postStart exec hook."),
-            "pre_stop": strings("preStop exec hook."),
+            "env_from": { "type": "array", "description": "Every key of a ConfigMap or Secret as a variable.", "items": object("One source: config_map or secret, and an optional prefix.", json!({
+                "config_map": string("ConfigMap name."),
+                "secret": string("Secret name."),
+                "prefix": string("Put before every key.")
+            })) },
+            "post_start": hook("postStart hook: a command, { http = {...} } or { sleep = \"5s\" }."),
+            "pre_stop": hook("preStop hook: a command, { http = {...} } or { sleep = \"5s\" }."),
             "liveness": probe("Liveness probe: restart the container when it fails."),
             "readiness": probe("Readiness probe: take the pod out of Services while it fails."),
             "startup": probe("Startup probe: hold the other probes until it succeeds."),

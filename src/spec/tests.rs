@@ -757,7 +757,12 @@ fn init_containers_have_no_probes_or_hooks() {
 fn lifecycle_rule() {
     assert_rule(&spec("", "post_start = []\n"), "lifecycle");
     let app = ok(&spec("", "post_start = [\"sh\", \"-c\", \"x\"]\n"));
-    assert_eq!(app.containers[0].post_start.as_ref().map(Vec::len), Some(3));
+    assert_eq!(
+        app.containers[0].post_start,
+        Some(Hook::Exec(vec!["sh".into(), "-c".into(), "x".into()]))
+    );
+    let app = ok(&spec("", "pre_stop = { sleep = \"1m\" }\n"));
+    assert_eq!(app.containers[0].pre_stop, Some(Hook::Sleep(60)));
 }
 
 #[test]

@@ -180,3 +180,28 @@ impl std::fmt::Display for Replicas {
         }
     }
 }
+
+/// A lifecycle hook (postStart, preStop).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Hook {
+    Exec(Vec<String>),
+    Http(super::HttpGet),
+    /// Seconds to wait (preStop: let load balancers notice before the process stops).
+    Sleep(i64),
+}
+
+/// One `env_from` source: every key of a ConfigMap or Secret as a variable.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct EnvFrom {
+    pub source: EnvSource,
+    pub name: String,
+    pub prefix: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EnvSource {
+    ConfigMap,
+    Secret,
+}

@@ -12,11 +12,14 @@
 //! - `volumes.rs`: the `[volumes]` table.
 //! - `containers.rs`: containers and init containers, ports, env, hooks, mounts.
 //! - `probes.rs`: liveness, readiness and startup probes.
+//! - `actions.rs`: lifecycle hooks, the HTTP GET probes and hooks share, gRPC probes,
+//!   `env_from`, and env values read from the container's resources.
 //! - `service.rs`: the access Service.
 //! - `security.rs`: pod and container security, and the `security = "restricted"` preset.
 //! - `scheduling.rs`: tolerations, node affinity, preferred anti-affinity, topology spread.
 //! - `set.rs`: the StatefulSet's and the Services' own settings (min_ready, start_ordinal, …).
 
+mod actions;
 mod containers;
 mod meta;
 mod probes;
