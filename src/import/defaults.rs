@@ -86,6 +86,7 @@ fn strip_container(c: &mut Map<String, Value>) {
             strip_probe(p);
         }
     }
+    let name = c.get("name").cloned().unwrap_or(Value::Null);
     for var in c
         .get_mut("env")
         .and_then(Value::as_array_mut)
@@ -107,6 +108,7 @@ fn strip_container(c: &mut Map<String, Value>) {
             // A divisor of "0" stands for none; the container is this one.
             remove_if(resource, "divisor", &Value::from("0"));
             remove_if(resource, "containerName", &Value::from(""));
+            remove_if(resource, "containerName", &name);
         }
     }
     for hook in ["postStart", "preStop"] {
@@ -216,6 +218,9 @@ fn strip_service(spec: &mut Map<String, Value>) {
     remove_if(spec, "externalTrafficPolicy", &Value::from("Cluster"));
     remove_if(spec, "allocateLoadBalancerNodePorts", &Value::from(true));
     remove_if(spec, "ipFamilyPolicy", &Value::from("SingleStack"));
+    // Allocated by the API server for a LoadBalancer with externalTrafficPolicy Local, as its
+    // node ports are; pinned in a spec it would clash in another namespace or cluster.
+    spec.remove("healthCheckNodePort");
     spec.remove("ipFamilies");
     // Allocated addresses are the server's; only "None" (headless) is a choice.
     if spec.get("clusterIP").and_then(Value::as_str) != Some("None") {
