@@ -33,6 +33,7 @@ async fn the_new_fields_are_accepted_by_the_server_and_imported_back() {
         "env-and-probes.toml",
         "hardened.toml",
         "security-fields.toml",
+        "storage-kinds.toml",
     ];
     for file in files {
         specs.write(file, &fixture(file));
@@ -56,7 +57,7 @@ async fn the_new_fields_are_accepted_by_the_server_and_imported_back() {
     let diff = berth(&ns, &["diff", out]).await;
     diff.expect_code(0);
     assert!(
-        diff.stdout.contains("3 app(s) unchanged"),
+        diff.stdout.contains("4 app(s) unchanged"),
         "{}",
         diff.stdout
     );

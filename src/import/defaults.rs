@@ -195,6 +195,10 @@ fn strip_statefulset(spec: &mut Map<String, Value>) {
     {
         if let Some(s) = obj_mut(t, "spec") {
             remove_if(s, "volumeMode", &Value::from("Filesystem"));
+            // The server mirrors dataSource into dataSourceRef.
+            if let Some(source) = s.get("dataSource").cloned() {
+                remove_if(s, "dataSourceRef", &source);
+            }
         }
     }
     if let Some(pod) = spec

@@ -16,6 +16,7 @@
 //! - `to_spec`: live objects → spec fields ([`import`]); what cannot be expressed becomes a note.
 //! - `container`: probes, lifecycle hooks, `env_from` and resource env values of one container.
 //! - `pod`: the security, scheduling, resource, set and Service-traffic fields `to_spec` calls on.
+//! - `storage`: pod volumes, claim template extras (volume mode, data source) and devices.
 //! - `self_check`: renders the emitted spec and names every live field it does not reproduce.
 //! - `fetch`: reading the cluster ([`fetch`], [`list`]) and the spec file an app came from
 //!   ([`source_file`]).
@@ -40,6 +41,7 @@ mod defaults;
 mod fetch;
 mod pod;
 mod self_check;
+mod storage;
 mod to_spec;
 mod toml_writer;
 

@@ -428,6 +428,7 @@ fn a_hardened_hand_written_set_keeps_every_field_through_import() {
         "\npre_stop = { sleep = \"5s\" }\n",
         "\nliveness = { grpc = 9090, delay = \"10s\" }\n",
         "\nread_only_root = true\n",
+        "[volumes.backups]\nclaim = \"backups\"\n",
         "\nexternal_traffic_policy = \"Local\"\n",
         "\nload_balancer_source_ranges = [\"10.0.0.0/8\", \"192.168.10.0/24\"]\n",
     ] {
@@ -453,6 +454,8 @@ fn a_hardened_hand_written_set_keeps_every_field_through_import() {
         "/spec/template/spec/containers/0/resources",
         "/spec/template/spec/containers/0/securityContext",
         "/spec/template/spec/containers/0/lifecycle",
+        "/spec/template/spec/containers/0/volumeMounts",
+        "/spec/template/spec/volumes",
         "/spec/template/spec/containers/1/livenessProbe",
         "/spec/template/spec/containers/1/resources",
         "/spec/template/spec/containers/1/securityContext",

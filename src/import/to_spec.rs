@@ -14,7 +14,7 @@ use super::{
     BERTH_ANNOTATIONS, BERTH_LABELS, ImportContext, Imported, LiveObjects, Ownership, ownership,
     ptr, ptr_str, str_map, strs, text_of,
 };
-use super::{container, pod};
+use super::{container, pod, storage};
 use crate::labels::selector_labels;
 
 /// One import in progress: the notes gathered so far and what later fields refer back to.
@@ -400,7 +400,7 @@ impl Importer<'_> {
                 .as_array()
                 .into_iter()
                 .flatten()
-                .filter(|v| volume_kind(v).is_some())
+                .filter(|v| storage::volume_kind(v).is_some())
                 .filter_map(|v| v.get("name").and_then(Value::as_str).map(str::to_string)),
         );
         names
@@ -554,6 +554,7 @@ impl Importer<'_> {
         if !mounts.is_empty() {
             out.push(("mounts".into(), TomlValue::Tab(mounts)));
         }
+        out.extend(storage::devices(c));
         out
     }
 
@@ -619,6 +620,7 @@ impl Importer<'_> {
                     TomlValue::Arr(many.iter().map(|a| toml_str(a.as_str())).collect()),
                 )),
             }
+            entries.extend(storage::template_extras(t));
             doc.sections
                 .push((format!("volumes.{}", toml_key(name)), entries));
         }
@@ -628,14 +630,14 @@ impl Importer<'_> {
             .flatten()
         {
             let name = v.get("name").and_then(Value::as_str).unwrap_or_default();
-            match volume_kind(v) {
+            match storage::volume_kind(v) {
                 Some(entries) => doc
                     .sections
                     .push((format!("volumes.{}", toml_key(name)), entries)),
                 None => self.notes.push(format!(
                     "pod volume `{name}` is of a kind the spec cannot express (it has \
-                     empty_dir, config_map, secret, host_path and claim templates); it and its \
-                     mounts are left out"
+                     empty_dir, config_map, secret, host_path, claim and claim templates); it \
+                     and its mounts are left out"
                 )),
             }
         }
@@ -706,34 +708,4 @@ fn drop_allocated_node_ports(svc: &mut Value) -> bool {
         dropped |= p.remove("nodePort").is_some();
     }
     dropped
-}
-
-fn volume_kind(v: &Value) -> Option<Vec<(String, TomlValue)>> {
-    if let Some(e) = v.get("emptyDir") {
-        let mut t = Vec::new();
-        if let Some(m) = e.get("medium").and_then(Value::as_str)
-            && !m.is_empty()
-        {
-            t.push(("medium".to_string(), toml_str(m)));
-        }
-        if let Some(l) = e.get("sizeLimit") {
-            t.push(("size_limit".into(), toml_str(text_of(l))));
-        }
-        let value = if t.is_empty() {
-            TomlValue::Bool(true)
-        } else {
-            TomlValue::Tab(t)
-        };
-        return Some(vec![("empty_dir".into(), value)]);
-    }
-    if let Some(name) = ptr_str(v, "/configMap/name") {
-        return Some(vec![("config_map".into(), toml_str(name))]);
-    }
-    if let Some(name) = ptr_str(v, "/secret/secretName") {
-        return Some(vec![("secret".into(), toml_str(name))]);
-    }
-    if let Some(path) = ptr_str(v, "/hostPath/path") {
-        return Some(vec![("host_path".into(), toml_str(path))]);
-    }
-    None
 }

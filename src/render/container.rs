@@ -7,7 +7,7 @@ use k8s_openapi::api::core::v1::{
     EnvFromSource, EnvVar as K8sEnvVar, EnvVarSource, ExecAction, GRPCAction, HTTPGetAction,
     HTTPHeader, Lifecycle, LifecycleHandler, ObjectFieldSelector, Probe as K8sProbe,
     ResourceFieldSelector, SecretEnvSource, SecretKeySelector, SleepAction, TCPSocketAction,
-    VolumeMount,
+    VolumeDevice, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity as K8sQuantity;
 
@@ -46,6 +46,15 @@ pub(super) fn container(c: &Container) -> K8sContainer {
         readiness_probe: c.readiness.as_ref().map(probe),
         startup_probe: c.startup.as_ref().map(probe),
         security_context: pod::container_security_context(c),
+        volume_devices: non_empty(
+            c.devices
+                .iter()
+                .map(|(name, path)| VolumeDevice {
+                    name: name.clone(),
+                    device_path: path.clone(),
+                })
+                .collect(),
+        ),
         volume_mounts: non_empty(
             c.mounts
                 .iter()

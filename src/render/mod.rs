@@ -12,22 +12,18 @@ use k8s_openapi::api::apps::v1::{
     StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec, StatefulSetUpdateStrategy,
 };
 use k8s_openapi::api::core::v1::{
-    ConfigMapVolumeSource, EmptyDirVolumeSource, HostPathVolumeSource, LocalObjectReference,
-    PersistentVolumeClaim, PersistentVolumeClaimSpec, PodDNSConfig, PodDNSConfigOption, PodSpec,
-    PodTemplateSpec, SecretVolumeSource, Service, ServicePort as K8sServicePort, ServiceSpec,
-    Volume as K8sVolume, VolumeResourceRequirements,
+    LocalObjectReference, PodDNSConfig, PodDNSConfigOption, PodSpec, PodTemplateSpec, Service,
+    ServicePort as K8sServicePort, ServiceSpec,
 };
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity as K8sQuantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use crate::spec::{
-    App, DisruptionBudget, IntOrPercent, PodManagement, PortRef, UpdateStrategy, VolumeKind,
-};
+use crate::spec::{App, DisruptionBudget, IntOrPercent, PodManagement, PortRef, UpdateStrategy};
 
 mod container;
 mod pod;
+mod storage;
 
 use container::container;
 
@@ -291,39 +287,7 @@ fn statefulset(app: &App, ctx: &RenderContext, selector: &BTreeMap<String, Strin
             rolling_update: None,
         },
     };
-    let claims: Vec<PersistentVolumeClaim> = app
-        .volumes
-        .iter()
-        .filter_map(|v| match &v.kind {
-            VolumeKind::Claim {
-                size,
-                class,
-                access,
-            } => Some(PersistentVolumeClaim {
-                // Immutable: only the name and the (never changing) selector labels, so PVCs
-                // can be found by app; no user labels, no commit.
-                metadata: ObjectMeta {
-                    name: Some(v.name.clone()),
-                    labels: Some(selector.clone()),
-                    ..ObjectMeta::default()
-                },
-                spec: Some(PersistentVolumeClaimSpec {
-                    access_modes: Some(access.iter().map(|a| a.as_str().to_string()).collect()),
-                    resources: Some(VolumeResourceRequirements {
-                        requests: Some(BTreeMap::from([(
-                            "storage".to_string(),
-                            K8sQuantity(size.text.clone()),
-                        )])),
-                        limits: None,
-                    }),
-                    storage_class_name: class.clone(),
-                    ..PersistentVolumeClaimSpec::default()
-                }),
-                status: None,
-            }),
-            _ => None,
-        })
-        .collect();
+    let claims = storage::claim_templates(app, selector);
 
     let mut pod_labels = app.labels.clone();
     pod_labels.extend(selector.clone());
@@ -375,44 +339,7 @@ fn statefulset(app: &App, ctx: &RenderContext, selector: &BTreeMap<String, Strin
 }
 
 fn pod_spec(app: &App, selector: &BTreeMap<String, String>) -> PodSpec {
-    let volumes: Vec<K8sVolume> = app
-        .volumes
-        .iter()
-        .filter_map(|v| {
-            let mut vol = K8sVolume {
-                name: v.name.clone(),
-                ..K8sVolume::default()
-            };
-            match &v.kind {
-                VolumeKind::Claim { .. } => return None,
-                VolumeKind::EmptyDir { medium, size_limit } => {
-                    vol.empty_dir = Some(EmptyDirVolumeSource {
-                        medium: medium.clone(),
-                        size_limit: size_limit.as_ref().map(|q| K8sQuantity(q.text.clone())),
-                    });
-                }
-                VolumeKind::ConfigMap(name) => {
-                    vol.config_map = Some(ConfigMapVolumeSource {
-                        name: name.clone(),
-                        ..ConfigMapVolumeSource::default()
-                    });
-                }
-                VolumeKind::Secret(name) => {
-                    vol.secret = Some(SecretVolumeSource {
-                        secret_name: Some(name.clone()),
-                        ..SecretVolumeSource::default()
-                    });
-                }
-                VolumeKind::HostPath(path) => {
-                    vol.host_path = Some(HostPathVolumeSource {
-                        path: path.clone(),
-                        type_: None,
-                    });
-                }
-            }
-            Some(vol)
-        })
-        .collect();
+    let volumes = storage::pod_volumes(app);
 
     let (dns_policy, dns_config) = match &app.dns {
         None => (None, None),

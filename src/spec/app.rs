@@ -196,6 +196,8 @@ pub struct Container {
     pub run_as_user: Option<i64>,
     pub security: ContainerSecurity,
     pub mounts: Vec<Mount>,
+    /// Block volumes: volume name → device path.
+    pub devices: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -334,14 +336,22 @@ pub enum VolumeKind {
         size: Quantity,
         class: Option<String>,
         access: Vec<AccessMode>,
+        /// volumeMode Block: a raw device, used through `devices`.
+        block: bool,
+        data_source: Option<DataSource>,
     },
     EmptyDir {
         medium: Option<String>,
         size_limit: Option<Quantity>,
     },
-    ConfigMap(String),
-    Secret(String),
+    ConfigMap(KeyedSource),
+    Secret(KeyedSource),
     HostPath(String),
+    /// An existing PersistentVolumeClaim, the same for every pod.
+    ExistingClaim {
+        name: String,
+        read_only: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

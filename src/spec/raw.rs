@@ -20,9 +20,11 @@ use super::app::{AccessMode, DnsPolicy, PodManagement, PullPolicy, ServiceType, 
 mod container;
 mod pod;
 mod set;
+mod storage;
 pub use container::*;
 pub use pod::*;
 pub use set::*;
+pub use storage::*;
 
 /// A table of string → string (labels, annotations, node selector), sorted by key.
 pub type StrMap = BTreeMap<Spanned<String>, Spanned<String>>;
@@ -96,6 +98,8 @@ pub struct RawContainer {
     pub privileged: Option<Spanned<bool>>,
     pub capabilities: Option<Spanned<RawCapabilities>>,
     pub mounts: Option<Entries<Spanned<RawMount>>>,
+    /// Block volumes by name → device path in the container.
+    pub devices: Option<Entries<Spanned<String>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -105,9 +109,14 @@ pub struct RawVolume {
     pub class: Option<Spanned<String>>,
     pub access: Option<Spanned<OneOrMany<AccessMode>>>,
     pub empty_dir: Option<Spanned<RawEmptyDir>>,
-    pub config_map: Option<Spanned<String>>,
-    pub secret: Option<Spanned<String>>,
+    pub config_map: Option<Spanned<RawKeyed>>,
+    pub secret: Option<Spanned<RawKeyed>>,
     pub host_path: Option<Spanned<String>>,
+    /// An existing PersistentVolumeClaim, shared by every pod.
+    pub claim: Option<Spanned<String>>,
+    pub read_only: Option<Spanned<bool>>,
+    pub volume_mode: Option<Spanned<VolumeMode>>,
+    pub data_source: Option<Spanned<RawDataSource>>,
 }
 
 #[derive(Debug, Deserialize)]

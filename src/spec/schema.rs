@@ -184,12 +184,23 @@ fn container_base(desc: &str) -> Value {
     )
 }
 
+fn keyed(kind: &str) -> Value {
+    json!({ "description": format!("{kind} name, or a table with the keys to project and the file mode."), "oneOf": [
+        { "type": "string" },
+        object(&format!("A {kind} volume with options."), json!({
+            "name": string(&format!("{kind} name.")),
+            "items": string_map("Key → path inside the mount; only these keys are projected."),
+            "default_mode": { "type": "integer", "minimum": 0, "maximum": 511, "description": "File mode, e.g. 0o440." }
+        }))
+    ]})
+}
+
 fn volumes() -> Value {
     json!({
         "type": "object",
         "description": "Volumes by name: `size` makes a volumeClaimTemplate (one PVC per pod); the other kinds are pod volumes.",
         "propertyNames": { "maxLength": 63, "pattern": NAME_PATTERN },
-        "additionalProperties": object("A volume: exactly one of size, empty_dir, config_map, secret, host_path.", json!({
+        "additionalProperties": object("A volume: exactly one of size, empty_dir, config_map, secret, host_path, claim.", json!({
             "size": quantity("Claim size, e.g. \"20Gi\"."),
             "class": string("StorageClass (claims only); default: the cluster default."),
             "access": { "description": "Access modes (claims only); default ReadWriteOnce.", "oneOf": [
@@ -203,9 +214,16 @@ fn volumes() -> Value {
                     "size_limit": quantity("Size limit.")
                 }))
             ]},
-            "config_map": string("ConfigMap name."),
-            "secret": string("Secret name."),
-            "host_path": string("Absolute path on the node.")
+            "config_map": keyed("ConfigMap"),
+            "secret": keyed("Secret"),
+            "host_path": string("Absolute path on the node."),
+            "claim": string("An existing PersistentVolumeClaim, shared by every pod."),
+            "read_only": { "type": "boolean", "description": "Mount the existing claim read-only (claim only)." },
+            "volume_mode": { "enum": ["filesystem", "block"], "description": "Claims only: \"block\" gives a raw device, used through a container's `devices`." },
+            "data_source": object("Claims only: where a new claim's data comes from.", json!({
+                "snapshot": string("A VolumeSnapshot to restore."),
+                "claim": string("A PersistentVolumeClaim to clone.")
+            }))
         }))
     })
 }

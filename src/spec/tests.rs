@@ -655,10 +655,14 @@ fn volume_rules() {
         VolumeKind::Claim {
             size: Quantity::parse("1Gi").unwrap_or_else(|e| panic!("{e}")),
             class: Some("fast".into()),
-            access: vec![AccessMode::ReadWriteOncePod]
+            access: vec![AccessMode::ReadWriteOncePod],
+            block: false,
+            data_source: None,
         }
     );
     ok(&vol("empty_dir = true"));
+    ok(&vol("claim = \"backups\"\nread_only = true"));
+    assert_rule(&vol("claim = \"backups\"\nsize = \"1Gi\""), "volume-kind");
     ok(&vol("config_map = \"c\""));
     ok(&vol("secret = \"s\""));
     ok(&vol("host_path = \"/srv\""));

@@ -205,3 +205,22 @@ pub enum EnvSource {
     ConfigMap,
     Secret,
 }
+
+/// A ConfigMap or Secret volume: its name, the keys it projects (key → path; all when empty)
+/// and the file mode.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct KeyedSource {
+    pub name: String,
+    pub items: Vec<(String, String)>,
+    pub default_mode: Option<i32>,
+}
+
+/// Where a new claim's data comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DataSource {
+    /// A VolumeSnapshot (snapshot.storage.k8s.io).
+    Snapshot(String),
+    /// Another PersistentVolumeClaim, cloned.
+    Claim(String),
+}

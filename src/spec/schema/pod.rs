@@ -76,6 +76,11 @@ pub(super) fn container_props() -> Map<String, Value> {
                 quantity("A whole number.")
             ]}
         },
+        "devices": {
+            "type": "object",
+            "description": "Block volumes (volume_mode = \"block\") by name → device path, e.g. { data = \"/dev/xvda\" }.",
+            "additionalProperties": { "type": "string" }
+        },
         "read_only_root": { "type": "boolean", "description": "securityContext.readOnlyRootFilesystem." },
         "allow_privilege_escalation": { "type": "boolean", "description": "securityContext.allowPrivilegeEscalation." },
         "privileged": { "type": "boolean", "description": "securityContext.privileged." },

@@ -307,6 +307,8 @@ fn container(
         run_as_user,
         security,
         mounts,
+        // Filled in once the volumes' modes are known (`storage::devices`).
+        devices: Vec::new(),
     })
 }
 

@@ -10,6 +10,7 @@
 //! - `values.rs`: quantities, resources, durations, counts or percentages, user and group ids.
 //! - `workload.rs`: update strategy, disruption budget, DNS.
 //! - `volumes.rs`: the `[volumes]` table.
+//! - `storage.rs`: existing claims, block volumes and `devices`, data sources, projected keys.
 //! - `containers.rs`: containers and init containers, ports, env, hooks, mounts.
 //! - `probes.rs`: liveness, readiness and startup probes.
 //! - `actions.rs`: lifecycle hooks, the HTTP GET probes and hooks share, gRPC probes,
@@ -27,6 +28,7 @@ mod scheduling;
 mod security;
 mod service;
 mod set;
+mod storage;
 mod values;
 mod volumes;
 mod workload;
@@ -297,6 +299,11 @@ fn build(cx: &mut Ctx<'_>, raw: &RawApp) -> App {
             c.mounts
                 .iter()
                 .flat_map(|m| m.0.iter().map(|(k, _)| k.get_ref().as_str()))
+                .chain(
+                    c.devices
+                        .iter()
+                        .flat_map(|d| d.0.iter().map(|(k, _)| k.get_ref().as_str())),
+                )
         })
         .collect();
     let mounts_pruned = cx
@@ -358,6 +365,7 @@ fn build(cx: &mut Ctx<'_>, raw: &RawApp) -> App {
         service,
     };
     security::apply_preset(cx, raw, &mut app);
+    storage::devices(cx, raw, &mut app);
     app
 }
 
