@@ -302,21 +302,23 @@ pub async fn collect(
             .map(to_json)
     };
     let Some(loaded) = loaded else {
-        return Ok(inventory
-            .apps
-            .values()
-            .map(|a| {
-                let sts = a.statefulset().map(to_json);
-                AppStatus::from_live(
-                    &a.namespace,
-                    &a.name,
-                    Sync::Unknown,
-                    sts.as_ref(),
-                    None,
-                    None,
-                )
-            })
-            .collect());
+        let mut out = Vec::new();
+        for a in inventory.apps.values() {
+            let sts = a.statefulset().map(to_json);
+            let error = match &sts {
+                Some(s) if pods_missing(s) => failed_create(cluster, &a.namespace, &a.name).await,
+                _ => None,
+            };
+            out.push(AppStatus::from_live(
+                &a.namespace,
+                &a.name,
+                Sync::Unknown,
+                sts.as_ref(),
+                None,
+                error,
+            ));
+        }
+        return Ok(out);
     };
     let commit = dir.and_then(head_commit);
     let options = PlanOptions {

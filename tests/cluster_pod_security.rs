@@ -104,6 +104,17 @@ async fn the_restricted_preset_passes_pod_security_and_status_shows_why_other_po
         status.stdout
     );
 
+    // Without DIR too: only live objects are read, the refusal is still named.
+    let live_only = berth(&ns, &["status"]).await;
+    assert!(
+        live_only
+            .stdout
+            .lines()
+            .any(|l| l.contains("/loose ") && l.contains("FailedCreate")),
+        "{}",
+        live_only.stdout
+    );
+
     let json = berth(&ns, &["status", specs.path(), "-o", "json"]).await;
     let value: serde_json::Value = serde_json::from_str(&json.stdout).expect("status json");
     let apps = value["apps"].as_array().expect("apps");
