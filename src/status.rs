@@ -329,7 +329,9 @@ pub async fn collect(
             Action::Create | Action::Remove | Action::Recreate { .. } => (Sync::Pending, None),
         };
         // A suspended app's spec is not what berth holds it to: the live count is.
-        let desired = app.filter(|_| sync != Sync::Suspended).map(|a| a.replicas);
+        let desired = app
+            .filter(|_| sync != Sync::Suspended)
+            .and_then(|a| a.replicas.count());
         let status = AppStatus::from_live(
             &plan.namespace,
             &plan.name,

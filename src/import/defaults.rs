@@ -56,6 +56,9 @@ fn strip_probe(p: &mut Map<String, Value>) {
     if let Some(http) = p.get_mut("httpGet").and_then(Value::as_object_mut) {
         remove_if(http, "scheme", &Value::from("HTTP"));
     }
+    if let Some(grpc) = p.get_mut("grpc").and_then(Value::as_object_mut) {
+        remove_if(grpc, "service", &Value::from(""));
+    }
 }
 
 fn strip_container(c: &mut Map<String, Value>) {
@@ -83,6 +86,7 @@ fn strip_container(c: &mut Map<String, Value>) {
             strip_probe(p);
         }
     }
+    let name = c.get("name").cloned().unwrap_or(Value::Null);
     for var in c
         .get_mut("env")
         .and_then(Value::as_array_mut)
@@ -95,6 +99,26 @@ fn strip_container(c: &mut Map<String, Value>) {
             .and_then(Value::as_object_mut)
         {
             remove_if(field, "apiVersion", &Value::from("v1"));
+        }
+        if let Some(resource) = var
+            .get_mut("valueFrom")
+            .and_then(|f| f.get_mut("resourceFieldRef"))
+            .and_then(Value::as_object_mut)
+        {
+            // A divisor of "0" stands for none; the container is this one.
+            remove_if(resource, "divisor", &Value::from("0"));
+            remove_if(resource, "containerName", &Value::from(""));
+            remove_if(resource, "containerName", &name);
+        }
+    }
+    for hook in ["postStart", "preStop"] {
+        if let Some(get) = c
+            .get_mut("lifecycle")
+            .and_then(|l| l.get_mut(hook))
+            .and_then(|h| h.get_mut("httpGet"))
+            .and_then(Value::as_object_mut)
+        {
+            remove_if(get, "scheme", &Value::from("HTTP"));
         }
     }
     remove_if_empty(c, "resources");
@@ -171,6 +195,10 @@ fn strip_statefulset(spec: &mut Map<String, Value>) {
     {
         if let Some(s) = obj_mut(t, "spec") {
             remove_if(s, "volumeMode", &Value::from("Filesystem"));
+            // The server mirrors dataSource into dataSourceRef.
+            if let Some(source) = s.get("dataSource").cloned() {
+                remove_if(s, "dataSourceRef", &source);
+            }
         }
     }
     if let Some(pod) = spec
@@ -184,10 +212,19 @@ fn strip_statefulset(spec: &mut Map<String, Value>) {
 
 fn strip_service(spec: &mut Map<String, Value>) {
     remove_if(spec, "sessionAffinity", &Value::from("None"));
+    // With ClientIP the server fills in the default stickiness of three hours.
+    remove_if(
+        spec,
+        "sessionAffinityConfig",
+        &serde_json::json!({"clientIP": {"timeoutSeconds": 10800}}),
+    );
     remove_if(spec, "internalTrafficPolicy", &Value::from("Cluster"));
     remove_if(spec, "externalTrafficPolicy", &Value::from("Cluster"));
     remove_if(spec, "allocateLoadBalancerNodePorts", &Value::from(true));
     remove_if(spec, "ipFamilyPolicy", &Value::from("SingleStack"));
+    // Allocated by the API server for a LoadBalancer with externalTrafficPolicy Local, as its
+    // node ports are; pinned in a spec it would clash in another namespace or cluster.
+    spec.remove("healthCheckNodePort");
     spec.remove("ipFamilies");
     // Allocated addresses are the server's; only "None" (headless) is a choice.
     if spec.get("clusterIP").and_then(Value::as_str) != Some("None") {

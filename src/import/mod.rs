@@ -14,6 +14,9 @@
 //! - `defaults`: the values the API server fills in, and [`strip_server_defaults`].
 //! - `toml_writer`: inline TOML values and the spec document they are written into.
 //! - `to_spec`: live objects → spec fields ([`import`]); what cannot be expressed becomes a note.
+//! - `container`: probes, lifecycle hooks, `env_from` and resource env values of one container.
+//! - `pod`: the security, scheduling, resource, set and Service-traffic fields `to_spec` calls on.
+//! - `storage`: pod volumes, claim template extras (volume mode, data source) and devices.
 //! - `self_check`: renders the emitted spec and names every live field it does not reproduce.
 //! - `fetch`: reading the cluster ([`fetch`], [`list`]) and the spec file an app came from
 //!   ([`source_file`]).
@@ -33,9 +36,12 @@ use crate::labels::{
     MANAGED_BY_LABEL, NAME_LABEL, SOURCE_ANNOTATION,
 };
 
+mod container;
 mod defaults;
 mod fetch;
+mod pod;
 mod self_check;
+mod storage;
 mod to_spec;
 mod toml_writer;
 

@@ -88,6 +88,9 @@ fn ignored(path: &str) -> bool {
     claim_label
         || path.starts_with("spec.selector")
         || path.starts_with("spec.template.spec.affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution[0].labelSelector")
+        || path.starts_with("spec.template.spec.affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].podAffinityTerm.labelSelector")
+        || (path.starts_with("spec.template.spec.topologySpreadConstraints[")
+            && path.contains("].labelSelector"))
         || berth_key("metadata.labels.", &BERTH_LABELS)
         || berth_key("spec.template.metadata.labels.", &BERTH_LABELS)
         || berth_key("metadata.annotations.", &BERTH_ANNOTATIONS)

@@ -205,7 +205,8 @@ fn a_hand_written_statefulset_is_imported_for_adoption_with_the_recreate_explain
                                       "limits": {"cpu": "250m", "memory": "512Mi"}},
                         "ports": [{"containerPort": 80, "name": "http", "protocol": "TCP"}]
                     }],
-                    "tolerations": [{"key": "dedicated", "operator": "Exists"}]
+                    "tolerations": [{"key": "dedicated", "operator": "Exists"}],
+                    "shareProcessNamespace": true
                 }
             }
         }
@@ -245,7 +246,14 @@ fn a_hand_written_statefulset_is_imported_for_adoption_with_the_recreate_explain
     );
     assert!(notes.contains("needs a recreate"), "{notes}");
     assert!(notes.contains("allow_recreate = true"), "{notes}");
-    assert!(notes.contains("spec.template.spec.tolerations"), "{notes}");
+    assert!(
+        notes.contains("spec.template.spec.shareProcessNamespace"),
+        "{notes}"
+    );
+    assert!(
+        text.contains("\ntolerations = [{ key = \"dedicated\" }]\n"),
+        "{text}"
+    );
     // Notes are comments: the text still validates.
     check("nginx.toml", text, &config);
 }
@@ -365,4 +373,103 @@ fn a_loadbalancer_service_keeps_its_node_ports_when_asked() {
         "{}",
         imported.text
     );
+}
+
+/// Issue 13's held-back check: a hardened set written as plain YAML, as the API server gives it
+/// back, is imported with no field lost, and the imported spec renders every one of them again.
+#[test]
+fn a_hardened_hand_written_set_keeps_every_field_through_import() {
+    let config = Config::default();
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/import/hardened.yaml"),
+    )
+    .expect("fixture");
+    let docs: Vec<Value> = serde_saphyr::from_multiple(&text).expect("YAML");
+    let find = |kind: &str, name: &str| {
+        docs.iter()
+            .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("{kind} {name} in the fixture"))
+    };
+    let live = LiveObjects {
+        statefulset: find("StatefulSet", "pg"),
+        headless: Some(find("Service", "pg")),
+        service: Some(find("Service", "pg-lb")),
+        pdb: None,
+        extra: Vec::new(),
+    };
+    let imported = import(
+        &live,
+        ImportContext {
+            config: &config,
+            file_stem: Some("pg"),
+            keep_node_ports: false,
+        },
+    );
+    let text = &imported.text;
+    // Only the adoption advice: not written by berth, and another selector.
+    assert_eq!(imported.notes.len(), 2, "{:#?}\n{text}", imported.notes);
+    assert!(imported.notes[0].starts_with("adopt = true"), "{text}");
+    assert!(imported.notes[1].starts_with("the live selector"), "{text}");
+    for spelling in [
+        "\nsecurity = \"restricted\"\n",
+        "\nrun_as_group = 999\n",
+        "\ntolerations = [{ key = \"dedicated\", value = \"db\", effect = \"NoSchedule\" }]\n",
+        "\nnode_affinity = { required = [{ key = \"dedicated\", in = [\"db\"] }] }\n",
+        "\ntopology_spread = [{ key = \"zone\" }]\n",
+        "\npriority_class = \"db-critical\"\n",
+        "\nmin_ready = \"10s\"\n",
+        "\nstart_ordinal = 1\n",
+        "\nset_annotations = { \"team.example.com/owner\" = \"dba\" }\n",
+        "\nenv_from = [{ config_map = \"pg-config\" }, { secret = \"pg-secret\", prefix = \"PG_\" }]\n",
+        "MEM_LIMIT_MI = { resource = \"limits.memory\", divisor = \"1Mi\" }",
+        "\nephemeral_storage = { request = \"1Gi\", limit = \"2Gi\" }\n",
+        "\nephemeral_storage = \"512Mi\"\n",
+        "\npre_stop = { sleep = \"5s\" }\n",
+        "\nliveness = { grpc = 9090, delay = \"10s\" }\n",
+        "\nread_only_root = true\n",
+        "[volumes.backups]\nclaim = \"backups\"\n",
+        "\nexternal_traffic_policy = \"Local\"\n",
+        "\nload_balancer_source_ranges = [\"10.0.0.0/8\", \"192.168.10.0/24\"]\n",
+    ] {
+        assert!(text.contains(spelling), "missing {spelling:?} in\n{text}");
+    }
+
+    // Rendered back, every field of the workload and its Services is there with its value.
+    let app = check("pg.toml", text, &config);
+    let rendered = render_app(&app, &RenderContext::new(&config.instance, &app));
+    let sts = strip_server_defaults(&json(&rendered.statefulset));
+    let live_sts = strip_server_defaults(&live.statefulset);
+    for pointer in [
+        "/spec/minReadySeconds",
+        "/spec/ordinals",
+        "/spec/template/spec/securityContext",
+        "/spec/template/spec/tolerations",
+        "/spec/template/spec/affinity/nodeAffinity",
+        "/spec/template/spec/topologySpreadConstraints/0/topologyKey",
+        "/spec/template/spec/topologySpreadConstraints/0/whenUnsatisfiable",
+        "/spec/template/spec/priorityClassName",
+        "/spec/template/spec/containers/0/envFrom",
+        "/spec/template/spec/containers/0/env",
+        "/spec/template/spec/containers/0/resources",
+        "/spec/template/spec/containers/0/securityContext",
+        "/spec/template/spec/containers/0/lifecycle",
+        "/spec/template/spec/containers/0/volumeMounts",
+        "/spec/template/spec/volumes",
+        "/spec/template/spec/containers/1/livenessProbe",
+        "/spec/template/spec/containers/1/resources",
+        "/spec/template/spec/containers/1/securityContext",
+    ] {
+        assert_eq!(sts.pointer(pointer), live_sts.pointer(pointer), "{pointer}");
+    }
+    let svc = strip_server_defaults(&json(rendered.service.as_ref().expect("access Service")));
+    let live_svc = strip_server_defaults(live.service.as_ref().expect("live Service"));
+    for pointer in [
+        "/spec/type",
+        "/spec/externalTrafficPolicy",
+        "/spec/loadBalancerSourceRanges",
+        "/metadata/annotations/service.beta.kubernetes.io~1aws-load-balancer-type",
+    ] {
+        assert_eq!(svc.pointer(pointer), live_svc.pointer(pointer), "{pointer}");
+    }
 }

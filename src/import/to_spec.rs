@@ -14,6 +14,7 @@ use super::{
     BERTH_ANNOTATIONS, BERTH_LABELS, ImportContext, Imported, LiveObjects, Ownership, ownership,
     ptr, ptr_str, str_map, strs, text_of,
 };
+use super::{container, pod, storage};
 use crate::labels::selector_labels;
 
 /// One import in progress: the notes gathered so far and what later fields refer back to.
@@ -22,6 +23,8 @@ struct Importer<'a> {
     notes: Vec<String>,
     /// Container port number → name, for service targets and probes.
     port_names: BTreeMap<i64, String>,
+    /// The pod is what `security = "restricted"` renders: the preset stands for its fields.
+    restricted: bool,
 }
 
 /// Imports one app. Never fails: whatever cannot be expressed becomes a note.
@@ -62,6 +65,7 @@ pub fn import(live: &LiveObjects, cx: ImportContext<'_>) -> Imported {
         cx,
         notes: Vec::new(),
         port_names: BTreeMap::new(),
+        restricted: pod::restricted(ptr(&sts, "/spec/template/spec")),
     };
     let mut doc = Doc::default();
     let mut header: Vec<String> = Vec::new();
@@ -110,6 +114,7 @@ pub fn import(live: &LiveObjects, cx: ImportContext<'_>) -> Imported {
     }
 
     im.top_level(&sts, pdb.as_ref(), &name, &mut doc);
+    doc.top.extend(pod::set_fields(&sts, headless.as_ref()));
     im.containers(&sts, &mut doc);
     im.volumes(&sts, &mut doc);
     if let Some(svc) = &service {
@@ -270,6 +275,7 @@ impl Importer<'_> {
         if let Some(g) = ptr(pod, "/securityContext/fsGroup").as_i64() {
             top.push(("fs_group".into(), TomlValue::Int(g)));
         }
+        top.extend(pod::pod_security(pod, self.restricted));
         let mut dns = Vec::new();
         if let Some(p) = pod.get("dnsPolicy").and_then(Value::as_str) {
             dns.push(("policy".to_string(), toml_str(p)));
@@ -317,9 +323,11 @@ impl Importer<'_> {
         if !node_selector.is_empty() {
             top.push(("node_selector".into(), tab_of(&node_selector)));
         }
-        if let Some(spread) = spread_of(pod, ptr(sts, "/spec/selector/matchLabels")) {
+        let selector = ptr(sts, "/spec/selector/matchLabels");
+        if let Some(spread) = pod::spread_of(pod, selector) {
             top.push(("spread".into(), toml_str(spread)));
         }
+        top.extend(pod::scheduling(pod, selector));
         if let Some(pdb) = pdb {
             let spec = ptr(pdb, "/spec");
             let budget = if let Some(m) = spec.get("maxUnavailable").and_then(int_or_str) {
@@ -392,7 +400,7 @@ impl Importer<'_> {
                 .as_array()
                 .into_iter()
                 .flatten()
-                .filter(|v| volume_kind(v).is_some())
+                .filter(|v| storage::volume_kind(v).is_some())
                 .filter_map(|v| v.get("name").and_then(Value::as_str).map(str::to_string)),
         );
         names
@@ -413,13 +421,17 @@ impl Importer<'_> {
             };
             out.push(("pull".into(), toml_str(spelling)));
         }
-        for res in ["cpu", "memory"] {
+        for (res, key) in [
+            ("cpu", "cpu"),
+            ("memory", "memory"),
+            ("ephemeral-storage", "ephemeral_storage"),
+        ] {
             let request = c
                 .pointer(&format!("/resources/requests/{res}"))
                 .map(text_of);
             let limit = c.pointer(&format!("/resources/limits/{res}")).map(text_of);
             match (request, limit) {
-                (Some(r), Some(l)) if r == l => out.push((res.into(), toml_str(r))),
+                (Some(r), Some(l)) if r == l => out.push((key.into(), toml_str(r))),
                 (None, None) => {}
                 (r, l) => {
                     let mut t = Vec::new();
@@ -429,10 +441,11 @@ impl Importer<'_> {
                     if let Some(l) = l {
                         t.push(("limit".to_string(), toml_str(l)));
                     }
-                    out.push((res.into(), TomlValue::Tab(t)));
+                    out.push((key.into(), TomlValue::Tab(t)));
                 }
             }
         }
+        out.extend(pod::extended(c));
         let mut ports = Vec::new();
         for p in c
             .get("ports")
@@ -476,9 +489,13 @@ impl Importer<'_> {
                 out.push((key.into(), str_arr(v)));
             }
         }
+        out.extend(container::env_from(c));
         for (field, spec) in [("postStart", "post_start"), ("preStop", "pre_stop")] {
-            if let Some(cmd) = c.pointer(&format!("/lifecycle/{field}/exec/command")) {
-                out.push((spec.into(), str_arr(cmd)));
+            if let Some(h) = c
+                .pointer(&format!("/lifecycle/{field}"))
+                .and_then(container::hook)
+            {
+                out.push((spec.into(), h));
             }
         }
         for (field, spec) in [
@@ -486,13 +503,14 @@ impl Importer<'_> {
             ("readinessProbe", "readiness"),
             ("startupProbe", "startup"),
         ] {
-            if let Some(p) = c.get(field).and_then(probe) {
+            if let Some(p) = c.get(field).and_then(container::probe) {
                 out.push((spec.into(), p));
             }
         }
         if let Some(u) = ptr(c, "/securityContext/runAsUser").as_i64() {
             out.push(("run_as_user".into(), TomlValue::Int(u)));
         }
+        out.extend(pod::container_security(c, self.restricted));
         let mut mounts: Vec<(String, TomlValue)> = Vec::new();
         for m in c
             .get("volumeMounts")
@@ -536,6 +554,7 @@ impl Importer<'_> {
         if !mounts.is_empty() {
             out.push(("mounts".into(), TomlValue::Tab(mounts)));
         }
+        out.extend(storage::devices(c));
         out
     }
 
@@ -566,6 +585,8 @@ impl Importer<'_> {
             Some((name, pair("config_map", r)))
         } else if let Some(path) = ptr_str(from, "/fieldRef/fieldPath") {
             Some((name, TomlValue::Tab(vec![("field".into(), toml_str(path))])))
+        } else if let Some(r) = from.get("resourceFieldRef") {
+            Some((name, container::resource_ref(r)))
         } else {
             self.notes.push(format!(
                 "container `{cname}`: env `{name}` takes its value from a source the spec \
@@ -599,6 +620,7 @@ impl Importer<'_> {
                     TomlValue::Arr(many.iter().map(|a| toml_str(a.as_str())).collect()),
                 )),
             }
+            entries.extend(storage::template_extras(t));
             doc.sections
                 .push((format!("volumes.{}", toml_key(name)), entries));
         }
@@ -608,14 +630,14 @@ impl Importer<'_> {
             .flatten()
         {
             let name = v.get("name").and_then(Value::as_str).unwrap_or_default();
-            match volume_kind(v) {
+            match storage::volume_kind(v) {
                 Some(entries) => doc
                     .sections
                     .push((format!("volumes.{}", toml_key(name)), entries)),
                 None => self.notes.push(format!(
                     "pod volume `{name}` is of a kind the spec cannot express (it has \
-                     empty_dir, config_map, secret, host_path and claim templates); it and its \
-                     mounts are left out"
+                     empty_dir, config_map, secret, host_path, claim and claim templates); it \
+                     and its mounts are left out"
                 )),
             }
         }
@@ -658,6 +680,7 @@ impl Importer<'_> {
             ports.push((pname, value));
         }
         entries.push(("ports".into(), TomlValue::Tab(ports)));
+        entries.extend(pod::service_traffic(svc));
         let mut annotations = str_map(ptr(svc, "/metadata/annotations"));
         for a in BERTH_ANNOTATIONS {
             annotations.remove(a);
@@ -685,96 +708,4 @@ fn drop_allocated_node_ports(svc: &mut Value) -> bool {
         dropped |= p.remove("nodePort").is_some();
     }
     dropped
-}
-
-/// `spread` from a pod's affinity: exactly one required anti-affinity term on the app's own
-/// selector and a node or zone key.
-fn spread_of(pod: &Value, selector: &Value) -> Option<&'static str> {
-    let terms = ptr(
-        pod,
-        "/affinity/podAntiAffinity/requiredDuringSchedulingIgnoredDuringExecution",
-    )
-    .as_array()?;
-    let [term] = terms.as_slice() else {
-        return None;
-    };
-    if ptr(term, "/labelSelector/matchLabels") != selector {
-        return None;
-    }
-    match ptr_str(term, "/topologyKey")? {
-        "kubernetes.io/hostname" => Some("hostname"),
-        "topology.kubernetes.io/zone" => Some("zone"),
-        _ => None,
-    }
-}
-
-fn volume_kind(v: &Value) -> Option<Vec<(String, TomlValue)>> {
-    if let Some(e) = v.get("emptyDir") {
-        let mut t = Vec::new();
-        if let Some(m) = e.get("medium").and_then(Value::as_str)
-            && !m.is_empty()
-        {
-            t.push(("medium".to_string(), toml_str(m)));
-        }
-        if let Some(l) = e.get("sizeLimit") {
-            t.push(("size_limit".into(), toml_str(text_of(l))));
-        }
-        let value = if t.is_empty() {
-            TomlValue::Bool(true)
-        } else {
-            TomlValue::Tab(t)
-        };
-        return Some(vec![("empty_dir".into(), value)]);
-    }
-    if let Some(name) = ptr_str(v, "/configMap/name") {
-        return Some(vec![("config_map".into(), toml_str(name))]);
-    }
-    if let Some(name) = ptr_str(v, "/secret/secretName") {
-        return Some(vec![("secret".into(), toml_str(name))]);
-    }
-    if let Some(path) = ptr_str(v, "/hostPath/path") {
-        return Some(vec![("host_path".into(), toml_str(path))]);
-    }
-    None
-}
-
-fn probe(p: &Value) -> Option<TomlValue> {
-    let mut t = Vec::new();
-    if let Some(cmd) = p.pointer("/exec/command") {
-        t.push(("exec".to_string(), str_arr(cmd)));
-    } else if let Some(port) = p.pointer("/tcpSocket/port") {
-        t.push(("tcp".into(), int_or_str(port)?));
-    } else if let Some(h) = p.get("httpGet") {
-        let mut http = vec![
-            (
-                "path".to_string(),
-                toml_str(h.get("path").and_then(Value::as_str).unwrap_or("/")),
-            ),
-            ("port".to_string(), int_or_str(h.get("port")?)?),
-        ];
-        if let Some(scheme) = h.get("scheme").and_then(Value::as_str) {
-            http.push(("scheme".into(), toml_str(scheme)));
-        }
-        t.push(("http".into(), TomlValue::Tab(http)));
-    } else {
-        return None;
-    }
-    for (field, spec) in [
-        ("initialDelaySeconds", "delay"),
-        ("periodSeconds", "period"),
-        ("timeoutSeconds", "timeout"),
-    ] {
-        if let Some(n) = p.get(field).and_then(Value::as_i64) {
-            t.push((spec.into(), secs(n)));
-        }
-    }
-    for (field, spec) in [
-        ("failureThreshold", "failures"),
-        ("successThreshold", "success"),
-    ] {
-        if let Some(n) = p.get(field).and_then(Value::as_i64) {
-            t.push((spec.into(), TomlValue::Int(n)));
-        }
-    }
-    Some(TomlValue::Tab(t))
 }

@@ -14,6 +14,8 @@ use super::strs;
 pub(super) enum TomlValue {
     Str(String),
     Int(i64),
+    /// A file mode, written in octal (`0o640`).
+    Octal(i64),
     Bool(bool),
     Arr(Vec<TomlValue>),
     Tab(Vec<(String, TomlValue)>),
@@ -53,6 +55,7 @@ impl TomlValue {
         match self {
             TomlValue::Str(s) => quote(s),
             TomlValue::Int(i) => i.to_string(),
+            TomlValue::Octal(i) => format!("0o{i:o}"),
             TomlValue::Bool(b) => b.to_string(),
             TomlValue::Arr(items) => format!(
                 "[{}]",

@@ -8,12 +8,14 @@
 //! - [`immutable_changes`] finds StatefulSet changes the API server would refuse in place, and
 //!   [`recreate::gate`] decides whether a recreate may carry them out.
 //! - [`removals::decide`] decides what happens to live apps whose spec is gone.
+//! - [`hold_owned_replicas`] keeps an external replica count safe while berth still owns it.
 
 mod diff;
 mod normalize;
 pub mod order;
 pub mod recreate;
 pub mod removals;
+mod replicas;
 mod summary;
 
 use std::fmt;
@@ -22,6 +24,7 @@ use serde::Serialize;
 
 pub use diff::{ColorChoice, unified_diff};
 pub use normalize::{contained_in, fingerprint, mask, normalize};
+pub use replicas::hold_owned_replicas;
 pub use summary::{ImmutableChange, immutable_changes, summarize};
 
 /// What converging an app would do.

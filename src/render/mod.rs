@@ -8,28 +8,24 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{
-    RollingUpdateStatefulSetStrategy, StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy,
-    StatefulSetSpec, StatefulSetUpdateStrategy,
+    RollingUpdateStatefulSetStrategy, StatefulSet, StatefulSetOrdinals,
+    StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec, StatefulSetUpdateStrategy,
 };
 use k8s_openapi::api::core::v1::{
-    Affinity, ConfigMapKeySelector, ConfigMapVolumeSource, Container as K8sContainer,
-    ContainerPort, EmptyDirVolumeSource, EnvVar as K8sEnvVar, EnvVarSource, ExecAction,
-    HTTPGetAction, HostPathVolumeSource, Lifecycle, LifecycleHandler, LocalObjectReference,
-    ObjectFieldSelector, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodAffinityTerm,
-    PodAntiAffinity, PodDNSConfig, PodDNSConfigOption, PodSecurityContext, PodSpec,
-    PodTemplateSpec, Probe as K8sProbe, ResourceRequirements, SecretKeySelector,
-    SecretVolumeSource, SecurityContext, Service, ServicePort as K8sServicePort, ServiceSpec,
-    TCPSocketAction, Volume as K8sVolume, VolumeMount, VolumeResourceRequirements,
+    LocalObjectReference, PodDNSConfig, PodDNSConfigOption, PodSpec, PodTemplateSpec, Service,
+    ServicePort as K8sServicePort, ServiceSpec,
 };
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity as K8sQuantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use crate::spec::{
-    App, Container, DisruptionBudget, EnvValue, IntOrPercent, PodManagement, PortRef, Probe,
-    ProbeAction, UpdateStrategy, VolumeKind,
-};
+use crate::spec::{App, DisruptionBudget, IntOrPercent, PodManagement, PortRef, UpdateStrategy};
+
+mod container;
+mod pod;
+mod storage;
+
+use container::container;
 
 use crate::labels::{
     AFTER_ANNOTATION, APP_ANNOTATION, COMMIT_ANNOTATION, SOURCE_ANNOTATION, app_value,
@@ -202,7 +198,7 @@ fn headless_service(
         })
         .collect();
     Service {
-        metadata: meta(&app.headless, app, ctx, &BTreeMap::new()),
+        metadata: meta(&app.headless, app, ctx, &app.set.headless_annotations),
         spec: Some(ServiceSpec {
             type_: Some("ClusterIP".to_string()),
             cluster_ip: Some("None".to_string()),
@@ -240,6 +236,12 @@ fn access_service(
             type_: Some(svc.kind.as_str().to_string()),
             selector: Some(selector.clone()),
             ports: Some(ports),
+            external_traffic_policy: svc
+                .traffic
+                .external_traffic_policy
+                .map(|p| p.as_str().to_string()),
+            load_balancer_source_ranges: non_empty(svc.traffic.load_balancer_source_ranges.clone()),
+            session_affinity: svc.traffic.session_affinity.map(|a| a.as_str().to_string()),
             ..ServiceSpec::default()
         }),
         status: None,
@@ -290,48 +292,22 @@ fn statefulset(app: &App, ctx: &RenderContext, selector: &BTreeMap<String, Strin
             rolling_update: None,
         },
     };
-    let claims: Vec<PersistentVolumeClaim> = app
-        .volumes
-        .iter()
-        .filter_map(|v| match &v.kind {
-            VolumeKind::Claim {
-                size,
-                class,
-                access,
-            } => Some(PersistentVolumeClaim {
-                // Immutable: only the name and the (never changing) selector labels, so PVCs
-                // can be found by app; no user labels, no commit.
-                metadata: ObjectMeta {
-                    name: Some(v.name.clone()),
-                    labels: Some(selector.clone()),
-                    ..ObjectMeta::default()
-                },
-                spec: Some(PersistentVolumeClaimSpec {
-                    access_modes: Some(access.iter().map(|a| a.as_str().to_string()).collect()),
-                    resources: Some(VolumeResourceRequirements {
-                        requests: Some(BTreeMap::from([(
-                            "storage".to_string(),
-                            K8sQuantity(size.text.clone()),
-                        )])),
-                        limits: None,
-                    }),
-                    storage_class_name: class.clone(),
-                    ..PersistentVolumeClaimSpec::default()
-                }),
-                status: None,
-            }),
-            _ => None,
-        })
-        .collect();
+    let claims = storage::claim_templates(app, selector);
 
     let mut pod_labels = app.labels.clone();
     pod_labels.extend(selector.clone());
     pod_labels.extend(owner_labels(&ctx.instance));
 
     StatefulSet {
-        metadata: meta(&app.name, app, ctx, &BTreeMap::new()),
+        metadata: meta(&app.name, app, ctx, &app.set.annotations),
         spec: Some(StatefulSetSpec {
-            replicas: Some(app.replicas),
+            // External: the field is left to whoever scales the set, so no apply claims it.
+            replicas: app.replicas.count(),
+            min_ready_seconds: app.set.min_ready_seconds,
+            ordinals: app
+                .set
+                .start_ordinal
+                .map(|start| StatefulSetOrdinals { start: Some(start) }),
             selector: LabelSelector {
                 match_labels: Some(selector.clone()),
                 match_expressions: None,
@@ -368,66 +344,7 @@ fn statefulset(app: &App, ctx: &RenderContext, selector: &BTreeMap<String, Strin
 }
 
 fn pod_spec(app: &App, selector: &BTreeMap<String, String>) -> PodSpec {
-    let volumes: Vec<K8sVolume> = app
-        .volumes
-        .iter()
-        .filter_map(|v| {
-            let mut vol = K8sVolume {
-                name: v.name.clone(),
-                ..K8sVolume::default()
-            };
-            match &v.kind {
-                VolumeKind::Claim { .. } => return None,
-                VolumeKind::EmptyDir { medium, size_limit } => {
-                    vol.empty_dir = Some(EmptyDirVolumeSource {
-                        medium: medium.clone(),
-                        size_limit: size_limit.as_ref().map(|q| K8sQuantity(q.text.clone())),
-                    });
-                }
-                VolumeKind::ConfigMap(name) => {
-                    vol.config_map = Some(ConfigMapVolumeSource {
-                        name: name.clone(),
-                        ..ConfigMapVolumeSource::default()
-                    });
-                }
-                VolumeKind::Secret(name) => {
-                    vol.secret = Some(SecretVolumeSource {
-                        secret_name: Some(name.clone()),
-                        ..SecretVolumeSource::default()
-                    });
-                }
-                VolumeKind::HostPath(path) => {
-                    vol.host_path = Some(HostPathVolumeSource {
-                        path: path.clone(),
-                        type_: None,
-                    });
-                }
-            }
-            Some(vol)
-        })
-        .collect();
-
-    let security_context =
-        (app.run_as_user.is_some() || app.fs_group.is_some()).then(|| PodSecurityContext {
-            run_as_user: app.run_as_user,
-            fs_group: app.fs_group,
-            ..PodSecurityContext::default()
-        });
-
-    let affinity = app.spread.map(|s| Affinity {
-        pod_anti_affinity: Some(PodAntiAffinity {
-            required_during_scheduling_ignored_during_execution: Some(vec![PodAffinityTerm {
-                label_selector: Some(LabelSelector {
-                    match_labels: Some(selector.clone()),
-                    match_expressions: None,
-                }),
-                topology_key: s.topology_key().to_string(),
-                ..PodAffinityTerm::default()
-            }]),
-            preferred_during_scheduling_ignored_during_execution: None,
-        }),
-        ..Affinity::default()
-    });
+    let volumes = storage::pod_volumes(app);
 
     let (dns_policy, dns_config) = match &app.dns {
         None => (None, None),
@@ -465,164 +382,18 @@ fn pod_spec(app: &App, selector: &BTreeMap<String, String>) -> PodSpec {
                 .map(|s| LocalObjectReference { name: s.clone() })
                 .collect(),
         ),
-        security_context,
+        security_context: pod::pod_security_context(app),
         dns_policy,
         dns_config,
         node_selector: non_empty_map(app.node_selector.clone()),
-        affinity,
+        affinity: pod::affinity(app, selector),
+        tolerations: pod::tolerations(app),
+        topology_spread_constraints: pod::topology_spread(app, selector),
+        priority_class_name: app.scheduling.priority_class.clone(),
         termination_grace_period_seconds: app.termination_grace_seconds,
         service_account_name: app.service_account.clone(),
         ..PodSpec::default()
     }
-}
-
-fn container(c: &Container) -> K8sContainer {
-    let mut requests = BTreeMap::new();
-    let mut limits = BTreeMap::new();
-    for (name, res) in [("cpu", &c.cpu), ("memory", &c.memory)] {
-        if let Some(r) = res {
-            if let Some(q) = &r.request {
-                requests.insert(name.to_string(), K8sQuantity(q.text.clone()));
-            }
-            if let Some(q) = &r.limit {
-                limits.insert(name.to_string(), K8sQuantity(q.text.clone()));
-            }
-        }
-    }
-    let resources = (!requests.is_empty() || !limits.is_empty()).then(|| ResourceRequirements {
-        requests: (!requests.is_empty()).then_some(requests),
-        limits: (!limits.is_empty()).then_some(limits),
-        ..ResourceRequirements::default()
-    });
-    let exec = |cmd: &Vec<String>| LifecycleHandler {
-        exec: Some(ExecAction {
-            command: Some(cmd.clone()),
-        }),
-        ..LifecycleHandler::default()
-    };
-    let lifecycle = (c.post_start.is_some() || c.pre_stop.is_some()).then(|| Lifecycle {
-        post_start: c.post_start.as_ref().map(exec),
-        pre_stop: c.pre_stop.as_ref().map(exec),
-        ..Lifecycle::default()
-    });
-    K8sContainer {
-        name: c.name.clone(),
-        image: Some(c.image.clone()),
-        image_pull_policy: c.pull.map(|p| p.as_str().to_string()),
-        command: non_empty(c.command.clone()),
-        args: non_empty(c.args.clone()),
-        ports: non_empty(
-            c.ports
-                .iter()
-                .map(|p| ContainerPort {
-                    name: Some(p.name.clone()),
-                    container_port: i32::from(p.number),
-                    // Explicit: containerPort+protocol is the list-map key under server-side apply.
-                    protocol: Some(p.protocol.as_str().to_string()),
-                    ..ContainerPort::default()
-                })
-                .collect(),
-        ),
-        env: non_empty(c.env.iter().map(env_var).collect()),
-        resources,
-        lifecycle,
-        liveness_probe: c.liveness.as_ref().map(probe),
-        readiness_probe: c.readiness.as_ref().map(probe),
-        startup_probe: c.startup.as_ref().map(probe),
-        security_context: c.run_as_user.map(|u| SecurityContext {
-            run_as_user: Some(u),
-            ..SecurityContext::default()
-        }),
-        volume_mounts: non_empty(
-            c.mounts
-                .iter()
-                .map(|m| VolumeMount {
-                    name: m.volume.clone(),
-                    mount_path: m.path.clone(),
-                    sub_path: m.sub_path.clone(),
-                    read_only: m.read_only.then_some(true),
-                    ..VolumeMount::default()
-                })
-                .collect(),
-        ),
-        ..K8sContainer::default()
-    }
-}
-
-fn env_var(e: &crate::spec::EnvVar) -> K8sEnvVar {
-    let (value, value_from) = match &e.value {
-        EnvValue::Literal(v) => (Some(v.clone()), None),
-        EnvValue::Secret { name, key } => (
-            None,
-            Some(EnvVarSource {
-                secret_key_ref: Some(SecretKeySelector {
-                    name: name.clone(),
-                    key: key.clone(),
-                    optional: None,
-                }),
-                ..EnvVarSource::default()
-            }),
-        ),
-        EnvValue::ConfigMap { name, key } => (
-            None,
-            Some(EnvVarSource {
-                config_map_key_ref: Some(ConfigMapKeySelector {
-                    name: name.clone(),
-                    key: key.clone(),
-                    optional: None,
-                }),
-                ..EnvVarSource::default()
-            }),
-        ),
-        EnvValue::Field(path) => (
-            None,
-            Some(EnvVarSource {
-                field_ref: Some(ObjectFieldSelector {
-                    field_path: path.clone(),
-                    api_version: None,
-                }),
-                ..EnvVarSource::default()
-            }),
-        ),
-    };
-    K8sEnvVar {
-        name: e.name.clone(),
-        value,
-        value_from,
-    }
-}
-
-fn probe(p: &Probe) -> K8sProbe {
-    let mut out = K8sProbe {
-        initial_delay_seconds: p.delay_seconds,
-        period_seconds: p.period_seconds,
-        timeout_seconds: p.timeout_seconds,
-        failure_threshold: p.failures,
-        success_threshold: p.success,
-        ..K8sProbe::default()
-    };
-    match &p.action {
-        ProbeAction::Exec(cmd) => {
-            out.exec = Some(ExecAction {
-                command: Some(cmd.clone()),
-            });
-        }
-        ProbeAction::Tcp(port) => {
-            out.tcp_socket = Some(TCPSocketAction {
-                port: port_ref(port),
-                host: None,
-            });
-        }
-        ProbeAction::Http { path, port, scheme } => {
-            out.http_get = Some(HTTPGetAction {
-                path: Some(path.clone()),
-                port: port_ref(port),
-                scheme: scheme.clone(),
-                ..HTTPGetAction::default()
-            });
-        }
-    }
-    out
 }
 
 /// Multi-document YAML for `kubectl apply -f -`: per app the headless Service, the StatefulSet,

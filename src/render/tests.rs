@@ -368,3 +368,55 @@ fn valid_fixture_yaml() {
         insta::assert_snapshot!(yaml);
     });
 }
+
+/// Issue 13: with `replicas = "external"` an autoscaler or operator owns the count, so the
+/// StatefulSet is sent without the field and no apply claims it.
+#[test]
+fn external_replicas_are_never_sent() {
+    let app = app_from(
+        "replicas = \"external\"\n[containers.web]\nimage = \"nginx:1.27\"\n",
+        "web.toml",
+    );
+    let sts = serde_json::to_value(render_app(&app, &ctx(&app)).statefulset).expect("json");
+    assert!(sts["spec"].get("replicas").is_none(), "{sts}");
+    let counted = app_from(
+        "replicas = 0\n[containers.web]\nimage = \"nginx:1.27\"\n",
+        "web.toml",
+    );
+    let sts = serde_json::to_value(render_app(&counted, &ctx(&counted)).statefulset).expect("json");
+    assert_eq!(sts["spec"]["replicas"], 0);
+}
+
+/// The restricted preset fills in what the level needs on every container, init containers
+/// too, and keeps what the spec chose within the level.
+#[test]
+fn the_restricted_preset_fills_every_container_and_keeps_explicit_fields() {
+    let app = app_from(
+        "security = \"restricted\"\nseccomp = \"localhost/audit.json\"\n\
+         [init_containers.init]\nimage = \"busybox:1.36\"\n\
+         [containers.web]\nimage = \"nginx:1.27\"\ncapabilities = { add = [\"NET_BIND_SERVICE\"] }\n",
+        "web.toml",
+    );
+    let sts = serde_json::to_value(render_app(&app, &ctx(&app)).statefulset).expect("json");
+    let pod = &sts["spec"]["template"]["spec"];
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(
+        pod["securityContext"]["seccompProfile"],
+        serde_json::json!({"type": "Localhost", "localhostProfile": "audit.json"})
+    );
+    for c in [&pod["initContainers"][0], &pod["containers"][0]] {
+        assert_eq!(
+            c["securityContext"]["allowPrivilegeEscalation"], false,
+            "{c}"
+        );
+        assert_eq!(
+            c["securityContext"]["capabilities"]["drop"],
+            serde_json::json!(["ALL"]),
+            "{c}"
+        );
+    }
+    assert_eq!(
+        pod["containers"][0]["securityContext"]["capabilities"]["add"],
+        serde_json::json!(["NET_BIND_SERVICE"])
+    );
+}

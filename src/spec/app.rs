@@ -24,6 +24,9 @@ impl Dependency {
     }
 }
 
+mod pod;
+pub use pod::*;
+
 /// One stateful app: a StatefulSet, its headless Service, an optional access Service and an
 /// optional PodDisruptionBudget.
 #[derive(Debug, Clone, PartialEq, Hash, Serialize)]
@@ -33,7 +36,7 @@ pub struct App {
     pub namespace: String,
     /// The spec file, relative to the spec directory (goes into the `berth.dev/source` annotation).
     pub source_path: PathBuf,
-    pub replicas: i32,
+    pub replicas: Replicas,
     pub pod_management: PodManagement,
     pub update: UpdateStrategy,
     /// Added to every object and to the pods (config defaults merged under the spec's own).
@@ -43,6 +46,8 @@ pub struct App {
     pub pull_secrets: Vec<String>,
     pub run_as_user: Option<i64>,
     pub fs_group: Option<i64>,
+    /// The rest of the pod securityContext (the `security` preset applied).
+    pub security: PodSecurity,
     pub dns: Option<Dns>,
     /// Name of the headless Service (the StatefulSet's serviceName).
     pub headless: String,
@@ -50,6 +55,8 @@ pub struct App {
     pub service_account: Option<String>,
     pub node_selector: BTreeMap<String, String>,
     pub spread: Option<Spread>,
+    pub scheduling: Scheduling,
+    pub set: SetOptions,
     pub disruption_budget: Option<DisruptionBudget>,
     /// The operator allows berth to recreate the StatefulSet when an immutable field changes.
     pub allow_recreate: bool,
@@ -193,17 +200,23 @@ pub struct Container {
     pub pull: Option<PullPolicy>,
     pub cpu: Option<Resource>,
     pub memory: Option<Resource>,
+    pub ephemeral_storage: Option<Resource>,
+    pub extended: Extended,
     pub ports: Vec<Port>,
     pub env: Vec<EnvVar>,
+    pub env_from: Vec<EnvFrom>,
     pub command: Vec<String>,
     pub args: Vec<String>,
-    pub post_start: Option<Vec<String>>,
-    pub pre_stop: Option<Vec<String>>,
+    pub post_start: Option<Hook>,
+    pub pre_stop: Option<Hook>,
     pub liveness: Option<Probe>,
     pub readiness: Option<Probe>,
     pub startup: Option<Probe>,
     pub run_as_user: Option<i64>,
+    pub security: ContainerSecurity,
     pub mounts: Vec<Mount>,
+    /// Block volumes: volume name → device path.
+    pub devices: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -276,6 +289,11 @@ pub enum EnvValue {
     },
     /// A downward-API field path such as `metadata.name` or `status.podIP`.
     Field(String),
+    /// A resource of this container (`limits.memory`), in units of `divisor`.
+    Resource {
+        resource: String,
+        divisor: Option<Quantity>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
@@ -293,11 +311,18 @@ pub struct Probe {
 pub enum ProbeAction {
     Exec(Vec<String>),
     Tcp(PortRef),
-    Http {
-        path: String,
-        port: PortRef,
-        scheme: Option<String>,
-    },
+    Http(HttpGet),
+    Grpc { port: u16, service: Option<String> },
+}
+
+/// An HTTP GET of a probe or a lifecycle hook.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct HttpGet {
+    pub path: String,
+    pub port: PortRef,
+    pub scheme: Option<String>,
+    /// Request headers, in name order.
+    pub headers: BTreeMap<String, String>,
 }
 
 /// A port given by number or by the name of a container port.
@@ -330,14 +355,22 @@ pub enum VolumeKind {
         size: Quantity,
         class: Option<String>,
         access: Vec<AccessMode>,
+        /// volumeMode Block: a raw device, used through `devices`.
+        block: bool,
+        data_source: Option<DataSource>,
     },
     EmptyDir {
         medium: Option<String>,
         size_limit: Option<Quantity>,
     },
-    ConfigMap(String),
-    Secret(String),
+    ConfigMap(KeyedSource),
+    Secret(KeyedSource),
     HostPath(String),
+    /// An existing PersistentVolumeClaim, the same for every pod.
+    ExistingClaim {
+        name: String,
+        read_only: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -365,6 +398,7 @@ pub struct AccessService {
     pub kind: ServiceType,
     pub ports: Vec<ServicePort>,
     pub annotations: BTreeMap<String, String>,
+    pub traffic: ServiceTraffic,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

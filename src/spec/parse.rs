@@ -359,6 +359,9 @@ fn type_help(expected: &str) -> String {
     match expected {
         "a string" => "write it in double quotes, e.g. \"512Mi\" or \"nginx:1.27\"".into(),
         "an integer" => "write a whole number without quotes, e.g. 3".into(),
+        "a number of pods, or \"external\"" => {
+            "write a whole number without quotes, e.g. 3, or \"external\"".into()
+        }
         "a boolean (true or false)" => "write true or false, without quotes".into(),
         "an array" => "write an array in brackets, e.g. [\"sh\", \"-c\", \"echo hi\"]".into(),
         "a table" => {

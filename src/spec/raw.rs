@@ -17,6 +17,15 @@ pub use toml::Spanned;
 
 use super::app::{AccessMode, DnsPolicy, PodManagement, PullPolicy, ServiceType, Spread};
 
+mod container;
+mod pod;
+mod set;
+mod storage;
+pub use container::*;
+pub use pod::*;
+pub use set::*;
+pub use storage::*;
+
 /// A table of string → string (labels, annotations, node selector), sorted by key.
 pub type StrMap = BTreeMap<Spanned<String>, Spanned<String>>;
 
@@ -25,7 +34,7 @@ pub type StrMap = BTreeMap<Spanned<String>, Spanned<String>>;
 pub struct RawApp {
     pub name: Option<Spanned<String>>,
     pub namespace: Option<Spanned<String>>,
-    pub replicas: Option<Spanned<i64>>,
+    pub replicas: Option<Spanned<RawReplicas>>,
     pub pod_management: Option<Spanned<PodManagement>>,
     pub update: Option<Spanned<RawUpdate>>,
     pub labels: Option<StrMap>,
@@ -33,12 +42,26 @@ pub struct RawApp {
     pub pull_secrets: Option<Spanned<Vec<Spanned<String>>>>,
     pub run_as_user: Option<Spanned<i64>>,
     pub fs_group: Option<Spanned<i64>>,
+    pub run_as_group: Option<Spanned<i64>>,
+    pub run_as_non_root: Option<Spanned<bool>>,
+    pub supplemental_groups: Option<Spanned<Vec<Spanned<i64>>>>,
+    pub seccomp: Option<Spanned<String>>,
+    pub security: Option<Spanned<SecurityPreset>>,
     pub dns: Option<Spanned<RawDns>>,
     pub headless: Option<Spanned<String>>,
     pub termination_grace: Option<Spanned<String>>,
     pub service_account: Option<Spanned<String>>,
     pub node_selector: Option<StrMap>,
     pub spread: Option<Spanned<Spread>>,
+    pub prefer_spread: Option<Spanned<Spread>>,
+    pub node_affinity: Option<Spanned<RawNodeAffinity>>,
+    pub topology_spread: Option<Spanned<Vec<Spanned<RawTopologySpread>>>>,
+    pub tolerations: Option<Spanned<Vec<Spanned<RawToleration>>>>,
+    pub priority_class: Option<Spanned<String>>,
+    pub min_ready: Option<Spanned<String>>,
+    pub start_ordinal: Option<Spanned<i64>>,
+    pub set_annotations: Option<StrMap>,
+    pub headless_annotations: Option<StrMap>,
     pub disruption_budget: Option<Spanned<RawDisruptionBudget>>,
     pub allow_recreate: Option<Spanned<bool>>,
     pub abandon_claims: Option<Spanned<bool>>,
@@ -58,17 +81,27 @@ pub struct RawContainer {
     pub pull: Option<Spanned<PullPolicy>>,
     pub cpu: Option<Spanned<RawResource>>,
     pub memory: Option<Spanned<RawResource>>,
+    pub ephemeral_storage: Option<Spanned<RawResource>>,
+    /// Extended resources by name (`"nvidia.com/gpu" = 1`): request = limit.
+    pub resources: Option<Entries<Spanned<IntOrStr>>>,
     pub ports: Option<Entries<Spanned<RawPort>>>,
     pub env: Option<Entries<Spanned<RawEnv>>>,
+    pub env_from: Option<Spanned<Vec<Spanned<RawEnvFrom>>>>,
     pub command: Option<Spanned<Vec<String>>>,
     pub args: Option<Spanned<Vec<String>>>,
-    pub post_start: Option<Spanned<Vec<String>>>,
-    pub pre_stop: Option<Spanned<Vec<String>>>,
+    pub post_start: Option<Spanned<RawHook>>,
+    pub pre_stop: Option<Spanned<RawHook>>,
     pub liveness: Option<Spanned<RawProbe>>,
     pub readiness: Option<Spanned<RawProbe>>,
     pub startup: Option<Spanned<RawProbe>>,
     pub run_as_user: Option<Spanned<i64>>,
+    pub read_only_root: Option<Spanned<bool>>,
+    pub allow_privilege_escalation: Option<Spanned<bool>>,
+    pub privileged: Option<Spanned<bool>>,
+    pub capabilities: Option<Spanned<RawCapabilities>>,
     pub mounts: Option<Entries<Spanned<RawMount>>>,
+    /// Block volumes by name → device path in the container.
+    pub devices: Option<Entries<Spanned<String>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -78,9 +111,14 @@ pub struct RawVolume {
     pub class: Option<Spanned<String>>,
     pub access: Option<Spanned<OneOrMany<AccessMode>>>,
     pub empty_dir: Option<Spanned<RawEmptyDir>>,
-    pub config_map: Option<Spanned<String>>,
-    pub secret: Option<Spanned<String>>,
+    pub config_map: Option<Spanned<RawKeyed>>,
+    pub secret: Option<Spanned<RawKeyed>>,
     pub host_path: Option<Spanned<String>>,
+    /// An existing PersistentVolumeClaim, shared by every pod.
+    pub claim: Option<Spanned<String>>,
+    pub read_only: Option<Spanned<bool>>,
+    pub volume_mode: Option<Spanned<VolumeMode>>,
+    pub data_source: Option<Spanned<RawDataSource>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -91,6 +129,9 @@ pub struct RawService {
     pub kind: Option<Spanned<ServiceType>>,
     pub ports: Option<Spanned<Entries<Spanned<RawServicePort>>>>,
     pub annotations: Option<StrMap>,
+    pub external_traffic_policy: Option<Spanned<TrafficPolicy>>,
+    pub load_balancer_source_ranges: Option<Vec<Spanned<String>>>,
+    pub session_affinity: Option<Spanned<SessionAffinity>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -115,6 +156,7 @@ pub struct RawProbe {
     pub exec: Option<Spanned<Vec<String>>>,
     pub tcp: Option<Spanned<IntOrStr>>,
     pub http: Option<Spanned<RawHttpGet>>,
+    pub grpc: Option<Spanned<RawGrpc>>,
     pub delay: Option<Spanned<String>>,
     pub period: Option<Spanned<String>>,
     pub timeout: Option<Spanned<String>>,
@@ -128,6 +170,7 @@ pub struct RawHttpGet {
     pub path: Option<Spanned<String>>,
     pub port: Option<Spanned<IntOrStr>>,
     pub scheme: Option<Spanned<HttpScheme>>,
+    pub headers: Option<StrMap>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -320,7 +363,7 @@ impl<'de> Deserialize<'de> for Scalar {
 #[derive(Debug)]
 pub enum RawEnv {
     Literal(String),
-    Ref(RawEnvRef),
+    Ref(Box<RawEnvRef>),
 }
 
 #[derive(Debug, Deserialize)]
@@ -330,6 +373,9 @@ pub struct RawEnvRef {
     pub config_map: Option<Spanned<String>>,
     pub key: Option<Spanned<String>>,
     pub field: Option<Spanned<String>>,
+    /// A container resource (`limits.memory`), with an optional `divisor` (`"1Mi"`).
+    pub resource: Option<Spanned<String>>,
+    pub divisor: Option<Spanned<String>>,
 }
 
 impl<'de> Deserialize<'de> for RawEnv {
@@ -353,7 +399,8 @@ impl<'de> Deserialize<'de> for RawEnv {
                 Ok(RawEnv::Literal(v.to_string()))
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawEnv, A::Error> {
-                RawEnvRef::deserialize(MapAccessDeserializer::new(map)).map(RawEnv::Ref)
+                RawEnvRef::deserialize(MapAccessDeserializer::new(map))
+                    .map(|r| RawEnv::Ref(Box::new(r)))
             }
         }
         d.deserialize_any(V)

@@ -8,6 +8,16 @@
 
 use serde_json::{Value, json};
 
+mod pod;
+
+/// `base` (an object schema) with `extra` added to its properties.
+fn with_props(mut base: Value, extra: serde_json::Map<String, Value>) -> Value {
+    if let Some(p) = base.get_mut("properties").and_then(Value::as_object_mut) {
+        p.extend(extra);
+    }
+    base
+}
+
 fn string(desc: &str) -> Value {
     json!({ "type": "string", "description": desc })
 }
@@ -63,17 +73,43 @@ fn port_ref(desc: &str) -> Value {
     ]})
 }
 
+fn http_get(desc: &str) -> Value {
+    object(
+        desc,
+        json!({
+            "path": string("Request path, default \"/\"."),
+            "port": port_ref("Port number or container port name."),
+            "scheme": { "enum": ["HTTP", "HTTPS", "http", "https"] },
+            "headers": string_map("Request headers, e.g. { \"X-Probe\" = \"kubelet\" }.")
+        }),
+    )
+}
+
+fn hook(desc: &str) -> Value {
+    json!({ "description": desc, "oneOf": [
+        strings("A command."),
+        object("A command, an HTTP GET or a sleep: exactly one.", json!({
+            "exec": strings("A command."),
+            "http": http_get("An HTTP GET to the container."),
+            "sleep": duration("Wait this long.")
+        }))
+    ]})
+}
+
 fn probe(desc: &str) -> Value {
     object(
         desc,
         json!({
             "exec": strings("Run this command in the container; exit 0 is success."),
             "tcp": port_ref("Open a TCP connection to this port."),
-            "http": object("HTTP GET; a status 200-399 is success.", json!({
-                "path": string("Request path, default \"/\"."),
-                "port": port_ref("Port number or container port name."),
-                "scheme": { "enum": ["HTTP", "HTTPS", "http", "https"] }
-            })),
+            "http": http_get("HTTP GET; a status 200-399 is success."),
+            "grpc": { "description": "gRPC health check on this port number.", "oneOf": [
+                { "type": "integer", "minimum": 1, "maximum": 65535 },
+                object("gRPC check with a service name.", json!({
+                    "port": { "type": "integer", "minimum": 1, "maximum": 65535 },
+                    "service": string("The service name sent in the health check request.")
+                }))
+            ]},
             "delay": duration("initialDelaySeconds: wait this long after start."),
             "period": duration("periodSeconds: how often to check."),
             "timeout": duration("timeoutSeconds: how long one check may take."),
@@ -84,6 +120,10 @@ fn probe(desc: &str) -> Value {
 }
 
 fn container(desc: &str) -> Value {
+    with_props(container_base(desc), pod::container_props())
+}
+
+fn container_base(desc: &str) -> Value {
     object(
         desc,
         json!({
@@ -105,18 +145,25 @@ fn container(desc: &str) -> Value {
                 "description": "Environment variables: a literal, or a reference to a Secret key, a ConfigMap key or a pod field.",
                 "additionalProperties": { "oneOf": [
                     { "type": ["string", "integer", "number", "boolean"] },
-                    object("A reference: { secret, key }, { config_map, key } or { field }.", json!({
+                    object("A reference: { secret, key }, { config_map, key }, { field } or { resource, divisor }.", json!({
                         "secret": string("Secret name."),
                         "config_map": string("ConfigMap name."),
                         "key": string("Key inside the Secret or ConfigMap."),
-                        "field": string("Pod field, e.g. metadata.name, status.podIP.")
+                        "field": string("Pod field, e.g. metadata.name, status.podIP."),
+                        "resource": { "enum": ["limits.cpu", "limits.memory", "limits.ephemeral-storage", "requests.cpu", "requests.memory", "requests.ephemeral-storage"], "description": "A resource of this container." },
+                        "divisor": quantity("Unit of a resource value, e.g. \"1Mi\".")
                     }))
                 ]}
             },
             "command": strings("Entrypoint (replaces the image's)."),
             "args": strings("Arguments."),
-            "post_start": strings("postStart exec hook."),
-            "pre_stop": strings("preStop exec hook."),
+            "env_from": { "type": "array", "description": "Every key of a ConfigMap or Secret as a variable.", "items": object("One source: config_map or secret, and an optional prefix.", json!({
+                "config_map": string("ConfigMap name."),
+                "secret": string("Secret name."),
+                "prefix": string("Put before every key.")
+            })) },
+            "post_start": hook("postStart hook: a command, { http = {...} } or { sleep = \"5s\" }."),
+            "pre_stop": hook("preStop hook: a command, { http = {...} } or { sleep = \"5s\" }."),
             "liveness": probe("Liveness probe: restart the container when it fails."),
             "readiness": probe("Readiness probe: take the pod out of Services while it fails."),
             "startup": probe("Startup probe: hold the other probes until it succeeds."),
@@ -137,12 +184,23 @@ fn container(desc: &str) -> Value {
     )
 }
 
+fn keyed(kind: &str) -> Value {
+    json!({ "description": format!("{kind} name, or a table with the keys to project and the file mode."), "oneOf": [
+        { "type": "string" },
+        object(&format!("A {kind} volume with options."), json!({
+            "name": string(&format!("{kind} name.")),
+            "items": string_map("Key → path inside the mount; only these keys are projected."),
+            "default_mode": { "type": "integer", "minimum": 0, "maximum": 511, "description": "File mode, e.g. 0o440." }
+        }))
+    ]})
+}
+
 fn volumes() -> Value {
     json!({
         "type": "object",
         "description": "Volumes by name: `size` makes a volumeClaimTemplate (one PVC per pod); the other kinds are pod volumes.",
         "propertyNames": { "maxLength": 63, "pattern": NAME_PATTERN },
-        "additionalProperties": object("A volume: exactly one of size, empty_dir, config_map, secret, host_path.", json!({
+        "additionalProperties": object("A volume: exactly one of size, empty_dir, config_map, secret, host_path, claim.", json!({
             "size": quantity("Claim size, e.g. \"20Gi\"."),
             "class": string("StorageClass (claims only); default: the cluster default."),
             "access": { "description": "Access modes (claims only); default ReadWriteOnce.", "oneOf": [
@@ -156,14 +214,25 @@ fn volumes() -> Value {
                     "size_limit": quantity("Size limit.")
                 }))
             ]},
-            "config_map": string("ConfigMap name."),
-            "secret": string("Secret name."),
-            "host_path": string("Absolute path on the node.")
+            "config_map": keyed("ConfigMap"),
+            "secret": keyed("Secret"),
+            "host_path": string("Absolute path on the node."),
+            "claim": string("An existing PersistentVolumeClaim, shared by every pod."),
+            "read_only": { "type": "boolean", "description": "Mount the existing claim read-only (claim only)." },
+            "volume_mode": { "enum": ["filesystem", "block"], "description": "Claims only: \"block\" gives a raw device, used through a container's `devices`." },
+            "data_source": object("Claims only: where a new claim's data comes from.", json!({
+                "snapshot": string("A VolumeSnapshot to restore."),
+                "claim": string("A PersistentVolumeClaim to clone.")
+            }))
         }))
     })
 }
 
 fn service() -> Value {
+    with_props(service_base(), pod::service_props())
+}
+
+fn service_base() -> Value {
     object(
         "Optional access Service; the headless Service always exists.",
         json!({
@@ -197,7 +266,7 @@ pub fn schema() -> Value {
             "additionalProperties": container("A container.")
         })
     };
-    json!({
+    let mut doc = json!({
         "$schema": "http://json-schema.org/draft-07/schema#",
         "$id": "https://berth.dev/schema/app.json",
         "title": "berth app spec",
@@ -207,7 +276,10 @@ pub fn schema() -> Value {
         "properties": {
             "name": { "type": "string", "maxLength": 52, "pattern": NAME_PATTERN, "description": "App (StatefulSet) name; default: the file stem. At most 52 characters (kubernetes issue 64023)." },
             "namespace": string("Namespace; default: the daemon config's defaults.namespace, else \"default\"."),
-            "replicas": { "type": "integer", "minimum": 0, "description": "Number of pods (default 1)." },
+            "replicas": { "description": "Number of pods (default 1), or \"external\": an autoscaler or an operator sets the count and berth never sends it.", "oneOf": [
+                { "type": "integer", "minimum": 0 },
+                { "const": "external" }
+            ]},
             "pod_management": { "enum": ["ordered", "parallel"], "description": "OrderedReady (default) or Parallel." },
             "update": {
                 "description": "Update strategy: \"rolling\" (default) or \"on-delete\", or a table.",
@@ -251,7 +323,11 @@ pub fn schema() -> Value {
             "service": service(),
         },
         "required": ["containers"]
-    })
+    });
+    if let Some(p) = doc.get_mut("properties").and_then(Value::as_object_mut) {
+        p.extend(pod::app_props());
+    }
+    doc
 }
 
 /// The schema as berth prints it (`berth schema`) and as config/berth.schema.json holds it.

@@ -182,9 +182,10 @@ fn wrong_types_are_reported_with_every_other_problem() {
         "replicas = \"3\"\nnamespace = \"Bad\"",
         "ports = 80\ncpu = \"lots\"\n",
     );
+    // `replicas = "3"` is read as a string (it may be "external") and then told apart.
     assert_eq!(
         errors(&text),
-        ["wrong-type", "namespace", "wrong-type", "quantity"]
+        ["replicas", "namespace", "wrong-type", "quantity"]
     );
 }
 
@@ -654,10 +655,14 @@ fn volume_rules() {
         VolumeKind::Claim {
             size: Quantity::parse("1Gi").unwrap_or_else(|e| panic!("{e}")),
             class: Some("fast".into()),
-            access: vec![AccessMode::ReadWriteOncePod]
+            access: vec![AccessMode::ReadWriteOncePod],
+            block: false,
+            data_source: None,
         }
     );
     ok(&vol("empty_dir = true"));
+    ok(&vol("claim = \"backups\"\nread_only = true"));
+    assert_rule(&vol("claim = \"backups\"\nsize = \"1Gi\""), "volume-kind");
     ok(&vol("config_map = \"c\""));
     ok(&vol("secret = \"s\""));
     ok(&vol("host_path = \"/srv\""));
@@ -756,7 +761,12 @@ fn init_containers_have_no_probes_or_hooks() {
 fn lifecycle_rule() {
     assert_rule(&spec("", "post_start = []\n"), "lifecycle");
     let app = ok(&spec("", "post_start = [\"sh\", \"-c\", \"x\"]\n"));
-    assert_eq!(app.containers[0].post_start.as_ref().map(Vec::len), Some(3));
+    assert_eq!(
+        app.containers[0].post_start,
+        Some(Hook::Exec(vec!["sh".into(), "-c".into(), "x".into()]))
+    );
+    let app = ok(&spec("", "pre_stop = { sleep = \"1m\" }\n"));
+    assert_eq!(app.containers[0].pre_stop, Some(Hook::Sleep(60)));
 }
 
 #[test]
@@ -1221,7 +1231,7 @@ fn wrong_types_say_how_to_write_the_value() {
             ),
             (
                 "found a date or time",
-                "write a whole number without quotes, e.g. 3"
+                "write a whole number without quotes, e.g. 3, or \"external\""
             ),
         ]
     );

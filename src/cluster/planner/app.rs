@@ -15,8 +15,8 @@ use crate::labels::{
     FINGERPRINT_ANNOTATION, REMOVING_ANNOTATION, RESTART_MARK, SUSPENDED_ANNOTATION,
 };
 use crate::plan::{
-    Action, AppPlan, ObjectChange, ObjectRef, contained_in, fingerprint, immutable_changes,
-    normalize, recreate, summarize,
+    Action, AppPlan, ObjectChange, ObjectRef, contained_in, fingerprint, hold_owned_replicas,
+    immutable_changes, normalize, recreate, summarize,
 };
 use crate::render::{RenderContext, render_app};
 use crate::spec::App;
@@ -43,7 +43,7 @@ impl Cluster {
         }
         let ctx = RenderContext::new(&self.instance, app).with_commit(options.commit.clone());
         let rendered = render_app(app, &ctx);
-        let desired: Vec<(Kind, Value)> = rendered
+        let mut desired: Vec<(Kind, Value)> = rendered
             .to_values()
             .into_iter()
             .filter_map(|v| kind_of(&v).map(|k| (k, stamp_fingerprint(v))))
@@ -108,6 +108,15 @@ impl Cluster {
                 ));
             }
             live.push(found);
+        }
+        // An external count berth's apply still owns is sent as it is live (see
+        // `hold_owned_replicas`): left out, the server would reset it to 1.
+        for ((kind, want), found) in desired.iter_mut().zip(&live) {
+            if *kind == Kind::StatefulSet
+                && let Some(found) = found
+            {
+                hold_owned_replicas(want, &to_json(found), crate::cluster::FIELD_MANAGER);
+            }
         }
         let delete: Vec<(Kind, DynamicObject)> = owned
             .map(|o| stale_objects(&o.objects, &desired))

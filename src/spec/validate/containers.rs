@@ -5,8 +5,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 
+use super::actions::{env_from, hook, resource_ref};
 use super::probes::probe;
-use super::values::{id_field, resource};
+use super::security::container_security;
+use super::values::{extended_resources, id_field, resource};
 use super::{Ctx, NAME_HELP, location_of, pick};
 use crate::spec::app::*;
 use crate::spec::diag;
@@ -102,6 +104,11 @@ fn container(
     };
     let cpu = c.cpu.as_ref().and_then(|r| resource(cx, r, "cpu"));
     let memory = c.memory.as_ref().and_then(|r| resource(cx, r, "memory"));
+    let ephemeral_storage = c
+        .ephemeral_storage
+        .as_ref()
+        .and_then(|r| resource(cx, r, "ephemeral_storage"));
+    let extended = extended_resources(cx, c.resources.as_ref());
 
     let mut ports = Vec::new();
     let mut port_names: BTreeMap<String, Range<usize>> = BTreeMap::new();
@@ -138,20 +145,9 @@ fn container(
         }
     }
 
-    let hook =
-        |cx: &mut Ctx<'_>, h: &Option<Spanned<Vec<String>>>, field: &str| -> Option<Vec<String>> {
-            let h = h.as_ref()?;
-            if h.get_ref().is_empty() {
-                let d = cx
-                    .error("lifecycle", h.span(), format!("`{field}` needs a command"))
-                    .help(format!("e.g. {field} = [\"sh\", \"-c\", \"...\"]"));
-                cx.push(d);
-                return None;
-            }
-            Some(h.get_ref().clone())
-        };
-    let post_start = hook(cx, &c.post_start, "post_start");
-    let pre_stop = hook(cx, &c.pre_stop, "pre_stop");
+    let post_start = hook(cx, c.post_start.as_ref(), "post_start", &ports, &port_names);
+    let pre_stop = hook(cx, c.pre_stop.as_ref(), "pre_stop", &ports, &port_names);
+    let env_from = env_from(cx, c.env_from.as_ref());
 
     let liveness = c
         .liveness
@@ -188,6 +184,7 @@ fn container(
     }
 
     let run_as_user = id_field(cx, c.run_as_user.as_ref(), "run_as_user");
+    let security = container_security(cx, c);
 
     let mut mounts = Vec::new();
     let mut paths: BTreeMap<String, Range<usize>> = BTreeMap::new();
@@ -287,8 +284,11 @@ fn container(
         pull: c.pull.as_ref().map(|p| *p.get_ref()),
         cpu,
         memory,
+        ephemeral_storage,
+        extended,
         ports,
         env,
+        env_from,
         command: c
             .command
             .as_ref()
@@ -305,7 +305,10 @@ fn container(
         readiness,
         startup,
         run_as_user,
+        security,
         mounts,
+        // Filled in once the volumes' modes are known (`storage::devices`).
+        devices: Vec::new(),
     })
 }
 
@@ -389,6 +392,7 @@ fn env_value(cx: &mut Ctx<'_>, raw: &Spanned<RawEnv>) -> Option<EnvValue> {
         r.secret.as_ref().map(|_| "secret"),
         r.config_map.as_ref().map(|_| "config_map"),
         r.field.as_ref().map(|_| "field"),
+        r.resource.as_ref().map(|_| "resource"),
     ]
     .into_iter()
     .flatten()
@@ -398,7 +402,7 @@ fn env_value(cx: &mut Ctx<'_>, raw: &Spanned<RawEnv>) -> Option<EnvValue> {
             .error(
                 "env",
                 raw.span(),
-                "an env reference needs exactly one of `secret`, `config_map`, `field`",
+                "an env reference needs exactly one of `secret`, `config_map`, `field`, `resource`",
             )
             .label(if sources.is_empty() {
                 "none given".to_string()
@@ -408,6 +412,20 @@ fn env_value(cx: &mut Ctx<'_>, raw: &Spanned<RawEnv>) -> Option<EnvValue> {
             .help("e.g. { secret = \"mysql\", key = \"root\" } or { field = \"metadata.name\" }");
         cx.push(d);
         return None;
+    }
+    if let (Some(d), None) = (&r.divisor, &r.resource) {
+        let d = cx
+            .error(
+                "env",
+                d.span(),
+                "`divisor` applies only to a `resource` reference",
+            )
+            .help("remove `divisor`");
+        cx.push(d);
+        return None;
+    }
+    if let Some(res) = &r.resource {
+        return resource_ref(cx, r, res);
     }
     if let Some(f) = &r.field {
         if let Some(k) = &r.key {

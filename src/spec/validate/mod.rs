@@ -10,14 +10,25 @@
 //! - `values.rs`: quantities, resources, durations, counts or percentages, user and group ids.
 //! - `workload.rs`: update strategy, disruption budget, DNS.
 //! - `volumes.rs`: the `[volumes]` table.
+//! - `storage.rs`: existing claims, block volumes and `devices`, data sources, projected keys.
 //! - `containers.rs`: containers and init containers, ports, env, hooks, mounts.
 //! - `probes.rs`: liveness, readiness and startup probes.
+//! - `actions.rs`: lifecycle hooks, the HTTP GET probes and hooks share, gRPC probes,
+//!   `env_from`, and env values read from the container's resources.
 //! - `service.rs`: the access Service.
+//! - `security.rs`: pod and container security, and the `security = "restricted"` preset.
+//! - `scheduling.rs`: tolerations, node affinity, preferred anti-affinity, topology spread.
+//! - `set.rs`: the StatefulSet's and the Services' own settings (min_ready, start_ordinal, …).
 
+mod actions;
 mod containers;
 mod meta;
 mod probes;
+mod scheduling;
+mod security;
 mod service;
+mod set;
+mod storage;
 mod values;
 mod volumes;
 mod workload;
@@ -157,20 +168,7 @@ fn build(cx: &mut Ctx<'_>, raw: &RawApp) -> App {
 
     let after = dependencies(cx, raw.after.as_ref(), &namespace, &name);
 
-    let replicas = match &raw.replicas {
-        Some(r) => match i32::try_from(*r.get_ref()) {
-            Ok(v) if v >= 0 => v,
-            _ => {
-                let d = cx
-                    .error("replicas", r.span(), format!("replicas must be between 0 and {}", i32::MAX))
-                    .label("out of range")
-                    .help("use a whole number of pods, 0 or more (0 stops the app but keeps its volumes)");
-                cx.push(d);
-                0
-            }
-        },
-        None => 1,
-    };
+    let replicas = set::replicas(cx, raw.replicas.as_ref());
     let pod_management = raw
         .pod_management
         .as_ref()
@@ -194,6 +192,7 @@ fn build(cx: &mut Ctx<'_>, raw: &RawApp) -> App {
 
     let run_as_user = id_field(cx, raw.run_as_user.as_ref(), "run_as_user");
     let fs_group = id_field(cx, raw.fs_group.as_ref(), "fs_group");
+    let security = security::pod_security(cx, raw);
     let dns = raw.dns.as_ref().map(|d| dns_config(cx, d));
 
     let headless = match &raw.headless {
@@ -239,6 +238,8 @@ fn build(cx: &mut Ctx<'_>, raw: &RawApp) -> App {
         }
         *s.get_ref()
     });
+    let scheduling = scheduling::scheduling(cx, raw);
+    let set = set::set_options(cx, raw);
     let disruption_budget = raw
         .disruption_budget
         .as_ref()
@@ -300,6 +301,11 @@ fn build(cx: &mut Ctx<'_>, raw: &RawApp) -> App {
             c.mounts
                 .iter()
                 .flat_map(|m| m.0.iter().map(|(k, _)| k.get_ref().as_str()))
+                .chain(
+                    c.devices
+                        .iter()
+                        .flat_map(|d| d.0.iter().map(|(k, _)| k.get_ref().as_str())),
+                )
         })
         .collect();
     let mounts_pruned = cx
@@ -330,7 +336,7 @@ fn build(cx: &mut Ctx<'_>, raw: &RawApp) -> App {
         .as_ref()
         .map(|s| access_service(cx, s, &name, &headless, raw.containers.as_ref()));
 
-    App {
+    let mut app = App {
         name,
         namespace,
         source_path: cx.input.source_path.to_path_buf(),
@@ -342,12 +348,15 @@ fn build(cx: &mut Ctx<'_>, raw: &RawApp) -> App {
         pull_secrets,
         run_as_user,
         fs_group,
+        security,
         dns,
         headless,
         termination_grace_seconds,
         service_account,
         node_selector,
         spread,
+        scheduling,
+        set,
         disruption_budget,
         allow_recreate: raw.allow_recreate.as_ref().is_some_and(|b| *b.get_ref()),
         abandon_claims: raw.abandon_claims.as_ref().is_some_and(|b| *b.get_ref()),
@@ -358,7 +367,10 @@ fn build(cx: &mut Ctx<'_>, raw: &RawApp) -> App {
         containers: containers_list,
         volumes,
         service,
-    }
+    };
+    security::apply_preset(cx, raw, &mut app);
+    storage::devices(cx, raw, &mut app);
+    app
 }
 
 fn location_of(cx: &Ctx<'_>, span: Range<usize>) -> (usize, usize) {

@@ -1,5 +1,5 @@
-//! Liveness, readiness and startup probes: exactly one check (exec, TCP or HTTP), ports that the
-//! container declares, timings and thresholds Kubernetes accepts.
+//! Liveness, readiness and startup probes: exactly one check (exec, TCP, HTTP or gRPC), ports
+//! that the container declares, timings and thresholds Kubernetes accepts.
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -9,7 +9,7 @@ use super::values::seconds;
 use crate::spec::app::*;
 use crate::spec::raw::*;
 
-fn probe_port(
+pub(super) fn probe_port(
     cx: &mut Ctx<'_>,
     raw: &Spanned<IntOrStr>,
     ports: &[Port],
@@ -67,13 +67,18 @@ pub(super) fn probe(
     port_names: &BTreeMap<String, Range<usize>>,
 ) -> Option<Probe> {
     let p = raw.get_ref();
-    let actions = [p.exec.is_some(), p.tcp.is_some(), p.http.is_some()]
-        .iter()
-        .filter(|b| **b)
-        .count();
+    let actions = [
+        p.exec.is_some(),
+        p.tcp.is_some(),
+        p.http.is_some(),
+        p.grpc.is_some(),
+    ]
+    .iter()
+    .filter(|b| **b)
+    .count();
     if actions != 1 {
         let d = cx
-            .error("probe", raw.span(), format!("the {kind} probe needs exactly one of `exec`, `tcp`, `http`"))
+            .error("probe", raw.span(), format!("the {kind} probe needs exactly one of `exec`, `tcp`, `http`, `grpc`"))
             .label(if actions == 0 { "no check given" } else { "more than one check given" })
             .help("e.g. { tcp = 3306 }, { exec = [\"mysqladmin\", \"ping\"] } or { http = { path = \"/healthz\", port = 8080 } }");
         cx.push(d);
@@ -93,40 +98,9 @@ pub(super) fn probe(
     } else if let Some(t) = &p.tcp {
         probe_port(cx, t, ports, port_names).map(ProbeAction::Tcp)
     } else if let Some(h) = &p.http {
-        let http = h.get_ref();
-        let path = match &http.path {
-            Some(path) if path.get_ref().starts_with('/') => Some(path.get_ref().clone()),
-            Some(path) => {
-                let d = cx
-                    .error(
-                        "probe",
-                        path.span(),
-                        "an HTTP probe path must start with '/'",
-                    )
-                    .help("e.g. path = \"/healthz\"");
-                cx.push(d);
-                None
-            }
-            None => Some("/".to_string()),
-        };
-        let port = match &http.port {
-            Some(port) => probe_port(cx, port, ports, port_names),
-            None => {
-                let d = cx
-                    .error("probe", h.span(), "an HTTP probe needs a `port`")
-                    .help("e.g. http = { path = \"/healthz\", port = \"http\" }");
-                cx.push(d);
-                None
-            }
-        };
-        let scheme = http.scheme.as_ref().map(|s| match s.get_ref() {
-            HttpScheme::Http => "HTTP".to_string(),
-            HttpScheme::Https => "HTTPS".to_string(),
-        });
-        match (path, port) {
-            (Some(path), Some(port)) => Some(ProbeAction::Http { path, port, scheme }),
-            _ => None,
-        }
+        super::actions::http_get(cx, h, ports, port_names).map(ProbeAction::Http)
+    } else if let Some(g) = &p.grpc {
+        super::actions::grpc(cx, g)
     } else {
         None
     };

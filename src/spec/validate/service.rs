@@ -255,10 +255,12 @@ pub(super) fn access_service(
         }
     }
     let annotations = annotation_map(cx, s.annotations.as_ref());
+    let traffic = super::set::service_traffic(cx, s, kind);
     AccessService {
         name,
         kind,
         ports,
         annotations,
+        traffic,
     }
 }

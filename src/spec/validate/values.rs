@@ -234,3 +234,66 @@ pub(super) fn resource(
         }
     }
 }
+
+/// Extended resources by name (`"nvidia.com/gpu" = 1`): a domain-prefixed name outside
+/// kubernetes.io and a whole number, requested and limited alike (Kubernetes allows no
+/// overcommit of extended resources).
+pub(super) fn extended_resources(
+    cx: &mut Ctx<'_>,
+    raw: Option<&Entries<Spanned<IntOrStr>>>,
+) -> Extended {
+    let mut out = Extended::new();
+    for (k, v) in raw.iter().flat_map(|e| e.0.iter()) {
+        let name = k.get_ref();
+        let builtin = match name.as_str() {
+            "cpu" | "memory" => Some(format!("use the container's `{name}` key")),
+            "ephemeral-storage" => Some("use the container's `ephemeral_storage` key".to_string()),
+            _ => None,
+        };
+        let domain = name.split_once('/').map(|(d, _)| d);
+        let problem = builtin.or_else(|| match domain {
+            None => Some(format!(
+                "an extended resource is named with a domain, e.g. \"example.com/{name}\""
+            )),
+            Some(d) if d == "kubernetes.io" || d.ends_with(".kubernetes.io") => {
+                Some("names in the kubernetes.io domain are not extended resources".to_string())
+            }
+            Some(_) => {
+                let errs = crate::spec::names::qualified_name(name);
+                (!errs.is_empty()).then(|| errs.join("; "))
+            }
+        });
+        if let Some(help) = problem {
+            let d = cx
+                .error(
+                    "extended-resource",
+                    k.span(),
+                    format!("`{name}` is not an extended resource name"),
+                )
+                .help(help);
+            cx.push(d);
+            continue;
+        }
+        let text = match v.get_ref() {
+            IntOrStr::Int(n) => n.to_string(),
+            IntOrStr::Str(s) => s.clone(),
+        };
+        let Some(q) = quantity(cx, &Spanned::new(v.span(), text), name, false) else {
+            continue;
+        };
+        if q.nanos() % 1_000_000_000 != 0 {
+            let d = cx
+                .error(
+                    "extended-resource",
+                    v.span(),
+                    format!("`{name}` must be a whole number"),
+                )
+                .label("extended resources are counted in whole units")
+                .help("e.g. \"nvidia.com/gpu\" = 1");
+            cx.push(d);
+            continue;
+        }
+        out.insert(name.clone(), q);
+    }
+    out
+}

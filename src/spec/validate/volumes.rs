@@ -1,9 +1,11 @@
 //! The `[volumes]` table: each volume's name and its one kind (a claim per pod with a `size`, an
-//! emptyDir, a ConfigMap, a Secret or a host path). Whether containers mount them is checked
+//! emptyDir, a ConfigMap, a Secret, a host path or an existing claim; the storage extras are in
+//! `storage.rs`). Whether containers mount them is checked
 //! where the whole spec is in view (`build` in `mod.rs`, and the mounts in `containers.rs`).
 
 use std::ops::Range;
 
+use super::storage;
 use super::values::quantity;
 use super::{Ctx, NAME_HELP};
 use crate::spec::app::*;
@@ -34,6 +36,7 @@ pub(super) fn volumes(
             ("config_map", vol.config_map.as_ref().map(|x| x.span())),
             ("secret", vol.secret.as_ref().map(|x| x.span())),
             ("host_path", vol.host_path.as_ref().map(|x| x.span())),
+            ("claim", vol.claim.as_ref().map(|x| x.span())),
         ]
         .into_iter()
         .filter_map(|(n, s)| s.map(|s| (n, s)))
@@ -46,30 +49,13 @@ pub(super) fn volumes(
                 .collect::<Vec<_>>()
                 .join(", ");
             let d = cx
-                .error("volume-kind", span, format!("volume `{name}` must have exactly one of `size`, `empty_dir`, `config_map`, `secret`, `host_path`"))
+                .error("volume-kind", span, format!("volume `{name}` must have exactly one of `size`, `empty_dir`, `config_map`, `secret`, `host_path`, `claim`"))
                 .label(if kinds.is_empty() { "none given".to_string() } else { format!("found {found}") })
                 .help("`size = \"10Gi\"` makes a volume claim per pod; the others are pod volumes");
             cx.push(d);
             continue;
         }
-        if vol.size.is_none() {
-            for (field, span) in [
-                ("class", vol.class.as_ref().map(|c| c.span())),
-                ("access", vol.access.as_ref().map(|c| c.span())),
-            ] {
-                if let Some(span) = span {
-                    let d = cx
-                        .error(
-                            "volume-kind",
-                            span,
-                            format!("`{field}` only applies to volumes with a `size`"),
-                        )
-                        .help("remove it, or make the volume a claim with size = \"...\"");
-                    cx.push(d);
-                    ok = false;
-                }
-            }
-        }
+        ok &= storage::misplaced(cx, vol);
         let kind = if let Some(size) = &vol.size {
             let size = quantity(cx, size, "size", true);
             let class = vol.class.as_ref().map(|c| {
@@ -100,11 +86,17 @@ pub(super) fn volumes(
                 Some(a) => a.get_ref().0.clone(),
                 None => vec![AccessMode::ReadWriteOnce],
             };
-            size.map(|size| VolumeKind::Claim {
-                size,
-                class,
-                access,
-            })
+            let extras = storage::template_extras(cx, vol);
+            match (size, extras) {
+                (Some(size), Some((block, data_source))) => Some(VolumeKind::Claim {
+                    size,
+                    class,
+                    access,
+                    block,
+                    data_source,
+                }),
+                _ => None,
+            }
         } else if let Some(e) = &vol.empty_dir {
             match e.get_ref() {
                 RawEmptyDir::Flag(true) => Some(VolumeKind::EmptyDir {
@@ -157,27 +149,11 @@ pub(super) fn volumes(
                 }
             }
         } else if let Some(c) = &vol.config_map {
-            let errs = names::dns1123_subdomain(c.get_ref());
-            cx.name(
-                "volume-source",
-                "ConfigMap name",
-                c.get_ref(),
-                c.span(),
-                errs,
-                "name a ConfigMap in the app's namespace",
-            )
-            .then(|| VolumeKind::ConfigMap(c.get_ref().clone()))
+            storage::keyed(cx, c, "ConfigMap").map(VolumeKind::ConfigMap)
         } else if let Some(s) = &vol.secret {
-            let errs = names::dns1123_subdomain(s.get_ref());
-            cx.name(
-                "volume-source",
-                "Secret name",
-                s.get_ref(),
-                s.span(),
-                errs,
-                "name a Secret in the app's namespace",
-            )
-            .then(|| VolumeKind::Secret(s.get_ref().clone()))
+            storage::keyed(cx, s, "Secret").map(VolumeKind::Secret)
+        } else if let Some(c) = &vol.claim {
+            storage::existing_claim(cx, c, vol)
         } else if let Some(h) = &vol.host_path {
             if h.get_ref().starts_with('/') {
                 Some(VolumeKind::HostPath(h.get_ref().clone()))
