@@ -59,6 +59,18 @@ pub struct Safety {
     /// Where the removal ledger lives (a Lease named `berth-removals-<instance>`): the budget's
     /// count and the holds that only a person releases.
     pub namespace: String,
+    /// Namespaces a spec may put an app into: glob patterns (`*` any run of characters, `?` one
+    /// character). The [`SYSTEM_NAMESPACES`] are refused unless named exactly: whoever can commit
+    /// to the config repo must not reach the control plane's own namespaces through `*`.
+    pub namespaces: Vec<String>,
+    /// Directories a `host_path` volume may use, each allowing itself and everything under it
+    /// (whole path components: `/srv` allows `/srv/a`, not `/srvx`). Empty: no `host_path` at
+    /// all, since a host path of `/` hands the node to whoever commits a spec.
+    pub host_path: Vec<String>,
+    /// ServiceAccounts a spec may name: glob patterns over the name, or over `namespace/name`
+    /// when the pattern has a `/`. Empty: only the namespace's `default` account, which is what
+    /// a spec without `service_account` gets anyway.
+    pub service_accounts: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -94,6 +106,9 @@ pub enum DriftMode {
 pub const DEFAULT_INSTANCE: &str = "default";
 pub const DEFAULT_NAMESPACE: &str = "default";
 pub const DEFAULT_MAX_REMOVALS: usize = 2;
+/// Namespaces of the cluster itself (control plane, public cluster info, node heartbeats): a
+/// spec may use one only when `safety.namespaces` names it exactly.
+pub const SYSTEM_NAMESPACES: [&str; 3] = ["kube-system", "kube-public", "kube-node-lease"];
 
 impl Default for Config {
     fn default() -> Config {
@@ -114,6 +129,9 @@ impl Default for Config {
                 max_removals: DEFAULT_MAX_REMOVALS,
                 removal_window: Duration::from_secs(3600),
                 namespace: DEFAULT_NAMESPACE.to_string(),
+                namespaces: vec!["*".to_string()],
+                host_path: Vec::new(),
+                service_accounts: Vec::new(),
             },
             leader_election: LeaderElection {
                 enabled: false,
@@ -155,6 +173,9 @@ struct RawSafety {
     max_removals: Option<Spanned<i64>>,
     removal_window: Option<Spanned<String>>,
     namespace: Option<Spanned<String>>,
+    namespaces: Option<Spanned<Vec<Spanned<String>>>>,
+    host_path: Option<Vec<Spanned<String>>>,
+    service_accounts: Option<Vec<Spanned<String>>>,
 }
 
 #[derive(Deserialize)]
@@ -295,10 +316,13 @@ impl Config {
                 )),
             }
         }
+        // Where the default namespace was set, for the allowlist check at the end.
+        let mut default_namespace_span = None;
         if let Some(d) = raw.defaults {
             if let Some(ns) = d.namespace
                 && let Some(v) = namespace(&mut diags, &ns)
             {
+                default_namespace_span = Some(ns.span());
                 cfg.defaults.namespace = v;
             }
             if let Some(ps) = d.pull_secrets {
@@ -335,6 +359,7 @@ impl Config {
                 }
             }
         }
+        let mut namespaces_span = None;
         if let Some(s) = raw.safety {
             if let Some(m) = s.max_removals {
                 match usize::try_from(*m.get_ref()) {
@@ -364,6 +389,61 @@ impl Config {
             {
                 cfg.safety.namespace = v;
             }
+            let mut reach = |list: Vec<Spanned<String>>,
+                             check: fn(&str) -> Result<String, String>,
+                             key: &str,
+                             example: &str| {
+                let mut out = Vec::new();
+                for entry in list {
+                    match check(entry.get_ref()) {
+                        Ok(v) => out.push(v),
+                        Err(why) => diags.push(err(
+                            entry.span(),
+                            "safety",
+                            format!("invalid `{key}` entry `{}`", entry.get_ref()),
+                            why,
+                            &format!("e.g. {key} = {example}"),
+                        )),
+                    }
+                }
+                out
+            };
+            if let Some(list) = s.namespaces {
+                namespaces_span = Some(list.span());
+                cfg.safety.namespaces = reach(
+                    list.into_inner(),
+                    check_namespace_pattern,
+                    "namespaces",
+                    "[\"db\", \"team-*\"]",
+                );
+            }
+            if let Some(list) = s.host_path {
+                cfg.safety.host_path =
+                    reach(list, check_host_path_prefix, "host_path", "[\"/srv/data\"]");
+            }
+            if let Some(list) = s.service_accounts {
+                cfg.safety.service_accounts = reach(
+                    list,
+                    check_service_account_pattern,
+                    "service_accounts",
+                    "[\"mysql\", \"team-a/*\"]",
+                );
+            }
+        }
+        // Specs that set no namespace get the default one: it must be allowed, or every such
+        // spec would fail with an error about a namespace it never named.
+        if !cfg.safety.allows_namespace(&cfg.defaults.namespace) {
+            let span = default_namespace_span.or(namespaces_span).unwrap_or(0..0);
+            diags.push(err(
+                span,
+                "namespace-not-allowed",
+                format!(
+                    "the default namespace `{}` is not allowed by `safety.namespaces`",
+                    cfg.defaults.namespace
+                ),
+                "specs without `namespace` would go there".into(),
+                "set `defaults.namespace` to a namespace `safety.namespaces` allows, or allow it",
+            ));
         }
         if let Some(le) = raw.leader_election {
             let l = &mut cfg.leader_election;
@@ -417,6 +497,11 @@ impl Config {
                 errs.join("; ")
             ));
         }
+        if !self.safety.allows_namespace(namespace) {
+            return Err(format!(
+                "namespace `{namespace}` is not allowed by `safety.namespaces` in the daemon config"
+            ));
+        }
         self.defaults.namespace = namespace.to_string();
         Ok(())
     }
@@ -427,6 +512,116 @@ impl Config {
         self.instance = instance.to_string();
         Ok(())
     }
+}
+
+impl Safety {
+    /// Whether a spec may put an app into `namespace`: a system namespace only when listed
+    /// exactly, any other when a pattern matches it.
+    pub fn allows_namespace(&self, namespace: &str) -> bool {
+        if SYSTEM_NAMESPACES.contains(&namespace) {
+            return self.namespaces.iter().any(|p| p == namespace);
+        }
+        self.namespaces.iter().any(|p| glob_match(p, namespace))
+    }
+
+    /// Whether a `host_path` volume may mount `path` (absolute): under an allowed prefix by
+    /// whole components, and without `..`, which the node would resolve past the prefix.
+    pub fn allows_host_path(&self, path: &str) -> bool {
+        let path = Path::new(path);
+        if path
+            .components()
+            .any(|c| matches!(c, std::path::Component::ParentDir))
+        {
+            return false;
+        }
+        self.host_path.iter().any(|p| path.starts_with(p))
+    }
+
+    /// Whether an app in `namespace` may run as the ServiceAccount `name`. The namespace's
+    /// `default` account is always allowed: it is what the pods get without one.
+    pub fn allows_service_account(&self, namespace: &str, name: &str) -> bool {
+        name == "default"
+            || self
+                .service_accounts
+                .iter()
+                .any(|p| match p.split_once('/') {
+                    Some((ns, account)) => glob_match(ns, namespace) && glob_match(account, name),
+                    None => glob_match(p, name),
+                })
+    }
+}
+
+/// Shell-style matching of a whole `text`: `*` matches any run of characters (also none), `?`
+/// exactly one; everything else itself.
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    let (mut pi, mut ti) = (0, 0);
+    // The last `*` seen and the text position it was tried at, to backtrack to.
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some((pi, ti));
+            pi += 1;
+        } else if let Some((sp, st)) = star {
+            // Let the last `*` take one more character.
+            pi = sp + 1;
+            ti = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
+}
+
+/// A `safety.namespaces` entry: a namespace name in which `*` and `?` may stand for characters.
+fn check_namespace_pattern(p: &str) -> Result<String, String> {
+    if p.is_empty() || p.len() > 63 {
+        return Err("a pattern has 1 to 63 characters".into());
+    }
+    if let Some(c) = p
+        .chars()
+        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '*' | '?')))
+    {
+        return Err(format!(
+            "`{c}` cannot be part of a namespace; patterns use lowercase letters, digits, '-', '*' and '?'"
+        ));
+    }
+    Ok(p.to_string())
+}
+
+/// A `safety.host_path` entry: an absolute directory without `..`, trailing `/` dropped.
+fn check_host_path_prefix(p: &str) -> Result<String, String> {
+    let path = Path::new(p);
+    if !path.is_absolute() {
+        return Err("not an absolute path".into());
+    }
+    if path
+        .components()
+        .any(|c| matches!(c, std::path::Component::ParentDir))
+    {
+        return Err("`..` would reach outside the directory".into());
+    }
+    Ok(path.components().collect::<PathBuf>().display().to_string())
+}
+
+/// A `safety.service_accounts` entry: a name pattern, or `namespace/name` patterns.
+fn check_service_account_pattern(p: &str) -> Result<String, String> {
+    let parts: Vec<&str> = p.split('/').collect();
+    if parts.len() > 2 || parts.iter().any(|part| part.is_empty()) {
+        return Err("use `name` or `namespace/name`".into());
+    }
+    if let Some(c) = p.chars().find(|c| {
+        !(c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '.' | '/' | '*' | '?'))
+    }) {
+        return Err(format!(
+            "`{c}` cannot be part of a ServiceAccount name; patterns use lowercase letters, digits, '-', '.', '*' and '?'"
+        ));
+    }
+    Ok(p.to_string())
 }
 
 /// How to write a valid namespace name.
@@ -440,6 +635,15 @@ fn check_instance(s: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(errs.join("; "))
+    }
+}
+
+#[cfg(test)]
+impl Config {
+    /// The config of tests/fixtures/berth.toml, which the fixtures are checked with.
+    pub(crate) fn fixtures() -> Config {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/berth.toml");
+        Config::load(&path).unwrap_or_else(|d| panic!("{d:?}"))
     }
 }
 
@@ -561,5 +765,91 @@ identity = "bastion-1"
         assert!(c.override_instance("green").is_ok());
         assert!(c.override_instance("").is_err());
         assert_eq!(c.instance, "green");
+    }
+
+    #[test]
+    fn safety_reach_defaults_allow_every_namespace_but_the_system_ones() {
+        let s = Config::default().safety;
+        assert!(s.allows_namespace("default") && s.allows_namespace("team-a"));
+        for ns in SYSTEM_NAMESPACES {
+            assert!(!s.allows_namespace(ns), "{ns}");
+        }
+        assert!(!s.allows_host_path("/srv/data"), "no host path by default");
+        assert!(s.allows_service_account("db", "default"));
+        assert!(!s.allows_service_account("db", "mysql"));
+    }
+
+    #[test]
+    fn safety_reach_lists_parse_and_match() {
+        let c = parse(
+            "[defaults]\nnamespace = \"db\"\n[safety]\nnamespaces = [\"db\", \"team-*\", \"kube-system\", \"kube-*\"]\nhost_path = [\"/srv/shared/\"]\nservice_accounts = [\"mysql\", \"team-a/*\"]\n",
+        )
+        .unwrap_or_else(|d| panic!("{d:?}"));
+        let s = &c.safety;
+        assert!(s.allows_namespace("team-blue") && s.allows_namespace("db"));
+        assert!(!s.allows_namespace("dbx") && !s.allows_namespace("default"));
+        // Named exactly: allowed. Reached only through a pattern: still refused.
+        assert!(s.allows_namespace("kube-system"));
+        assert!(!s.allows_namespace("kube-public") && !s.allows_namespace("kube-node-lease"));
+        assert_eq!(s.host_path, ["/srv/shared"]);
+        assert!(s.allows_host_path("/srv/shared") && s.allows_host_path("/srv/shared/a/b"));
+        assert!(!s.allows_host_path("/srv/sharedx") && !s.allows_host_path("/srv"));
+        assert!(!s.allows_host_path("/srv/shared/../../etc"));
+        assert!(s.allows_service_account("db", "mysql"));
+        assert!(s.allows_service_account("team-a", "anything"));
+        assert!(!s.allows_service_account("team-b", "anything"));
+    }
+
+    #[test]
+    fn safety_reach_bad_entries_and_a_disallowed_default_are_reported() {
+        let text = "[safety]\nnamespaces = [\"Team_*\", \"db\"]\nhost_path = [\"srv\", \"/a/../b\"]\nservice_accounts = [\"a/b/c\"]\n";
+        let d = parse(text).err().unwrap_or_default();
+        let rules: Vec<&str> = d.iter().map(|d| d.rule).collect();
+        assert_eq!(
+            rules,
+            [
+                "safety",
+                "safety",
+                "safety",
+                "safety",
+                "namespace-not-allowed"
+            ],
+            "{d:?}"
+        );
+        assert!(d[4].message.contains("`default`"), "{}", d[4].message);
+        let located = d[4].render(false);
+        assert!(located.contains("berth.toml:2:"), "{located}");
+    }
+
+    #[test]
+    fn glob_matches_whole_names() {
+        for (p, t, want) in [
+            ("*", "", true),
+            ("*", "abc", true),
+            ("team-*", "team-", true),
+            ("team-*", "team-a-b", true),
+            ("team-*", "xteam-a", false),
+            ("a*b*c", "axxbyyc", true),
+            ("a*b*c", "axxbyy", false),
+            ("db-?", "db-1", true),
+            ("db-?", "db-10", false),
+            ("db", "db", true),
+            ("db", "dbx", false),
+        ] {
+            assert_eq!(glob_match(p, t), want, "{p} ~ {t}");
+        }
+    }
+
+    #[test]
+    fn a_namespace_override_must_be_allowed() {
+        let mut c = parse("[safety]\nnamespaces = [\"default\", \"team-*\"]\n")
+            .unwrap_or_else(|d| panic!("{d:?}"));
+        assert!(c.override_namespace("team-a").is_ok());
+        let e = c
+            .override_namespace("kube-system")
+            .err()
+            .unwrap_or_default();
+        assert!(e.contains("safety.namespaces"), "{e}");
+        assert_eq!(c.defaults.namespace, "team-a");
     }
 }

@@ -13,10 +13,13 @@
 //! - `containers.rs`: containers and init containers, ports, env, hooks, mounts.
 //! - `probes.rs`: liveness, readiness and startup probes.
 //! - `service.rs`: the access Service.
+//! - `reach.rs`: what the daemon config's `[safety]` lists let a spec reach (namespace, host
+//!   paths, ServiceAccount).
 
 mod containers;
 mod meta;
 mod probes;
+mod reach;
 mod service;
 mod values;
 mod volumes;
@@ -154,6 +157,7 @@ fn build(cx: &mut Ctx<'_>, raw: &RawApp) -> App {
         }
         None => config.defaults.namespace.clone(),
     };
+    reach::reach(cx, raw, &namespace);
 
     let replicas = match &raw.replicas {
         Some(r) => match i32::try_from(*r.get_ref()) {
