@@ -173,7 +173,7 @@ struct RawSafety {
     max_removals: Option<Spanned<i64>>,
     removal_window: Option<Spanned<String>>,
     namespace: Option<Spanned<String>>,
-    namespaces: Option<Spanned<Vec<Spanned<String>>>>,
+    namespaces: Option<Vec<Spanned<String>>>,
     host_path: Option<Vec<Spanned<String>>>,
     service_accounts: Option<Vec<Spanned<String>>>,
 }
@@ -359,7 +359,6 @@ impl Config {
                 }
             }
         }
-        let mut namespaces_span = None;
         if let Some(s) = raw.safety {
             if let Some(m) = s.max_removals {
                 match usize::try_from(*m.get_ref()) {
@@ -409,9 +408,8 @@ impl Config {
                 out
             };
             if let Some(list) = s.namespaces {
-                namespaces_span = Some(list.span());
                 cfg.safety.namespaces = reach(
-                    list.into_inner(),
+                    list,
                     check_namespace_pattern,
                     "namespaces",
                     "[\"db\", \"team-*\"]",
@@ -430,10 +428,11 @@ impl Config {
                 );
             }
         }
-        // Specs that set no namespace get the default one: it must be allowed, or every such
-        // spec would fail with an error about a namespace it never named.
-        if !cfg.safety.allows_namespace(&cfg.defaults.namespace) {
-            let span = default_namespace_span.or(namespaces_span).unwrap_or(0..0);
+        // A default namespace given here must be allowed; the built-in one may be replaced by
+        // `--namespace` (checked there), and otherwise each spec that lands in it says so.
+        if let Some(span) = default_namespace_span
+            && !cfg.safety.allows_namespace(&cfg.defaults.namespace)
+        {
             diags.push(err(
                 span,
                 "namespace-not-allowed",
@@ -802,7 +801,7 @@ identity = "bastion-1"
 
     #[test]
     fn safety_reach_bad_entries_and_a_disallowed_default_are_reported() {
-        let text = "[safety]\nnamespaces = [\"Team_*\", \"db\"]\nhost_path = [\"srv\", \"/a/../b\"]\nservice_accounts = [\"a/b/c\"]\n";
+        let text = "[defaults]\nnamespace = \"default\"\n[safety]\nnamespaces = [\"Team_*\", \"db\"]\nhost_path = [\"srv\", \"/a/../b\"]\nservice_accounts = [\"a/b/c\"]\n";
         let d = parse(text).err().unwrap_or_default();
         let rules: Vec<&str> = d.iter().map(|d| d.rule).collect();
         assert_eq!(
@@ -818,7 +817,10 @@ identity = "bastion-1"
         );
         assert!(d[4].message.contains("`default`"), "{}", d[4].message);
         let located = d[4].render(false);
-        assert!(located.contains("berth.toml:2:"), "{located}");
+        assert!(located.contains("berth.toml:2:13"), "{located}");
+        // Without `defaults.namespace` the built-in default may still be replaced by
+        // `--namespace`; the specs that land in it report it themselves.
+        assert!(parse("[safety]\nnamespaces = [\"db\"]\n").is_ok());
     }
 
     #[test]

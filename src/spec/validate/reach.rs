@@ -42,6 +42,21 @@ pub(super) fn reach(cx: &mut Ctx<'_>, raw: &RawApp, namespace: &str) {
             )),
         );
     }
+    if raw.namespace.is_none() && !safety.allows_namespace(namespace) {
+        found.push(
+            crate::spec::Diagnostic::error(
+                cx.input.path,
+                "namespace-not-allowed",
+                format!(
+                    "the spec sets no `namespace`, and the default one, `{namespace}`, is not allowed here"
+                ),
+            )
+            .help(format!(
+                "set `namespace` to one of {}, or set `defaults.namespace` in {CONFIG_HELP}",
+                listed(&safety.namespaces)
+            )),
+        );
+    }
     if let Some(volumes) = &raw.volumes {
         for (name, volume) in &volumes.get_ref().0 {
             let Some(path) = &volume.get_ref().host_path else {
@@ -181,8 +196,12 @@ mod tests {
                 "{bad}"
             );
         }
-        // A spec without `namespace` goes to the default, which the config itself checked.
+        // A spec without `namespace` goes to the default, which must be allowed too.
         assert!(rules(config, APP).is_empty());
+        assert_eq!(
+            rules("[safety]\nnamespaces = [\"team-*\"]\n", APP),
+            ["namespace-not-allowed"]
+        );
         let e = errors(config, &format!("namespace = \"other\"\n{APP}"));
         assert!(e[0].2.contains("`team-*`"), "names the patterns: {e:?}");
     }
