@@ -17,6 +17,7 @@ use tracing::{error, info, warn};
 
 use super::admin::{self, Health};
 use super::app_state::AppState;
+use super::git_wait::{GitCheck, GitWait};
 use super::metrics::Metrics;
 use super::queue::WorkQueue;
 use super::reload;
@@ -228,11 +229,21 @@ pub async fn run(
         systemd.status("standby: another berth holds the leader lease");
     }
 
-    // The first full sync: every app in the directory and every app in the cluster.
-    let first: BTreeSet<AppKey> = match reload(&shared, &shutdown).await {
-        Some(_) => all_keys(&shared),
-        None => shared.cache.keys(),
+    // The first full sync: every app in the directory and every app in the cluster. While git
+    // is mid-checkout nothing is queued (an app whose spec is unread would look removed): the
+    // loop runs, and the first sync starts once git is done.
+    let mut git_wait = GitWait::default();
+    let first: BTreeSet<AppKey> = if spec_watcher::git_busy(&options.dir) {
+        info!("git is updating the checkout; the first sync waits for whole commits");
+        git_wait.defer(true);
+        BTreeSet::new()
+    } else {
+        match reload(&shared).await {
+            Some(_) => all_keys(&shared),
+            None => shared.cache.keys(),
+        }
     };
+    let mut first_sync_waits = git_wait.waiting();
     for key in &first {
         shared.queue.add(key.clone());
     }
@@ -249,7 +260,7 @@ pub async fn run(
         systemd.ready(&status);
         info!(status = %status, "first full sync done");
     };
-    if first_pending.is_empty() {
+    if first_pending.is_empty() && !first_sync_waits {
         mark_ready(&shared);
     }
 
@@ -258,10 +269,54 @@ pub async fn run(
             _ = shutdown.cancelled() => break,
             Some(WatchEvent::Rescan { reason }) = file_events.recv() => {
                 info!(reason = %reason, "rescanning the spec directory");
-                if let Some(keys) = reload(&shared, &shutdown).await {
-                    let keys = if reason == RescanReason::Resync { all_keys(&shared) } else { keys };
+                let all = reason == RescanReason::Resync;
+                if let Some(keys) = reload_unless_git_busy(&shared, &mut git_wait, all).await {
+                    let keys = if all { all_keys(&shared) } else { keys };
                     for key in keys {
                         shared.queue.add(key);
+                    }
+                }
+            }
+            () = git_wait.tick() => {
+                match git_wait.check(spec_watcher::git_busy(&shared.options.dir)) {
+                    GitCheck::Waiting { waited, past_bound } => {
+                        shared.metrics.set_git_lock_wait(waited.as_secs_f64());
+                        if past_bound {
+                            let message = format!(
+                                "waiting {}s for git: .git/index.lock is still there; if no git process is running, remove it",
+                                waited.as_secs()
+                            );
+                            warn!(dir = %shared.options.dir.display(), "{message}");
+                            health.set_ready(false);
+                            systemd.status(&message);
+                        }
+                    }
+                    GitCheck::Idle { all, was_reported } => {
+                        shared.metrics.set_git_lock_wait(0.0);
+                        info!("git is done; reading the spec directory");
+                        let loaded = reload(&shared).await;
+                        if first_sync_waits {
+                            first_sync_waits = false;
+                            first_pending = match loaded {
+                                Some(_) => all_keys(&shared),
+                                None => shared.cache.keys(),
+                            };
+                            for key in &first_pending {
+                                shared.queue.add(key.clone());
+                            }
+                            if first_pending.is_empty() {
+                                mark_ready(&shared);
+                            }
+                        } else {
+                            let keys = if all { Some(all_keys(&shared)) } else { loaded };
+                            for key in keys.into_iter().flatten() {
+                                shared.queue.add(key);
+                            }
+                            if was_reported {
+                                health.set_ready(true);
+                                systemd.status(&shared.status_line());
+                            }
+                        }
                     }
                 }
             }
@@ -293,7 +348,7 @@ pub async fn run(
                 systemd.reloading();
                 info!("daemon config reloaded");
                 *shared.config.write().unwrap_or_else(|p| p.into_inner()) = *config;
-                let _ = reload(&shared, &shutdown).await;
+                let _ = reload_unless_git_busy(&shared, &mut git_wait, true).await;
                 for key in all_keys(&shared) {
                     shared.queue.add(key);
                 }
@@ -367,15 +422,28 @@ fn all_keys(shared: &Shared) -> BTreeSet<AppKey> {
     keys
 }
 
-/// Reloads the directory (waiting while git is mid-checkout) and returns the apps whose spec
-/// changed, appeared, disappeared or broke. None when the directory cannot be read at all: then
-/// the previous specs stay in force and nothing is queued.
-async fn reload(shared: &Shared, shutdown: &CancellationToken) -> Option<BTreeSet<AppKey>> {
-    let dir = shared.options.dir.clone();
-    if spec_watcher::git_busy(&dir) {
-        info!("git is updating the checkout; waiting for whole commits");
-        spec_watcher::wait_git_idle(&dir, shutdown).await;
+/// [`reload`], unless git is mid-checkout (or a reload already waits for it): then the reload
+/// is left to the loop's [`GitWait`] and None returned; `all` makes it look at every app.
+async fn reload_unless_git_busy(
+    shared: &Shared,
+    git_wait: &mut GitWait,
+    all: bool,
+) -> Option<BTreeSet<AppKey>> {
+    if git_wait.waiting() || spec_watcher::git_busy(&shared.options.dir) {
+        if !git_wait.waiting() {
+            info!("git is updating the checkout; the reload waits for whole commits");
+        }
+        git_wait.defer(all);
+        return None;
     }
+    reload(shared).await
+}
+
+/// Reloads the directory and returns the apps whose spec changed, appeared, disappeared or
+/// broke. None when the directory cannot be read at all: then the previous specs stay in force
+/// and nothing is queued. The caller makes sure git is not mid-checkout.
+async fn reload(shared: &Shared) -> Option<BTreeSet<AppKey>> {
+    let dir = shared.options.dir.clone();
     let config = shared
         .config
         .read()
