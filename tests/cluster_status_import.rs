@@ -57,7 +57,11 @@ async fn importing_applied_fixtures_gives_specs_whose_diff_is_a_no_op() {
     let imported = tempfile::tempdir().expect("temp dir");
     let out = imported.path().join("apps");
     let out = out.to_str().expect("utf-8 path");
-    let run = berth(&ns, &["import", "-n", &ns.name, "-o", out]).await;
+    let run = berth(
+        &ns,
+        &["--config", config, "import", "-n", &ns.name, "-o", out],
+    )
+    .await;
     run.expect_code(0);
     let mut written: Vec<String> = std::fs::read_dir(out)
         .expect("import wrote a directory")
