@@ -22,6 +22,9 @@ pub(super) const GIT_LOCK_BOUND: Duration = Duration::from_secs(30);
 pub(super) struct GitWait {
     /// When the waiting reload was first asked for; `None` when no reload waits.
     since: Option<Instant>,
+    /// When to look at the lock next. A deadline, not a sleep started by each `tick`: the loop
+    /// re-creates the `tick` future on every event, and a busy daemon must not starve it.
+    next: Option<Instant>,
     /// Whether the waiting reload must look at every app (first sync, periodic resync, SIGHUP)
     /// rather than only the ones whose spec changed.
     all: bool,
@@ -43,7 +46,9 @@ impl GitWait {
     /// A reload is needed while git is busy: wait for it (a wait already under way just takes
     /// on `all`).
     pub(super) fn defer(&mut self, all: bool) {
-        self.since.get_or_insert_with(Instant::now);
+        let now = Instant::now();
+        self.since.get_or_insert(now);
+        self.next.get_or_insert(now + GIT_POLL);
         self.all |= all;
     }
 
@@ -51,12 +56,12 @@ impl GitWait {
         self.since.is_some()
     }
 
-    /// Resolves after [`GIT_POLL`] while a reload waits; never otherwise.
+    /// Resolves when the lock is due for another look (every [`GIT_POLL`]) while a reload
+    /// waits; never otherwise.
     pub(super) async fn tick(&self) {
-        if self.waiting() {
-            tokio::time::sleep(GIT_POLL).await;
-        } else {
-            std::future::pending::<()>().await;
+        match self.next {
+            Some(at) => tokio::time::sleep_until(at).await,
+            None => std::future::pending::<()>().await,
         }
     }
 
@@ -69,6 +74,7 @@ impl GitWait {
             };
         };
         if busy {
+            self.next = Some(Instant::now() + GIT_POLL);
             let waited = since.elapsed();
             let past_bound = waited >= GIT_LOCK_BOUND && !self.reported;
             self.reported |= past_bound;
@@ -139,7 +145,7 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn tick_sleeps_only_while_a_reload_waits() {
+    async fn tick_resolves_only_while_a_reload_waits() {
         let mut wait = GitWait::default();
         let idle = tokio::time::timeout(Duration::from_secs(3600), wait.tick()).await;
         assert!(idle.is_err(), "no reload waits: never resolves");
@@ -147,5 +153,22 @@ mod tests {
         let started = Instant::now();
         wait.tick().await;
         assert_eq!(started.elapsed(), GIT_POLL);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_tick_dropped_and_made_again_still_comes_on_time() {
+        let mut wait = GitWait::default();
+        wait.defer(false);
+        let started = Instant::now();
+        // Other events win the loop's select every 30 ms, dropping the tick each time.
+        for _ in 0..3 {
+            let interrupted = tokio::time::timeout(Duration::from_millis(30), wait.tick()).await;
+            assert!(interrupted.is_err());
+        }
+        wait.tick().await;
+        assert_eq!(started.elapsed(), GIT_POLL, "not pushed back by the events");
+        assert!(matches!(wait.check(true), GitCheck::Waiting { .. }));
+        wait.tick().await;
+        assert_eq!(started.elapsed(), GIT_POLL * 2);
     }
 }
