@@ -7,8 +7,8 @@ use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::commands::{
     self, ConfigSource, Exit, apply::ApplyArgs, completions::CompletionsArgs, diff::DiffArgs,
-    import::ImportArgs, render::RenderArgs, status::StatusArgs, suspend::ResumeArgs,
-    suspend::SuspendArgs, validate::ValidateArgs, watch::WatchArgs,
+    import::ImportArgs, rbac::RbacArgs, render::RenderArgs, status::StatusArgs,
+    suspend::ResumeArgs, suspend::SuspendArgs, validate::ValidateArgs, watch::WatchArgs,
 };
 use crate::config::Config;
 
@@ -58,6 +58,9 @@ pub enum Command {
     Suspend(SuspendArgs),
     /// End a `berth suspend`: berth manages the app again.
     Resume(ResumeArgs),
+    /// Print the namespaced RBAC (a Role and RoleBinding per namespace, nothing cluster-wide)
+    /// berth needs under the daemon config, as YAML for `kubectl apply -f -`.
+    Rbac(RbacArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(CompletionsArgs),
     /// Print the JSON Schema (draft-07) of the app spec format.
@@ -100,6 +103,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
         Command::Resume(args) => with_config(&source, |config| {
             commands::suspend::exec_resume(args, &config, context)
         }),
+        Command::Rbac(args) => with_config(&source, |config| commands::rbac::exec(args, &config)),
         // The two commands that need no config: a broken config file does not stop them.
         Command::Completions(args) => commands::completions::exec(args, &mut Cli::command()),
         Command::Schema => commands::schema::exec(),

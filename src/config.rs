@@ -14,6 +14,10 @@ use toml::Spanned;
 use crate::spec::Diagnostic;
 use crate::spec::names;
 
+mod safety;
+
+use safety::{check_host_path_prefix, check_namespace_pattern, check_service_account_pattern};
+
 /// Validated daemon config.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Config {
@@ -61,6 +65,18 @@ pub struct Safety {
     /// Where the removal ledger lives (a Lease named `berth-removals-<instance>`): the budget's
     /// count and the holds that only a person releases.
     pub namespace: String,
+    /// Namespaces a spec may put an app into: glob patterns (`*` any run of characters, `?` one
+    /// character). The [`SYSTEM_NAMESPACES`] are refused unless named exactly: whoever can commit
+    /// to the config repo must not reach the control plane's own namespaces through `*`.
+    pub namespaces: Vec<String>,
+    /// Directories a `host_path` volume may use, each allowing itself and everything under it
+    /// (whole path components: `/srv` allows `/srv/a`, not `/srvx`). Empty: no `host_path` at
+    /// all, since a host path of `/` hands the node to whoever commits a spec.
+    pub host_path: Vec<String>,
+    /// ServiceAccounts a spec may name: glob patterns over the name, or over `namespace/name`
+    /// when the pattern has a `/`. Empty: only the namespace's `default` account, which is what
+    /// a spec without `service_account` gets anyway.
+    pub service_accounts: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -96,6 +112,9 @@ pub enum DriftMode {
 pub const DEFAULT_INSTANCE: &str = "default";
 pub const DEFAULT_NAMESPACE: &str = "default";
 pub const DEFAULT_MAX_REMOVALS: usize = 2;
+/// Namespaces of the cluster itself (control plane, public cluster info, node heartbeats): a
+/// spec may use one only when `safety.namespaces` names it exactly.
+pub const SYSTEM_NAMESPACES: [&str; 3] = ["kube-system", "kube-public", "kube-node-lease"];
 
 impl Default for Config {
     fn default() -> Config {
@@ -116,6 +135,9 @@ impl Default for Config {
                 max_removals: DEFAULT_MAX_REMOVALS,
                 removal_window: Duration::from_secs(3600),
                 namespace: DEFAULT_NAMESPACE.to_string(),
+                namespaces: vec!["*".to_string()],
+                host_path: Vec::new(),
+                service_accounts: Vec::new(),
             },
             leader_election: LeaderElection {
                 enabled: false,
@@ -159,6 +181,9 @@ struct RawSafety {
     max_removals: Option<Spanned<i64>>,
     removal_window: Option<Spanned<String>>,
     namespace: Option<Spanned<String>>,
+    namespaces: Option<Vec<Spanned<String>>>,
+    host_path: Option<Vec<Spanned<String>>>,
+    service_accounts: Option<Vec<Spanned<String>>>,
 }
 
 #[derive(Deserialize)]
@@ -299,10 +324,13 @@ impl Config {
                 )),
             }
         }
+        // Where the default namespace was set, for the allowlist check at the end.
+        let mut default_namespace_span = None;
         if let Some(d) = raw.defaults {
             if let Some(ns) = d.namespace
                 && let Some(v) = namespace(&mut diags, &ns)
             {
+                default_namespace_span = Some(ns.span());
                 cfg.defaults.namespace = v;
             }
             if let Some(ps) = d.pull_secrets {
@@ -368,6 +396,61 @@ impl Config {
             {
                 cfg.safety.namespace = v;
             }
+            let mut reach = |list: Vec<Spanned<String>>,
+                             check: fn(&str) -> Result<String, String>,
+                             key: &str,
+                             example: &str| {
+                let mut out = Vec::new();
+                for entry in list {
+                    match check(entry.get_ref()) {
+                        Ok(v) => out.push(v),
+                        Err(why) => diags.push(err(
+                            entry.span(),
+                            "safety",
+                            format!("invalid `{key}` entry `{}`", entry.get_ref()),
+                            why,
+                            &format!("e.g. {key} = {example}"),
+                        )),
+                    }
+                }
+                out
+            };
+            if let Some(list) = s.namespaces {
+                cfg.safety.namespaces = reach(
+                    list,
+                    check_namespace_pattern,
+                    "namespaces",
+                    "[\"db\", \"team-*\"]",
+                );
+            }
+            if let Some(list) = s.host_path {
+                cfg.safety.host_path =
+                    reach(list, check_host_path_prefix, "host_path", "[\"/srv/data\"]");
+            }
+            if let Some(list) = s.service_accounts {
+                cfg.safety.service_accounts = reach(
+                    list,
+                    check_service_account_pattern,
+                    "service_accounts",
+                    "[\"mysql\", \"team-a/*\"]",
+                );
+            }
+        }
+        // A default namespace given here must be allowed; the built-in one may be replaced by
+        // `--namespace` (checked there), and otherwise each spec that lands in it says so.
+        if let Some(span) = default_namespace_span
+            && !cfg.safety.allows_namespace(&cfg.defaults.namespace)
+        {
+            diags.push(err(
+                span,
+                "namespace-not-allowed",
+                format!(
+                    "the default namespace `{}` is not allowed by `safety.namespaces`",
+                    cfg.defaults.namespace
+                ),
+                "specs without `namespace` would go there".into(),
+                "set `defaults.namespace` to a namespace `safety.namespaces` allows, or allow it",
+            ));
         }
         if let Some(le) = raw.leader_election {
             let l = &mut cfg.leader_election;
@@ -424,6 +507,11 @@ impl Config {
                 errs.join("; ")
             ));
         }
+        if !self.safety.allows_namespace(namespace) {
+            return Err(format!(
+                "namespace `{namespace}` is not allowed by `safety.namespaces` in the daemon config"
+            ));
+        }
         self.defaults.namespace = namespace.to_string();
         Ok(())
     }
@@ -447,6 +535,15 @@ fn check_instance(s: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(errs.join("; "))
+    }
+}
+
+#[cfg(test)]
+impl Config {
+    /// The config of tests/fixtures/berth.toml, which the fixtures are checked with.
+    pub(crate) fn fixtures() -> Config {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/berth.toml");
+        Config::load(&path).unwrap_or_else(|d| panic!("{d:?}"))
     }
 }
 

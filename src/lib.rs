@@ -6,7 +6,8 @@
 //! - [`commands`]: one file per command, the typed exit and the one place that turns a command's
 //!   outcome into an exit code.
 //! - [`output`]: stdout that a closed pipe does not break, errors on one line.
-//! - [`config`]: the daemon config (instance name, defaults, profile, safety limits), raw → validated.
+//! - [`config`]: the daemon config (instance name, defaults, profile, safety limits and what a
+//!   spec may reach), raw → validated.
 //! - [`spec`]: the TOML app spec: raw serde types with spans, validation into [`spec::App`],
 //!   loading a directory (broken files and directories protect their apps).
 //! - [`labels`]: every label and annotation key berth reads or writes; ownership and identity.

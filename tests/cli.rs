@@ -14,9 +14,11 @@ fn berth(args: &[&str]) -> Output {
 
 fn berth_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_berth"));
+    // The fixtures' config: the valid fixtures use a host path and a ServiceAccount that the
+    // default `[safety]` lists refuse.
     cmd.args(args)
         .current_dir(root())
-        .env_remove("BERTH_CONFIG")
+        .env("BERTH_CONFIG", "tests/fixtures/berth.toml")
         .env_remove("NO_COLOR");
     for (k, v) in env {
         cmd.env(k, v);
@@ -741,4 +743,32 @@ fn a_kubeconfig_that_skips_tls_verification_is_warned_about_once() {
     let warning = "warning: the kubeconfig's cluster lab skips TLS verification \
                    (insecure-skip-tls-verify); berth cannot tell the API server from an impostor";
     assert_eq!(err.matches(warning).count(), 1, "{err}");
+}
+
+#[test]
+fn rbac_prints_namespaced_roles_and_refuses_a_namespace_the_config_does_not_allow() {
+    let o = berth(&[
+        "--config",
+        "config/berth.toml",
+        "rbac",
+        "--app-namespace",
+        "db",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let yaml = stdout(&o);
+    assert!(
+        yaml.contains("kind: Role\n") && yaml.contains("namespace: db\n"),
+        "{yaml}"
+    );
+    assert!(
+        !yaml.contains("ClusterRole"),
+        "nothing cluster-wide:\n{yaml}"
+    );
+    let o = berth(&["rbac", "--app-namespace", "kube-system"]);
+    assert_eq!(code(&o), 2);
+    assert!(
+        stderr(&o).contains("`kube-system` is not allowed by `safety.namespaces`"),
+        "{}",
+        stderr(&o)
+    );
 }

@@ -718,9 +718,11 @@ async fn every_fixture_and_example_shape_converges_to_a_clean_diff() {
     ] {
         let (ns, specs) = setup(prefix).await;
         copy_specs_into(from, &specs, &mut free_ports);
-        let run = berth(&ns, &["apply", "--yes", specs.path()]).await;
+        // The fixtures' config allows the host path and ServiceAccount they use.
+        let config = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/berth.toml");
+        let run = berth(&ns, &["--config", config, "apply", "--yes", specs.path()]).await;
         run.expect_code(0);
-        let diff = berth(&ns, &["diff", specs.path()]).await;
+        let diff = berth(&ns, &["--config", config, "diff", specs.path()]).await;
         diff.expect_code(0);
         assert!(diff.stdout.contains("app(s) unchanged"), "{}", diff.stdout);
         ns.cleanup().await;

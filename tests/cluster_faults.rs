@@ -19,6 +19,45 @@ use support::{Run, TestNamespace, berth_with_env, ensure_rbac, pod_ready, simple
 
 const TIMEOUT: Duration = Duration::from_secs(120);
 
+/// Names the seed of the random kill point, to rerun a failure at the same point
+/// (`cargo xtask test` and `cargo xtask soak` set it, and print it, for each run).
+const KILL_SEED_ENV: &str = "BERTH_KILL_SEED";
+
+/// The seed (from [`KILL_SEED_ENV`], else the clock) and the kill point it gives: 1..=`max`.
+fn kill_point(max: usize) -> (u64, usize) {
+    let seed = std::env::var(KILL_SEED_ENV)
+        .ok()
+        .map(|s| {
+            s.parse()
+                .unwrap_or_else(|_| panic!("{KILL_SEED_ENV}={s} is not a whole number"))
+        })
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or_default()
+        });
+    (seed, kill_point_of(seed, max))
+}
+
+/// The kill point of `seed`, 1..=`max`: splitmix64, so that consecutive seeds (clock readings)
+/// still spread over the whole range.
+fn kill_point_of(seed: u64, max: usize) -> usize {
+    let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    1 + (z % max as u64) as usize
+}
+
+#[test]
+fn a_kill_point_is_reproducible_from_its_seed_and_seeds_spread() {
+    assert_eq!(kill_point_of(42, 30), kill_point_of(42, 30));
+    let points: BTreeSet<usize> = (0..200).map(|seed| kill_point_of(seed, 30)).collect();
+    assert!(points.iter().all(|p| (1..=30).contains(p)), "{points:?}");
+    assert!(points.len() >= 25, "consecutive seeds spread: {points:?}");
+}
+
 async fn setup(cluster: &FaultCluster, prefix: &str) -> (TestNamespace, tempfile::TempDir) {
     let client = cluster.admin_client().await;
     ensure_rbac(&client).await;
@@ -102,17 +141,12 @@ async fn an_apply_cut_by_an_apiserver_crash_converges_after_the_restart() {
             )
         })
     };
-    // Kill the API server as soon as the first StatefulSet is there: mid-apply. The soak
-    // (`cargo xtask soak`) kills it at a different point of the apply each round.
-    let kill_after = if std::env::var_os("BERTH_SOAK").is_some() {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos() as usize)
-            .unwrap_or_default();
-        1 + nanos % (APPS / 2)
-    } else {
-        1
-    };
+    // Kill the API server mid-apply, once a seeded random number of StatefulSets exist: each run
+    // (and each soak round) tries another point, and a failure names its seed for a rerun.
+    let (seed, kill_after) = kill_point(APPS / 2);
+    println!(
+        "kill point: after {kill_after} StatefulSet(s), seed {seed} (rerun with {KILL_SEED_ENV}={seed})"
+    );
     let statefulsets = ns.api::<StatefulSet>();
     let deadline = Instant::now() + TIMEOUT;
     loop {
@@ -134,7 +168,11 @@ async fn an_apply_cut_by_an_apiserver_crash_converges_after_the_restart() {
         "berth apply ended {:.1}s after the API server died, exit {code:?}:\n{stderr}",
         killed_at.elapsed().as_secs_f64()
     );
-    assert_ne!(code, Some(0), "the apply cannot have finished: {stderr}");
+    assert_ne!(
+        code,
+        Some(0),
+        "the apply cannot have finished ({KILL_SEED_ENV}={seed}): {stderr}"
+    );
     assert!(
         stderr.contains("connection") || stderr.contains("connect error"),
         "the error says the connection failed: {stderr}"
@@ -160,7 +198,9 @@ async fn an_apply_cut_by_an_apiserver_crash_converges_after_the_restart() {
     cluster.start("kube-apiserver");
 
     let created_before = names::<StatefulSet>(&ns).await.len();
-    println!("the API server was killed once {kill_after} StatefulSet(s) existed");
+    println!(
+        "the API server was killed once {kill_after} StatefulSet(s) existed ({KILL_SEED_ENV}={seed})"
+    );
     let rerun = berth(
         &cluster,
         &ns,

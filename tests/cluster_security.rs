@@ -18,8 +18,8 @@ use kube::api::{DeleteParams, PostParams};
 
 use support::daemon::{Daemon, write_atomic};
 use support::{
-    Specs, TestNamespace, berth, berth_kubeconfig, ensure_rbac, simple_app, statefulset_identity,
-    wait_for,
+    Specs, TestNamespace, berth, berth_kubeconfig, ensure_rbac, grant_namespace_to, simple_app,
+    statefulset_identity, wait_for,
 };
 
 const TIMEOUT: Duration = Duration::from_secs(60);
@@ -198,6 +198,13 @@ async fn token_kubeconfig(ns: &TestNamespace, out: &Path) -> String {
         .create(&PostParams::default(), &binding)
         .await
         .expect("bind the ServiceAccount to berth's role");
+    // And the per-namespace part of the shipped role (pods, Leases), as for the `berth` user.
+    grant_namespace_to(
+        &ns.client,
+        &ns.name,
+        &[serde_json::json!({"kind": "ServiceAccount", "name": "berth-token", "namespace": ns.name})],
+    )
+    .await;
     let request: TokenRequest = serde_json::from_value(serde_json::json!({
         "spec": {"audiences": [], "expirationSeconds": 3600}
     }))

@@ -48,14 +48,20 @@ async fn importing_applied_fixtures_gives_specs_whose_diff_is_a_no_op() {
     ] {
         specs.write(file, &fixture(&format!("tests/fixtures/valid/{file}")));
     }
-    berth(&ns, &["apply", "--yes", specs.path()])
+    // The fixtures' config allows the host path and ServiceAccount they use.
+    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/berth.toml");
+    berth(&ns, &["--config", config, "apply", "--yes", specs.path()])
         .await
         .expect_code(0);
 
     let imported = tempfile::tempdir().expect("temp dir");
     let out = imported.path().join("apps");
     let out = out.to_str().expect("utf-8 path");
-    let run = berth(&ns, &["import", "-n", &ns.name, "-o", out]).await;
+    let run = berth(
+        &ns,
+        &["--config", config, "import", "-n", &ns.name, "-o", out],
+    )
+    .await;
     run.expect_code(0);
     let mut written: Vec<String> = std::fs::read_dir(out)
         .expect("import wrote a directory")
@@ -82,7 +88,7 @@ async fn importing_applied_fixtures_gives_specs_whose_diff_is_a_no_op() {
     // berth's own objects hold nothing a spec cannot say.
     assert!(!run.stderr.contains("warning:"), "{}", run.stderr);
 
-    let diff = berth(&ns, &["diff", out]).await;
+    let diff = berth(&ns, &["--config", config, "diff", out]).await;
     diff.expect_code(0);
     assert!(
         diff.stdout.contains("8 app(s) unchanged"),

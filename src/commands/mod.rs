@@ -3,7 +3,7 @@
 //! command's outcome into one ([`exit_code`]), stdout that a closed pipe does not break
 //! ([`print`]), the tokio runtime, the config with the command-line overrides, `--output`.
 //!
-//! - [`validate`], [`render`], [`schema`], [`completions`]: need no cluster.
+//! - [`validate`], [`render`], [`schema`], [`completions`], [`rbac`]: need no cluster.
 //! - [`diff`], [`apply`]: plan the spec directory against the cluster; apply carries it out.
 //! - [`status`]: one line per app; [`import`]: live objects → specs; [`watch`]: the daemon.
 //! - [`suspend`]: `berth suspend` / `berth resume`, the incident hold on one app.
@@ -12,6 +12,7 @@ pub mod apply;
 pub mod completions;
 pub mod diff;
 pub mod import;
+pub mod rbac;
 pub mod render;
 pub mod schema;
 pub mod status;

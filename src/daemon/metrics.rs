@@ -73,6 +73,8 @@ pub struct Metrics {
     last_success: Gauge<f64, AtomicU64>,
     /// `berth_leader`: 1 while this process may write (always without leader election).
     leader: Gauge,
+    /// `berth_git_lock_wait_seconds`: how long the pending reload has waited for git.
+    git_lock_wait: Gauge<f64, AtomicU64>,
 }
 
 impl Metrics {
@@ -148,6 +150,13 @@ impl Metrics {
             leader.clone(),
         );
         leader.set(1);
+        let git_lock_wait = Gauge::<f64, AtomicU64>::default();
+        registry.register_with_unit(
+            "berth_git_lock_wait",
+            "How long the pending reload of the spec directory has waited for git's .git/index.lock to go; 0 when none waits",
+            Unit::Seconds,
+            git_lock_wait.clone(),
+        );
 
         for state in app_states() {
             apps.get_or_create(&StateLabel {
@@ -175,6 +184,7 @@ impl Metrics {
             retained_pvcs,
             last_success,
             leader,
+            git_lock_wait,
         })
     }
 
@@ -282,6 +292,11 @@ impl Metrics {
     }
 
     /// The registry in the OpenMetrics text format, ending with `# EOF`.
+    /// Sets `berth_git_lock_wait_seconds` (0 once the reload has happened).
+    pub fn set_git_lock_wait(&self, seconds: f64) {
+        self.git_lock_wait.set(seconds);
+    }
+
     pub fn encode(&self) -> String {
         let mut out = String::new();
         // Writing into a String cannot fail, and the registry holds only well-formed metrics;

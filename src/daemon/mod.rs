@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod app_state;
+mod git_wait;
 pub mod leader;
 pub mod metrics;
 pub mod notifications;

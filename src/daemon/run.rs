@@ -20,15 +20,19 @@ use tracing::{error, info, warn};
 
 use super::admin::{self, Health};
 use super::app_state::AppState;
+use super::git_wait::{GitCheck, GitWait};
 use super::metrics::Metrics;
 use super::queue::WorkQueue;
-use super::reload;
 use super::spec_watcher::{self, RescanReason, WatchEvent, WatchOptions};
 use super::systemd::Systemd;
-use crate::cluster::{Cluster, OwnedCache, head_commit};
+use crate::cluster::{Cluster, OwnedCache};
 use crate::config::Config;
-use crate::spec::{AppKey, LoadError, Loaded, SpecCache, load_dir_cached};
+use crate::spec::{AppKey, Loaded, SpecCache};
 use reconcile::worker;
+
+mod specs;
+
+use specs::{reload, reload_unless_git_busy};
 
 /// How the daemon runs, from the command line.
 #[derive(Debug, Clone)]
@@ -260,11 +264,21 @@ pub async fn run(
         }
     }
 
-    // The first full sync: every app in the directory and every app in the cluster.
-    let first: BTreeSet<AppKey> = match reload(&shared, &shutdown).await {
-        Some(_) => all_keys(&shared),
-        None => shared.cache.keys(),
+    // The first full sync: every app in the directory and every app in the cluster. While git
+    // is mid-checkout nothing is queued (an app whose spec is unread would look removed): the
+    // loop runs, and the first sync starts once git is done.
+    let mut git_wait = GitWait::default();
+    let first: BTreeSet<AppKey> = if spec_watcher::git_busy(&options.dir) {
+        info!("git is updating the checkout; the first sync waits for whole commits");
+        git_wait.defer(true);
+        BTreeSet::new()
+    } else {
+        match reload(&shared).await {
+            Some(_) => all_keys(&shared),
+            None => shared.cache.keys(),
+        }
     };
+    let mut first_sync_waits = git_wait.waiting();
     for key in &first {
         shared.queue.add(key.clone());
     }
@@ -281,7 +295,7 @@ pub async fn run(
         systemd.ready(&status);
         info!(status = %status, "first full sync done");
     };
-    if first_pending.is_empty() {
+    if first_pending.is_empty() && !first_sync_waits {
         mark_ready(&shared);
     }
 
@@ -290,10 +304,54 @@ pub async fn run(
             _ = shutdown.cancelled() => break,
             Some(WatchEvent::Rescan { reason }) = file_events.recv() => {
                 info!(reason = %reason, "rescanning the spec directory");
-                if let Some(keys) = reload(&shared, &shutdown).await {
-                    let keys = if reason == RescanReason::Resync { all_keys(&shared) } else { keys };
+                let all = reason == RescanReason::Resync;
+                if let Some(keys) = reload_unless_git_busy(&shared, &mut git_wait, all).await {
+                    let keys = if all { all_keys(&shared) } else { keys };
                     for key in keys {
                         shared.queue.add(key);
+                    }
+                }
+            }
+            () = git_wait.tick() => {
+                match git_wait.check(spec_watcher::git_busy(&shared.options.dir)) {
+                    GitCheck::Waiting { waited, past_bound } => {
+                        shared.metrics.set_git_lock_wait(waited.as_secs_f64());
+                        if past_bound {
+                            let message = format!(
+                                "waiting {}s for git: .git/index.lock is still there; if no git process is running, remove it",
+                                waited.as_secs()
+                            );
+                            warn!(dir = %shared.options.dir.display(), "{message}");
+                            health.set_ready(false);
+                            systemd.status(&message);
+                        }
+                    }
+                    GitCheck::Idle { all, was_reported } => {
+                        shared.metrics.set_git_lock_wait(0.0);
+                        info!("git is done; reading the spec directory");
+                        let loaded = reload(&shared).await;
+                        if first_sync_waits {
+                            first_sync_waits = false;
+                            first_pending = match loaded {
+                                Some(_) => all_keys(&shared),
+                                None => shared.cache.keys(),
+                            };
+                            for key in &first_pending {
+                                shared.queue.add(key.clone());
+                            }
+                            if first_pending.is_empty() {
+                                mark_ready(&shared);
+                            }
+                        } else {
+                            let keys = if all { Some(all_keys(&shared)) } else { loaded };
+                            for key in keys.into_iter().flatten() {
+                                shared.queue.add(key);
+                            }
+                            if was_reported {
+                                health.set_ready(true);
+                                systemd.status(&shared.status_line());
+                            }
+                        }
                     }
                 }
             }
@@ -328,7 +386,7 @@ pub async fn run(
                 systemd.reloading();
                 info!("daemon config reloaded");
                 *shared.config.write().unwrap_or_else(|p| p.into_inner()) = *config;
-                let _ = reload(&shared, &shutdown).await;
+                let _ = reload_unless_git_busy(&shared, &mut git_wait, true).await;
                 for key in all_keys(&shared) {
                     shared.queue.add(key);
                 }
@@ -398,87 +456,6 @@ fn all_keys(shared: &Shared) -> BTreeSet<AppKey> {
             .map(|a| AppKey::new(a.namespace.clone(), a.name.clone())),
     );
     keys
-}
-
-/// Reloads the directory (waiting while git is mid-checkout) and returns the apps whose spec
-/// changed, appeared, disappeared or broke. None when the directory cannot be read at all: then
-/// the previous specs stay in force and nothing is queued.
-async fn reload(shared: &Shared, shutdown: &CancellationToken) -> Option<BTreeSet<AppKey>> {
-    let dir = shared.options.dir.clone();
-    if spec_watcher::git_busy(&dir) {
-        info!("git is updating the checkout; waiting for whole commits");
-        spec_watcher::wait_git_idle(&dir, shutdown).await;
-    }
-    let config = shared
-        .config
-        .read()
-        .unwrap_or_else(|p| p.into_inner())
-        .clone();
-    let mut cache =
-        std::mem::take(&mut *shared.spec_cache.lock().unwrap_or_else(|p| p.into_inner()));
-    let result = tokio::task::spawn_blocking(move || {
-        let loaded = load_dir_cached(&dir, &config, &mut cache);
-        (loaded, cache)
-    })
-    .await;
-    let loaded = match result.map(|(loaded, cache)| {
-        *shared.spec_cache.lock().unwrap_or_else(|p| p.into_inner()) = cache;
-        loaded
-    }) {
-        Ok(Ok(loaded)) => loaded,
-        Ok(Err(err @ LoadError::Missing { .. })) => {
-            error!(error = %err, "the spec directory is missing; nothing is changed until it is back");
-            return None;
-        }
-        Ok(Err(err)) => {
-            error!(error = %crate::output::error_chain(&err), "cannot read the spec directory");
-            return None;
-        }
-        Err(err) => {
-            error!(error = %err, "loading the spec directory failed");
-            return None;
-        }
-    };
-    report_spec_errors(shared, &loaded);
-    let commit = head_commit(&shared.options.dir);
-    if let Some(c) = &commit {
-        info!(commit = %c, apps = loaded.apps.len(), "specs loaded");
-    }
-    *shared.commit.write().unwrap_or_else(|p| p.into_inner()) = commit;
-
-    let old = shared
-        .specs
-        .read()
-        .unwrap_or_else(|p| p.into_inner())
-        .clone();
-    let delta = reload::compare(&old, &loaded, &shared.cache.keys());
-    {
-        let mut arrivals = shared.arrivals.lock().unwrap_or_else(|p| p.into_inner());
-        arrivals.retain(|key, _| !delta.present.contains(key));
-        arrivals.extend(delta.moves);
-    }
-    shared
-        .metrics
-        .set_pending_removals(delta.pending_removals as i64);
-    let changed = delta.changed;
-    *shared.specs.write().unwrap_or_else(|p| p.into_inner()) = loaded;
-    Some(changed)
-}
-
-fn report_spec_errors(shared: &Shared, loaded: &Loaded) {
-    let mut per_file: BTreeMap<String, i64> = BTreeMap::new();
-    for d in loaded.diagnostics.iter().filter(|d| d.is_error()) {
-        *per_file.entry(d.path.display().to_string()).or_default() += 1;
-    }
-    for d in loaded.diagnostics.iter() {
-        if d.is_error() {
-            error!(file = %d.path.display(), diagnostic = %d.render(false), "spec error; its app is left as it is");
-        } else {
-            warn!(file = %d.path.display(), diagnostic = %d.render(false), "spec warning");
-        }
-    }
-    let list: Vec<(String, i64)> = per_file.into_iter().collect();
-    shared.metrics.set_spec_errors(&list);
 }
 
 /// The spec directory to watch: the command line's, else the config's (relative to the config

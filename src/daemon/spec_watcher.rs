@@ -242,7 +242,8 @@ pub fn is_spec_event_path(path: &Path) -> bool {
 }
 
 /// True while `.git/index.lock` exists in the git checkout containing `dir`: git is in the
-/// middle of changing the tree, and reading it now could mix two commits.
+/// middle of changing the tree, and reading it now could mix two commits. The daemon waits for
+/// it beside its main loop (`git_wait.rs`).
 ///
 /// Walks up from the resolved `dir` to the first `.git`. A `.git` *file* (worktrees, git-sync)
 /// points at the real git directory with a `gitdir:` line. Anything unreadable counts as not
@@ -283,31 +284,6 @@ fn gitdir_from_file(dot_git: &Path) -> Option<PathBuf> {
     } else {
         dot_git.parent()?.join(target)
     })
-}
-
-/// How often [`wait_git_idle`] looks at the lock.
-const GIT_POLL: Duration = Duration::from_millis(50);
-/// After this long a lock is probably stale (git killed mid-checkout); worth a warning.
-const GIT_STALE_WARNING: Duration = Duration::from_secs(30);
-
-/// Wait until [`git_busy`] is false, or `shutdown` is cancelled.
-pub async fn wait_git_idle(dir: &Path, shutdown: &CancellationToken) {
-    let started = tokio::time::Instant::now();
-    let mut warned = false;
-    while git_busy(dir) {
-        if !warned && started.elapsed() >= GIT_STALE_WARNING {
-            warn!(
-                dir = %dir.display(),
-                waited_s = started.elapsed().as_secs(),
-                "git index.lock still present; if no git process is running, remove the stale lock"
-            );
-            warned = true;
-        }
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            () = tokio::time::sleep(GIT_POLL) => {}
-        }
-    }
 }
 
 // Signal bits set by the notify thread and taken by the task.

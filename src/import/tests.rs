@@ -68,7 +68,7 @@ fn specs() -> Vec<(String, String)> {
 /// for the original (compared after stripping server defaults), with nothing to note.
 #[test]
 fn every_fixture_and_example_round_trips_through_import() {
-    let config = Config::default();
+    let config = Config::fixtures();
     for (file, text) in specs() {
         let app = check(&file, &text, &config);
         let ctx = RenderContext::new(&config.instance, &app);
@@ -101,7 +101,7 @@ fn every_fixture_and_example_round_trips_through_import() {
 
 #[test]
 fn only_fields_that_differ_from_the_defaults_are_written() {
-    let config = Config::default();
+    let config = Config::fixtures();
     let app = check(
         "web.toml",
         "[containers.web]\nimage = \"nginx:1.27\"\n",
@@ -128,7 +128,7 @@ fn only_fields_that_differ_from_the_defaults_are_written() {
 /// as spec fields.
 #[test]
 fn server_defaults_do_not_become_spec_fields() {
-    let config = Config::default();
+    let config = Config::fixtures();
     let app = check(
         "web.toml",
         "[containers.web]\nimage = \"nginx:1.27\"\nliveness = { tcp = 80 }\n",
@@ -187,7 +187,7 @@ fn server_defaults_do_not_become_spec_fields() {
 /// spec has no spelling for.
 #[test]
 fn a_hand_written_statefulset_is_imported_for_adoption_with_the_recreate_explained() {
-    let config = Config::default();
+    let config = Config::fixtures();
     let sts = json!({
         "apiVersion": "apps/v1", "kind": "StatefulSet",
         "metadata": {"name": "nginx", "namespace": "default", "labels": {"app": "nginx"}},
@@ -291,7 +291,7 @@ fn ownership_needs_both_the_managed_by_and_the_instance_label() {
 /// (LoadBalancer) or the spec chose them (NodePort), imported with or without
 /// `--keep-node-ports`.
 fn import_node_ports(kind: &str, keep_node_ports: bool) -> super::Imported {
-    let config = Config::default();
+    let config = Config::fixtures();
     let node_port = if kind == "NodePort" {
         ", node_port = 30306"
     } else {
@@ -356,7 +356,7 @@ fn a_loadbalancer_service_leaves_its_allocated_node_ports_out() {
         "{}",
         imported.text
     );
-    check("db.toml", &imported.text, &Config::default());
+    check("db.toml", &imported.text, &Config::fixtures());
 }
 
 #[test]

@@ -77,8 +77,9 @@ pub const MASK: &str = "***";
 /// One list of secret-looking names for diffs, summaries and diagnostics.
 pub use crate::spec::secret::looks_secret;
 
-/// Replaces literal env values with secret-looking names in every container and init container
-/// of a StatefulSet (other kinds are returned unchanged).
+/// Replaces literal env values with secret-looking names, credentials inside URLs in the other
+/// env values, and the secrets `command` and `args` carry (`spec::secret`), in every container
+/// and init container of a StatefulSet (other kinds are returned unchanged).
 pub fn mask(object: &Value) -> Value {
     let mut obj = object.clone();
     let Some(pod) = obj
@@ -92,19 +93,27 @@ pub fn mask(object: &Value) -> Value {
         let Some(containers) = pod.get_mut(list).and_then(Value::as_array_mut) else {
             continue;
         };
-        for env in containers
-            .iter_mut()
-            .filter_map(|c| c.get_mut("env"))
-            .filter_map(Value::as_array_mut)
-        {
+        for container in containers.iter_mut() {
+            for key in ["command", "args"] {
+                if let Some(args) = container.get_mut(key).and_then(Value::as_array_mut) {
+                    crate::spec::secret::mask_args(args);
+                }
+            }
+            let Some(env) = container.get_mut("env").and_then(Value::as_array_mut) else {
+                continue;
+            };
             for var in env.iter_mut().filter_map(Value::as_object_mut) {
                 let secret = var
                     .get("name")
                     .and_then(Value::as_str)
                     .is_some_and(looks_secret);
-                if secret && var.contains_key("value") {
-                    var.insert("value".into(), Value::String(MASK.into()));
-                }
+                let masked = match var.get("value").and_then(Value::as_str) {
+                    Some(_) if secret => MASK.to_string(),
+                    // Any other value may still carry a URL with credentials.
+                    Some(value) => crate::spec::secret::mask_text(value),
+                    None => continue,
+                };
+                var.insert("value".into(), Value::String(masked));
             }
         }
     }
@@ -162,6 +171,26 @@ mod tests {
             masked["spec"]["template"]["spec"]["initContainers"][0]["env"][0]["value"],
             MASK
         );
+        assert!(
+            !serde_json::to_string(&masked)
+                .unwrap_or_default()
+                .contains("hunter2")
+        );
+    }
+
+    #[test]
+    fn secrets_in_command_args_and_urls_are_masked() {
+        let sts = json!({"spec": {"template": {"spec": {
+            "containers": [{"name": "db",
+                "command": ["sh", "-c", "PGPASSWORD=hunter2 psql"],
+                "args": ["--password", "hunter2", "--port=5432"],
+                "env": [{"name": "DATABASE_URL", "value": "postgres://app:hunter2@db/app"}]}]
+        }}}});
+        let masked = mask(&sts);
+        let c = &masked["spec"]["template"]["spec"]["containers"][0];
+        assert_eq!(c["command"], json!(["sh", "-c", "PGPASSWORD=*** psql"]));
+        assert_eq!(c["args"], json!(["--password", "***", "--port=5432"]));
+        assert_eq!(c["env"][0]["value"], "postgres://app:***@db/app");
         assert!(
             !serde_json::to_string(&masked)
                 .unwrap_or_default()

@@ -15,7 +15,7 @@ use crate::spec::{App, check_source};
 const COMMIT: &str = "4b825dc642cb6eb9a060e54bf8d69288fbee4904";
 
 fn app_from(text: &str, file: &str) -> App {
-    let c = check_source(Path::new(file), Path::new(file), text, &Config::default());
+    let c = check_source(Path::new(file), Path::new(file), text, &Config::fixtures());
     c.app.unwrap_or_else(|| panic!("{:?}", c.diagnostics))
 }
 
@@ -355,7 +355,7 @@ fn valid_fixture_yaml() {
         let text = std::fs::read_to_string(path).unwrap_or_default();
         let file = Path::new(path.file_name().unwrap_or_default());
         let rel = path.strip_prefix(root).unwrap_or(path);
-        let checked = check_source(rel, file, &text, &Config::default());
+        let checked = check_source(rel, file, &text, &Config::fixtures());
         assert!(
             checked.diagnostics.iter().all(|d| !d.is_error()),
             "{:?}",

@@ -23,7 +23,7 @@ fn check_with(text: &str, config: &Config) -> Checked {
 }
 
 fn check(text: &str) -> Checked {
-    check_with(text, &Config::default())
+    check_with(text, &Config::fixtures())
 }
 
 /// Rules of the errors, in report order.

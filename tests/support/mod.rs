@@ -57,6 +57,7 @@ impl TestNamespace {
             .create(&PostParams::default(), &ns)
             .await
             .expect("create the test namespace");
+        grant_namespace(&client, &name).await;
         TestNamespace { name, client }
     }
 
@@ -97,32 +98,68 @@ where
     }
 }
 
+/// The documents of config/rbac.yaml.
+fn rbac_docs() -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/rbac.yaml"))
+        .expect("config/rbac.yaml");
+    serde_saphyr::from_multiple(&text).expect("rbac.yaml parses")
+}
+
+/// Server-side applies one RBAC object as admin, in its own namespace when it has one.
+async fn apply_rbac_doc(client: &kube::Client, doc: &serde_json::Value) {
+    use kube::api::{ApiResource, DynamicObject, Patch, PatchParams};
+    let kind = doc["kind"].as_str().expect("kind").to_string();
+    let name = doc["metadata"]["name"].as_str().expect("name").to_string();
+    let resource = ApiResource {
+        group: "rbac.authorization.k8s.io".into(),
+        version: "v1".into(),
+        api_version: "rbac.authorization.k8s.io/v1".into(),
+        kind: kind.clone(),
+        plural: format!("{}s", kind.to_lowercase()),
+    };
+    let api: Api<DynamicObject> = match doc["metadata"]["namespace"].as_str() {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
+        None => Api::all_with(client.clone(), &resource),
+    };
+    api.patch(
+        &name,
+        &PatchParams::apply("berth-tests").force(),
+        &Patch::Apply(doc),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("applying {kind} {name}: {e}"));
+}
+
 /// Applies config/rbac.yaml as admin (idempotent), so the `berth` user of
 /// BERTH_TEST_KUBECONFIG has exactly the rights the shipped role grants.
 pub async fn ensure_rbac(client: &kube::Client) {
-    use kube::api::{ApiResource, DynamicObject, Patch, PatchParams};
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/rbac.yaml"))
-        .expect("config/rbac.yaml");
-    let docs: Vec<serde_json::Value> =
-        serde_saphyr::from_multiple(&text).expect("rbac.yaml parses");
-    for doc in docs {
-        let kind = doc["kind"].as_str().expect("kind").to_string();
-        let name = doc["metadata"]["name"].as_str().expect("name").to_string();
-        let resource = ApiResource {
-            group: "rbac.authorization.k8s.io".into(),
-            version: "v1".into(),
-            api_version: "rbac.authorization.k8s.io/v1".into(),
-            kind: kind.clone(),
-            plural: format!("{}s", kind.to_lowercase()),
-        };
-        let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
-        api.patch(
-            &name,
-            &PatchParams::apply("berth-tests").force(),
-            &Patch::Apply(&doc),
-        )
-        .await
-        .unwrap_or_else(|e| panic!("applying {kind} {name}: {e}"));
+    for doc in rbac_docs() {
+        apply_rbac_doc(client, &doc).await;
+    }
+}
+
+/// Gives `namespace` what config/rbac.yaml gives `default`, the shipped file's namespace where
+/// berth runs apps and keeps its Leases: every test namespace is both (specs go there, and the
+/// leader election tests put their lease there). Done for every test namespace, because the
+/// shipped role lets berth write pods and Leases only where such a binding exists.
+pub async fn grant_namespace(client: &kube::Client, namespace: &str) {
+    grant_namespace_to(client, namespace, &[]).await;
+}
+
+/// Like [`grant_namespace`], binding `extra_subjects` (RBAC subjects) as well as the `berth` user.
+pub async fn grant_namespace_to(
+    client: &kube::Client,
+    namespace: &str,
+    extra_subjects: &[serde_json::Value],
+) {
+    for mut doc in rbac_docs() {
+        if doc["metadata"]["namespace"].is_string() {
+            doc["metadata"]["namespace"] = serde_json::Value::String(namespace.to_string());
+            if let Some(subjects) = doc.get_mut("subjects").and_then(|s| s.as_array_mut()) {
+                subjects.extend(extra_subjects.iter().cloned());
+            }
+            apply_rbac_doc(client, &doc).await;
+        }
     }
 }
 

@@ -41,7 +41,14 @@ pub fn test(root: &Path, filter: &[&str]) -> Result<()> {
     let mut integration = vec!["test", "--workspace"];
     integration.extend(filter);
     integration.extend(["--", "--ignored"]);
-    let result = cluster_tests(root, &layout, &integration, &[], &mut counts);
+    let seed = kill_seed();
+    let result = cluster_tests(
+        root,
+        &layout,
+        &integration,
+        &[(KILL_SEED_ENV, seed.as_ref())],
+        &mut counts,
+    );
     finish_clusters(root, &layout, we_started, result.is_err())?;
     result.context("integration tests against the local control plane failed")?;
     println!(
@@ -77,6 +84,7 @@ pub fn soak(root: &Path, args: &[&str]) -> Result<()> {
     let mut result = Ok(());
     for round in 1..=rounds {
         println!("soak: round {round} of {rounds}");
+        let seed = kill_seed();
         result = cluster_tests(
             root,
             &layout,
@@ -93,7 +101,7 @@ pub fn soak(root: &Path, args: &[&str]) -> Result<()> {
                 "--",
                 "--ignored",
             ],
-            &[("BERTH_SOAK", "1".as_ref())],
+            &[("BERTH_SOAK", "1".as_ref()), (KILL_SEED_ENV, seed.as_ref())],
             &mut counts,
         );
         if result.is_err() {
@@ -109,6 +117,24 @@ pub fn soak(root: &Path, args: &[&str]) -> Result<()> {
         counts.failed
     );
     Ok(())
+}
+
+/// The environment variable that seeds the point at which the fault tests kill the API server
+/// in the middle of an apply (tests/cluster_faults.rs).
+const KILL_SEED_ENV: &str = "BERTH_KILL_SEED";
+
+/// A seed for the fault tests' kill point: the one given in BERTH_KILL_SEED (to rerun a failure
+/// at the same point), else a new one. Printed, so that any run can be repeated.
+fn kill_seed() -> String {
+    let seed = std::env::var(KILL_SEED_ENV).unwrap_or_else(|_| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or_default()
+            .to_string()
+    });
+    println!("fault tests: kill point seed {seed} (rerun with {KILL_SEED_ENV}={seed})");
+    seed
 }
 
 /// `cargo test` against the running control plane: the tests find the cluster in KUBECONFIG,

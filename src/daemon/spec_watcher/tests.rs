@@ -380,33 +380,3 @@ fn git_busy_reads_gitdir_files() -> TestResult {
     assert!(git_busy(&absolute));
     Ok(())
 }
-
-#[tokio::test]
-async fn wait_git_idle_returns_when_the_lock_goes_or_on_shutdown() -> TestResult {
-    let repo = tempfile::tempdir()?;
-    fs::create_dir(repo.path().join(".git"))?;
-    let lock = repo.path().join(".git/index.lock");
-    write(&lock, "");
-    let token = CancellationToken::new();
-
-    let remover = {
-        let lock = lock.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(150)).await;
-            fs::remove_file(lock).expect("remove the lock");
-        })
-    };
-    timeout(EXPECT, wait_git_idle(repo.path(), &token))
-        .await
-        .expect("returns once the lock is gone");
-    remover.await?;
-
-    write(&lock, "");
-    let still_busy = timeout(QUIET, wait_git_idle(repo.path(), &token)).await;
-    assert!(still_busy.is_err(), "returned while the lock exists");
-    token.cancel();
-    timeout(EXPECT, wait_git_idle(repo.path(), &token))
-        .await
-        .expect("returns on shutdown");
-    Ok(())
-}

@@ -19,11 +19,14 @@
 //! - `security.rs`: pod and container security, and the `security = "restricted"` preset.
 //! - `scheduling.rs`: tolerations, node affinity, preferred anti-affinity, topology spread.
 //! - `set.rs`: the StatefulSet's and the Services' own settings (min_ready, start_ordinal, …).
+//! - `reach.rs`: what the daemon config's `[safety]` lists let a spec reach (namespace, host
+//!   paths, ServiceAccount).
 
 mod actions;
 mod containers;
 mod meta;
 mod probes;
+mod reach;
 mod scheduling;
 mod security;
 mod service;
@@ -165,6 +168,7 @@ fn build(cx: &mut Ctx<'_>, raw: &RawApp) -> App {
         }
         None => config.defaults.namespace.clone(),
     };
+    reach::reach(cx, raw, &namespace);
 
     let after = dependencies(cx, raw.after.as_ref(), &namespace, &name);
 
