@@ -4,10 +4,13 @@
 
 mod support;
 
+use std::time::Duration;
+
 use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::events::v1::Event;
-use kube::api::ListParams;
-use support::{Specs, TestNamespace, berth, ensure_rbac};
+use kube::api::{DeleteParams, ListParams};
+use support::{Specs, TestNamespace, berth, ensure_rbac, wait_for};
 
 /// A ZooKeeper that the scheduler can place (`cpu` 100m) or cannot (`cpu` 1000).
 fn zookeeper(cpu: &str) -> String {
@@ -76,11 +79,37 @@ async fn an_app_waits_for_the_apps_it_names_and_is_removed_before_them() {
         "kafka was created before zookeeper was healthy"
     );
 
-    // ZooKeeper fixed: it is updated, becomes healthy, then Kafka is created.
+    // ZooKeeper fixed: it is updated, becomes healthy, then Kafka is created. A person also
+    // deletes the pod that never started: the StatefulSet controller does not replace a pod
+    // that was never Ready with the new revision by itself (kubernetes/kubernetes#67250).
     specs.write("zookeeper.toml", &zookeeper("100m"));
-    berth(&ns, &["apply", "--yes", "--timeout", "60s", specs.path()])
-        .await
-        .expect_code(0);
+    let args = ["apply", "--yes", "--timeout", "60s", specs.path()];
+    let apply = berth(&ns, &args);
+    let unstick = async {
+        wait_for(
+            "zookeeper's new template",
+            Duration::from_secs(30),
+            || async {
+                let sts = sets.get("zookeeper").await.ok()?;
+                let cpu = sts.spec?.template.spec?.containers[0]
+                    .resources
+                    .as_ref()?
+                    .requests
+                    .as_ref()?
+                    .get("cpu")?
+                    .0
+                    .clone();
+                (cpu == "100m").then_some(())
+            },
+        )
+        .await;
+        ns.api::<Pod>()
+            .delete("zookeeper-0", &DeleteParams::default())
+            .await
+            .expect("delete the stuck pod");
+    };
+    let (run, ()) = tokio::join!(apply, unstick);
+    run.expect_code(0);
     assert!(sets.get_opt("kafka").await.expect("read").is_some());
     let zk_ready = sets
         .get("zookeeper")

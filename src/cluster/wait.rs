@@ -72,6 +72,13 @@ pub async fn until_healthy(
     }
 }
 
+impl super::Cluster {
+    /// The app's StatefulSet as JSON, status included, read from the server.
+    pub async fn statefulset_json(&self, key: &AppKey) -> Result<Option<Value>, ClusterError> {
+        statefulset(&self.client, key).await
+    }
+}
+
 async fn statefulset(client: &kube::Client, key: &AppKey) -> Result<Option<Value>, ClusterError> {
     let api: Api<DynamicObject> = Api::namespaced_with(
         client.clone(),

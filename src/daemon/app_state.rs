@@ -23,11 +23,14 @@ pub enum AppState {
     Error,
     /// Left alone on purpose (`suspend = true`, or `berth suspend`).
     Suspended,
+    /// A change waits for the apps its `after` names to be healthy (or, for a removal, for the
+    /// apps that named it to be gone).
+    Waiting,
 }
 
 impl AppState {
     /// Every state, in the order `berth_apps` reports them.
-    pub const ALL: [AppState; 8] = [
+    pub const ALL: [AppState; 9] = [
         AppState::InSync,
         AppState::Pending,
         AppState::Drifted,
@@ -36,6 +39,7 @@ impl AppState {
         AppState::Removing,
         AppState::Error,
         AppState::Suspended,
+        AppState::Waiting,
     ];
 
     /// The `state` label value.
@@ -49,6 +53,7 @@ impl AppState {
             AppState::Removing => "removing",
             AppState::Error => "error",
             AppState::Suspended => "suspended",
+            AppState::Waiting => "waiting",
         }
     }
 }

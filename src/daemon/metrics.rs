@@ -39,6 +39,13 @@ struct ResultLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AppHealthLabel {
+    namespace: String,
+    app: String,
+    state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct FileLabel {
     file: String,
 }
@@ -75,6 +82,12 @@ pub struct Metrics {
     leader: Gauge,
     /// `berth_git_lock_wait_seconds`: how long the pending reload has waited for git.
     git_lock_wait: Gauge<f64, AtomicU64>,
+    /// `berth_app_health{state}`: apps per health state.
+    health: Family<StateLabel, Gauge>,
+    /// `berth_app_health_state{namespace,app,state}`: 1 for each app's current health.
+    app_health: Family<AppHealthLabel, Gauge>,
+    /// `berth_notifications_total{result}`.
+    notifications: Family<ResultLabel, Counter>,
 }
 
 impl Metrics {
@@ -85,7 +98,7 @@ impl Metrics {
         let apps = Family::<StateLabel, Gauge>::default();
         registry.register(
             "berth_apps",
-            "Number of apps berth manages, by state (in-sync, pending, drifted, blocked, held, removing, error)",
+            "Number of apps berth manages, by state (in-sync, pending, drifted, blocked, held, removing, error, suspended, waiting)",
             apps.clone(),
         );
 
@@ -164,6 +177,34 @@ impl Metrics {
             })
             .set(0);
         }
+        let health = Family::<StateLabel, Gauge>::default();
+        registry.register(
+            "berth_app_health",
+            "Number of apps per health (healthy, progressing, degraded, missing), from their pods, claims and events",
+            health.clone(),
+        );
+        for state in crate::health::State::ALL {
+            let _ = health.get_or_create(&StateLabel {
+                state: state.as_str().to_owned(),
+            });
+        }
+        let app_health = Family::<AppHealthLabel, Gauge>::default();
+        registry.register(
+            "berth_app_health_state",
+            "1 for each app's current health state (one series per app)",
+            app_health.clone(),
+        );
+        let notifications = Family::<ResultLabel, Counter>::default();
+        registry.register(
+            "berth_notifications",
+            "Notices to [[notify]] webhooks, by result (sent, failed after retries, dropped from a full queue)",
+            notifications.clone(),
+        );
+        for result in crate::daemon::notifications::Outcome::ALL {
+            let _ = notifications.get_or_create(&ResultLabel {
+                result: result.as_str().to_owned(),
+            });
+        }
         for result in APPLY_RESULTS {
             // Creating the series is the point; the returned read guard is dropped at once.
             let _ = applies.get_or_create(&ResultLabel {
@@ -185,6 +226,9 @@ impl Metrics {
             last_success,
             leader,
             git_lock_wait,
+            health,
+            app_health,
+            notifications,
         })
     }
 
@@ -291,12 +335,54 @@ impl Metrics {
         self.last_success.set(now);
     }
 
-    /// The registry in the OpenMetrics text format, ending with `# EOF`.
     /// Sets `berth_git_lock_wait_seconds` (0 once the reload has happened).
     pub fn set_git_lock_wait(&self, seconds: f64) {
         self.git_lock_wait.set(seconds);
     }
 
+    /// Sets `berth_app_health{state}` from a full count.
+    pub fn set_health_counts(&self, counts: &BTreeMap<crate::health::State, i64>) {
+        for (state, n) in counts {
+            self.health
+                .get_or_create(&StateLabel {
+                    state: state.as_str().to_owned(),
+                })
+                .set(*n);
+        }
+    }
+
+    /// Moves app `namespace/app`'s `berth_app_health_state` series from state `was` to `now`
+    /// (None: no series, the app is gone).
+    pub fn set_app_health(
+        &self,
+        namespace: &str,
+        app: &str,
+        was: Option<crate::health::State>,
+        now: Option<crate::health::State>,
+    ) {
+        let label = |state: crate::health::State| AppHealthLabel {
+            namespace: namespace.to_owned(),
+            app: app.to_owned(),
+            state: state.as_str().to_owned(),
+        };
+        if let Some(was) = was.filter(|w| Some(*w) != now) {
+            self.app_health.remove(&label(was));
+        }
+        if let Some(now) = now {
+            self.app_health.get_or_create(&label(now)).set(1);
+        }
+    }
+
+    /// Counts one notice's outcome at one target.
+    pub fn count_notification(&self, result: &str) {
+        self.notifications
+            .get_or_create(&ResultLabel {
+                result: result.to_owned(),
+            })
+            .inc();
+    }
+
+    /// The registry in the OpenMetrics text format, ending with `# EOF`.
     pub fn encode(&self) -> String {
         let mut out = String::new();
         // Writing into a String cannot fail, and the registry holds only well-formed metrics;

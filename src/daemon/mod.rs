@@ -2,6 +2,7 @@
 //! leader election and systemd notifications.
 
 pub mod admin;
+pub mod app_health;
 pub mod app_state;
 mod git_wait;
 pub mod leader;

@@ -5,6 +5,7 @@
 //! worker does with one app is in `reconcile`.
 
 mod reconcile;
+mod tell;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::SocketAddr;
@@ -19,9 +20,11 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use super::admin::{self, Health};
+use super::app_health::AppHealth;
 use super::app_state::AppState;
 use super::git_wait::{GitCheck, GitWait};
 use super::metrics::Metrics;
+use super::notifications::Notifier;
 use super::queue::WorkQueue;
 use super::spec_watcher::{self, RescanReason, WatchEvent, WatchOptions};
 use super::systemd::Systemd;
@@ -93,6 +96,10 @@ struct Shared {
     arrivals: Mutex<HashMap<AppKey, BTreeSet<AppKey>>>,
     /// Apps whose removal this daemon saw held: when the spec comes back, the hold ends.
     held: Mutex<HashSet<AppKey>>,
+    /// Each app's health, looked at after its reconciles (see [`AppHealth`]).
+    health: AppHealth,
+    /// The `[[notify]]` webhooks.
+    notifier: Notifier,
 }
 
 impl Shared {
@@ -132,6 +139,7 @@ impl Shared {
         let mut states = self.states.lock().unwrap_or_else(|p| p.into_inner());
         states.remove(key);
         drop(states);
+        tell::health_gone(self, key);
         self.arrivals
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -155,7 +163,16 @@ impl Shared {
             *counts.entry(state.as_str()).or_default() += 1;
         }
         let parts: Vec<String> = counts.iter().map(|(s, n)| format!("{n} {s}")).collect();
-        let apps = format!("{} apps: {}", states.len(), parts.join(", "));
+        let mut apps = format!("{} apps: {}", states.len(), parts.join(", "));
+        let degraded = self
+            .health
+            .counts()
+            .get(&crate::health::State::Degraded)
+            .copied()
+            .unwrap_or(0);
+        if degraded > 0 {
+            apps.push_str(&format!("; {degraded} degraded"));
+        }
         match (self.elects, self.is_leader()) {
             (false, _) => apps,
             (true, true) => format!("leader; {apps}"),
@@ -236,6 +253,7 @@ pub async fn run(
         shutdown.clone(),
     )?;
 
+    let (config_notify, instance) = (config.notify.clone(), config.instance.clone());
     let shared = Arc::new(Shared {
         cluster,
         cache,
@@ -253,7 +271,22 @@ pub async fn run(
         held: Mutex::default(),
         spec_cache: Mutex::new(SpecCache::default()),
         elects,
+        health: AppHealth::default(),
+        notifier: tell::notifier(&config_notify, &instance, &metrics),
     });
+    {
+        let (shared, token) = (shared.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            shared
+                .health
+                .run(
+                    &shared.cluster,
+                    |change| tell::health_changed(&shared, change),
+                    token,
+                )
+                .await;
+        });
+    }
     if elects {
         if shared.is_leader() {
             info!("leading: holding the leader lease");

@@ -10,10 +10,12 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
+use super::tell::notify;
 use super::{REMOVAL_POLL, Shared};
 use crate::cluster::{PlanOptions, Progress, Reason};
 use crate::config::DriftMode;
 use crate::daemon::app_state::AppState;
+use crate::notice::Event;
 use crate::plan::{Action, AppPlan};
 use crate::spec::{App, AppKey, Loaded};
 
@@ -48,6 +50,7 @@ pub(super) async fn worker(
             Outcome::Done => shared.queue.done(&key, true),
             Outcome::Failed => shared.queue.done(&key, false),
             Outcome::Waiting => shared.queue.done_requeue(&key, REMOVAL_POLL),
+            Outcome::WaitingForApps => shared.queue.done_requeue(&key, AFTER_POLL),
             // Looked at again soon: by this berth if its lease is confirmed by then (nothing
             // else would bring the app back), else it is dropped as a standby's.
             Outcome::Fenced => shared.queue.done_requeue(&key, REMOVAL_POLL),
@@ -56,10 +59,15 @@ pub(super) async fn worker(
     }
 }
 
+/// How often an app whose `after` is not met is looked at again.
+const AFTER_POLL: std::time::Duration = std::time::Duration::from_secs(2);
+
 enum Outcome {
     Done,
     Failed,
     Waiting,
+    /// Its change waits for other apps (`after`).
+    WaitingForApps,
     /// Stopped at a write the fence refused: this berth may no longer lead.
     Fenced,
 }
@@ -160,7 +168,11 @@ async fn reconcile(shared: &Shared, key: &AppKey, refused_before: u64) -> Outcom
         Ok(p) => p,
         Err(err) => {
             error!(app = %app_name, error = %crate::output::error_chain(&err), "planning failed; retrying with backoff");
-            shared.set_state(key, AppState::Error);
+            failed(
+                shared,
+                key,
+                &format!("planning failed: {}", crate::output::error_chain(&err)),
+            );
             return Outcome::Failed;
         }
     };
@@ -177,6 +189,7 @@ async fn reconcile(shared: &Shared, key: &AppKey, refused_before: u64) -> Outcom
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(key);
             shared.set_state(key, AppState::InSync);
+            shared.health.schedule(key);
             if let Some(hash) = spec {
                 shared
                     .converged
@@ -191,6 +204,7 @@ async fn reconcile(shared: &Shared, key: &AppKey, refused_before: u64) -> Outcom
             // Once per block, not on every look at it.
             if shared.state_of(key) != Some(AppState::Blocked) {
                 record_event(shared, &inventory, key, Reason::Blocked, reason);
+                notify(shared, key, Event::Blocked, reason);
             }
             shared.set_state(key, AppState::Blocked);
             return Outcome::Done;
@@ -205,6 +219,7 @@ async fn reconcile(shared: &Shared, key: &AppKey, refused_before: u64) -> Outcom
                 .insert(key.clone());
             if newly_held {
                 record_event(shared, &inventory, key, Reason::RemovalHeld, reason);
+                notify(shared, key, Event::Held, reason);
             }
             if !shared.options.dry_run
                 && shared.is_leader()
@@ -245,11 +260,29 @@ async fn reconcile(shared: &Shared, key: &AppKey, refused_before: u64) -> Outcom
         if first_look {
             shared.metrics.count_drift();
             warn!(app = %app_name, changes = %plan.summary.join("; "), "live objects drifted from the spec");
+            let what = if config.drift == DriftMode::Report {
+                "live objects drifted from the spec (reported, not set back)"
+            } else {
+                "live objects drifted from the spec; setting them back"
+            };
+            notify(
+                shared,
+                key,
+                Event::Drift,
+                &format!("{what}: {}", plan.summary.join("; ")),
+            );
         }
         if config.drift == DriftMode::Report {
             shared.set_state(key, AppState::Drifted);
             return Outcome::Done;
         }
+    }
+    if let Some(waits_for) = unmet_order(shared, &specs, key, &plan.action) {
+        if shared.state_of(key) != Some(AppState::Waiting) {
+            info!(app = %app_name, "{waits_for}");
+        }
+        shared.set_state(key, AppState::Waiting);
+        return Outcome::WaitingForApps;
     }
     // A removal waiting for its pods comes back every poll; its plan was logged the first time.
     let waiting_removal = plan.action == Action::Remove
@@ -294,11 +327,20 @@ async fn reconcile(shared: &Shared, key: &AppKey, refused_before: u64) -> Outcom
         }
         error!(app = %app_name, error = %err, "converging failed; retrying with backoff");
         shared.metrics.count_apply("failure");
-        shared.set_state(key, AppState::Error);
+        failed(
+            shared,
+            key,
+            &format!("{} failed: {err}", plan.action.word()),
+        );
         return Outcome::Failed;
     }
     shared.metrics.count_apply("success");
     shared.metrics.mark_success();
+    let applied = match plan.summary.is_empty() {
+        true => plan.action.word().to_string(),
+        false => format!("{}: {}", plan.action.word(), plan.summary.join("; ")),
+    };
+    notify(shared, key, Event::Applied, &applied);
     if drifted {
         let detail = format!(
             "live objects drifted from the spec and were set back: {}",
@@ -325,6 +367,7 @@ async fn reconcile(shared: &Shared, key: &AppKey, refused_before: u64) -> Outcom
             converged.insert(key.clone(), hash);
             drop(converged);
             shared.set_state(key, AppState::InSync);
+            shared.health.schedule(key);
         }
         None => {
             converged.remove(key);
@@ -334,6 +377,60 @@ async fn reconcile(shared: &Shared, key: &AppKey, refused_before: u64) -> Outcom
         }
     }
     Outcome::Done
+}
+
+/// The app is in error now; a `failed` notice when it was not before (once per streak of
+/// failures, not per retry).
+fn failed(shared: &Shared, key: &AppKey, reason: &str) {
+    if shared.state_of(key) != Some(AppState::Error) {
+        notify(shared, key, Event::Failed, reason);
+    }
+    shared.set_state(key, AppState::Error);
+}
+
+/// Why the app's work must wait, by `after`: a create, update or recreate until every app it
+/// names is in sync and healthy; a removal until every app that named it (and is going too) is
+/// gone. None when it may go ahead.
+fn unmet_order(shared: &Shared, specs: &Loaded, key: &AppKey, action: &Action) -> Option<String> {
+    match action {
+        Action::Create | Action::Update | Action::Recreate { .. } => {
+            let app = find_app(specs, key)?;
+            let unmet: Vec<String> = app
+                .after
+                .iter()
+                .map(|d| d.key())
+                .filter(|dep| {
+                    shared.state_of(dep) != Some(AppState::InSync)
+                        || !shared.health.of(dep).is_some_and(|h| h.is_healthy())
+                })
+                .map(|dep| dep.to_string())
+                .collect();
+            (!unmet.is_empty()).then(|| format!("waiting for {}", unmet.join(", ")))
+        }
+        Action::Remove => {
+            // Live apps without a spec that named this one: they go first.
+            let inventory = shared.cache.inventory(None).ok()?;
+            let key_text = key.to_string();
+            let first: Vec<String> = inventory
+                .apps
+                .iter()
+                .filter(|(other, _)| *other != key && find_app(specs, other).is_none())
+                .filter(|(_, live)| {
+                    live.statefulset()
+                        .and_then(|s| {
+                            kube::ResourceExt::annotations(s)
+                                .get(crate::labels::AFTER_ANNOTATION)
+                                .cloned()
+                        })
+                        .is_some_and(|after| after.split(',').any(|a| a.trim() == key_text))
+                })
+                .map(|(other, _)| other.to_string())
+                .collect();
+            (!first.is_empty())
+                .then(|| format!("waiting for {} to be removed first", first.join(", ")))
+        }
+        _ => None,
+    }
 }
 
 /// Records `reason` on the app's live StatefulSet, when it has one (a block can concern an app
