@@ -20,6 +20,7 @@
 //! - [`health`]: pure: an app's health (healthy, progressing, degraded with the reason, missing)
 //!   and rollout progress from its live StatefulSet, pods, claims and events.
 //! - [`status`]: per-app sync state and health, read from the cluster (`berth status`).
+//! - [`notice`]: pure: whom the daemon tells what (`[[notify]]` targets, events, bodies).
 //! - [`daemon`]: `berth watch`: the spec watcher (file events → coalesced "rescan" signals,
 //!   through symlink swaps, overflow and resync), reloads, the keyed work queue, app states,
 //!   admin HTTP and metrics, leader election, systemd notifications.

@@ -85,3 +85,92 @@ async fn apply_change_and_removal_are_recorded_as_events_on_the_statefulset() {
     assert!(started.contains("scaled 2 → 0"), "{started}");
     ns.cleanup().await;
 }
+
+#[tokio::test]
+#[ignore = "needs the local control plane: run with `cargo xtask test`"]
+async fn the_daemons_holds_blocks_and_drift_corrections_and_a_recreate_are_recorded_too() {
+    use std::time::Duration;
+
+    use k8s_openapi::api::apps::v1::StatefulSet;
+    use kube::api::{Patch, PatchParams};
+    use support::daemon::{Daemon, write_atomic};
+    use support::wait_for;
+
+    let ns = TestNamespace::new("events-daemon").await;
+    ensure_rbac(&ns.client).await;
+    let specs = Specs::new();
+    for app in ["held", "blocked", "drifted", "keep"] {
+        specs.write(&format!("{app}.toml"), &simple_app(1, "1Gi"));
+    }
+    let logs = tempfile::tempdir().expect("a log directory");
+    let config = logs.path().join("berth.toml");
+    std::fs::write(
+        &config,
+        format!("[safety]\nmax_removals = 0\nnamespace = \"{}\"\n", ns.name),
+    )
+    .expect("write the config");
+    let config = config.display().to_string();
+    let daemon = Daemon::start_with(
+        &ns,
+        specs.dir.path(),
+        &["--config", &config],
+        &[],
+        logs.path().join("berth.log"),
+    )
+    .await;
+
+    // A removal with no budget: held. A headless rename nobody allowed: blocked. A hand scale:
+    // drift, set back.
+    specs.remove("held.toml");
+    write_atomic(
+        specs.dir.path(),
+        "blocked.toml",
+        &format!("headless = \"blocked-2\"\n{}", simple_app(1, "1Gi")),
+    );
+    ns.api::<StatefulSet>()
+        .patch(
+            "drifted",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"spec": {"replicas": 3}})),
+        )
+        .await
+        .expect("scale by hand");
+    for (app, reason) in [
+        ("held", "RemovalHeld"),
+        ("blocked", "Blocked"),
+        ("drifted", "DriftCorrected"),
+    ] {
+        wait_for(
+            &format!("{reason} on {app}"),
+            Duration::from_secs(30),
+            || async {
+                reasons(&berth_events(&ns, app).await)
+                    .contains(&reason)
+                    .then_some(())
+            },
+        )
+        .await;
+    }
+    let held = berth_events(&ns, "held").await;
+    let warning = held
+        .iter()
+        .find(|e| e.reason.as_deref() == Some("RemovalHeld"))
+        .expect("the hold's event");
+    assert_eq!(warning.type_.as_deref(), Some("Warning"));
+    drop(daemon);
+
+    // A recreate, allowed: both of its steps are on the (new) StatefulSet.
+    specs.write("held.toml", &simple_app(1, "1Gi"));
+    berth(&ns, &["apply", "--yes", "--allow-recreate", specs.path()])
+        .await
+        .expect_code(0);
+    let blocked = reasons(&berth_events(&ns, "blocked").await)
+        .into_iter()
+        .map(str::to_string)
+        .collect::<Vec<_>>();
+    assert!(
+        blocked.iter().any(|r| r == "Recreating") && blocked.iter().any(|r| r == "Recreated"),
+        "{blocked:?}"
+    );
+    ns.cleanup().await;
+}

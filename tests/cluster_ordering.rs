@@ -133,3 +133,69 @@ async fn an_app_waits_for_the_apps_it_names_and_is_removed_before_them() {
     );
     ns.cleanup().await;
 }
+
+#[tokio::test]
+#[ignore = "needs the local control plane: run with `cargo xtask test`"]
+async fn the_daemon_shows_an_app_waiting_for_the_apps_it_names() {
+    use support::daemon::{Daemon, write_atomic};
+
+    let ns = TestNamespace::new("order-daemon").await;
+    ensure_rbac(&ns.client).await;
+    let specs = Specs::new();
+    specs.write("zookeeper.toml", &zookeeper("1000"));
+    specs.write("kafka.toml", KAFKA);
+    let logs = tempfile::tempdir().expect("a log directory");
+    let daemon = Daemon::start(&ns, specs.dir.path(), &[], logs.path().join("berth.log")).await;
+    let sets = ns.api::<StatefulSet>();
+
+    wait_for(
+        "kafka shown as waiting",
+        Duration::from_secs(30),
+        || async {
+            let metrics = daemon.get("/metrics").await?;
+            metrics
+                .lines()
+                .any(|l| l == "berth_apps{state=\"waiting\"} 1")
+                .then_some(())
+        },
+    )
+    .await;
+    assert!(
+        daemon
+            .log()
+            .contains(&format!("waiting for {}/zookeeper", ns.name)),
+        "{}",
+        daemon.log()
+    );
+    assert!(sets.get_opt("kafka").await.expect("read").is_none());
+
+    // ZooKeeper fixed (and its stuck pod replaced): Kafka follows by itself.
+    write_atomic(specs.dir.path(), "zookeeper.toml", &zookeeper("100m"));
+    wait_for(
+        "zookeeper's new template",
+        Duration::from_secs(30),
+        || async {
+            let sts = sets.get("zookeeper").await.ok()?;
+            let cpu = sts.spec?.template.spec?.containers[0]
+                .resources
+                .as_ref()?
+                .requests
+                .as_ref()?
+                .get("cpu")?
+                .0
+                .clone();
+            (cpu == "100m").then_some(())
+        },
+    )
+    .await;
+    ns.api::<Pod>()
+        .delete("zookeeper-0", &DeleteParams::default())
+        .await
+        .expect("delete the stuck pod");
+    wait_for("kafka created", Duration::from_secs(60), || async {
+        sets.get_opt("kafka").await.ok().flatten().map(|_| ())
+    })
+    .await;
+    drop(daemon);
+    ns.cleanup().await;
+}
