@@ -82,7 +82,7 @@ pub(crate) fn exec(
 /// Loads the directory and prints its diagnostics; None (after an error message) when the
 /// directory cannot be used at all.
 pub(super) fn load_specs(dir: &Path, config: &Config, flags: &ConvergeFlags) -> Option<Loaded> {
-    let loaded = match load_dir(dir, config) {
+    let mut loaded = match load_dir(dir, config) {
         Ok(loaded) => loaded,
         Err(LoadError::Missing { .. }) if flags.allow_empty => Loaded::default(),
         Err(err @ LoadError::Missing { .. }) => {
@@ -97,6 +97,7 @@ pub(super) fn load_specs(dir: &Path, config: &Config, flags: &ConvergeFlags) -> 
             return None;
         }
     };
+    crate::render::refuse_unpatchable(&mut loaded, dir, &config.instance);
     let color = use_color();
     for d in &loaded.diagnostics {
         eprintln!("{}", d.render(color));

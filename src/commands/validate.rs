@@ -32,7 +32,10 @@ pub(crate) fn exec(args: &ValidateArgs, config: &Config) -> Exit {
 /// Loads a spec directory, telling a missing directory from an unreadable one.
 pub(super) fn load(dir: &Path, config: &Config) -> Option<Loaded> {
     match load_dir(dir, config) {
-        Ok(l) => Some(l),
+        Ok(mut l) => {
+            crate::render::refuse_unpatchable(&mut l, dir, &config.instance);
+            Some(l)
+        }
         Err(e @ LoadError::Missing { .. }) => {
             eprintln!("error: {e}");
             None

@@ -276,7 +276,14 @@ fn template_changes(name: &str, old: &Value, new: &Value) -> Vec<ImmutableChange
             }),
         }
     }
-    for field in ["accessModes", "storageClassName", "volumeMode"] {
+    // dataSource too: a restore added to an existing set is found here, before the API server
+    // refuses the template change in the dry-run.
+    for field in [
+        "accessModes",
+        "storageClassName",
+        "volumeMode",
+        "dataSource",
+    ] {
         let (a, b) = (old.get(field), new.get(field));
         // The server fills volumeMode; only a spec that sets one can change it.
         if b.is_some() && a != b {
@@ -348,6 +355,20 @@ mod tests {
         let shrunk = immutable_changes(&sts(1, "x", "2Gi", "h"), &sts(1, "x", "1Gi", "h"));
         assert_eq!(shrunk.len(), 1);
         assert!(!shrunk[0].recreate_helps);
+    }
+
+    #[test]
+    fn a_restore_added_to_an_existing_volume_is_an_immutable_change() {
+        let mut restored = sts(1, "x", "1Gi", "h");
+        restored["spec"]["volumeClaimTemplates"][0]["spec"]["dataSource"] = json!({"kind": "VolumeSnapshot", "apiGroup": "snapshot.storage.k8s.io", "name": "nightly"});
+        let c = immutable_changes(&sts(1, "x", "1Gi", "h"), &restored);
+        assert_eq!(c.len(), 1, "{c:?}");
+        assert!(
+            c[0].reason
+                .starts_with("volumes.data.dataSource: (unset) → "),
+            "{c:?}"
+        );
+        assert!(c[0].recreate_helps);
     }
 
     #[test]

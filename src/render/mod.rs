@@ -19,9 +19,12 @@ use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec}
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use crate::spec::{App, DisruptionBudget, IntOrPercent, PodManagement, PortRef, UpdateStrategy};
+use crate::spec::{
+    App, DisruptionBudget, IntOrPercent, PatchTarget, PodManagement, PortRef, UpdateStrategy,
+};
 
 mod container;
+mod patches;
 mod pod;
 mod storage;
 
@@ -76,21 +79,42 @@ pub struct Rendered {
     pub statefulset: StatefulSet,
     pub service: Option<Service>,
     pub pdb: Option<PodDisruptionBudget>,
+    /// `[patches]`, applied by [`Rendered::to_values`].
+    pub patches: Vec<crate::spec::ObjectPatch>,
 }
 
 impl Rendered {
-    /// The objects as JSON, in apply order: headless Service, StatefulSet, access Service, PDB.
+    /// The objects as JSON, in apply order: headless Service, StatefulSet, access Service, PDB,
+    /// each with its `[patches]` applied (an operation that does not apply is left out; see
+    /// [`patch_errors`]).
     pub fn to_values(&self) -> Vec<serde_json::Value> {
-        let mut out = vec![to_value(&self.headless), to_value(&self.statefulset)];
-        if let Some(s) = &self.service {
-            out.push(to_value(s));
+        [
+            PatchTarget::Headless,
+            PatchTarget::StatefulSet,
+            PatchTarget::Service,
+            PatchTarget::Budget,
+        ]
+        .into_iter()
+        .filter_map(|target| {
+            let mut value = self.unpatched(target)?;
+            patches::apply(&self.patches, target, &mut value);
+            Some(value)
+        })
+        .collect()
+    }
+
+    /// One object as JSON before `[patches]`.
+    fn unpatched(&self, target: PatchTarget) -> Option<serde_json::Value> {
+        match target {
+            PatchTarget::Headless => Some(to_value(&self.headless)),
+            PatchTarget::StatefulSet => Some(to_value(&self.statefulset)),
+            PatchTarget::Service => self.service.as_ref().map(to_value),
+            PatchTarget::Budget => self.pdb.as_ref().map(to_value),
         }
-        if let Some(p) = &self.pdb {
-            out.push(to_value(p));
-        }
-        out
     }
 }
+
+pub use patches::{patch_errors, refuse_unpatchable};
 
 fn to_value<T: serde::Serialize>(obj: &T) -> serde_json::Value {
     // k8s-openapi types serialize infallibly (no maps with non-string keys).
@@ -179,6 +203,7 @@ pub fn render_app(app: &App, ctx: &RenderContext) -> Rendered {
             .disruption_budget
             .as_ref()
             .map(|b| pdb(app, b, ctx, &selector)),
+        patches: app.patches.clone(),
     }
 }
 

@@ -9,6 +9,38 @@ use serde::{Deserialize, Serialize};
 
 use super::quantity::Quantity;
 
+/// The object of an app a JSON patch applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PatchTarget {
+    StatefulSet,
+    Headless,
+    Service,
+    Budget,
+}
+
+impl PatchTarget {
+    pub fn key(self) -> &'static str {
+        match self {
+            PatchTarget::StatefulSet => "statefulset",
+            PatchTarget::Headless => "headless",
+            PatchTarget::Service => "service",
+            PatchTarget::Budget => "budget",
+        }
+    }
+}
+
+/// One RFC 6902 operation of `[patches]`, applied to a rendered object after everything else.
+#[derive(Debug, Clone, PartialEq, Hash, Serialize)]
+pub struct ObjectPatch {
+    pub target: PatchTarget,
+    /// The operation as JSON text (`{"op":"add","path":...,"value":...}`), checked to parse.
+    pub operation: String,
+    /// Where it is written, for a diagnostic when it does not apply.
+    #[serde(skip)]
+    pub at: Option<super::diag::Location>,
+}
+
 /// An app named in `after`, and where (for the cross-file rules' diagnostics).
 #[derive(Debug, Clone, PartialEq, Hash, Serialize)]
 pub struct Dependency {
@@ -70,6 +102,8 @@ pub struct App {
     pub suspend: bool,
     /// Apps this one is created and updated after, once they are healthy (`after`).
     pub after: Vec<Dependency>,
+    /// `[patches]`: JSON patch operations on the rendered objects, in the order written.
+    pub patches: Vec<ObjectPatch>,
     pub init_containers: Vec<Container>,
     pub containers: Vec<Container>,
     /// In spec order; claim templates and pod volumes together (see [`VolumeKind`]).

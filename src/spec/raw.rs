@@ -18,10 +18,12 @@ pub use toml::Spanned;
 use super::app::{AccessMode, DnsPolicy, PodManagement, PullPolicy, ServiceType, Spread};
 
 mod container;
+mod patches;
 mod pod;
 mod set;
 mod storage;
 pub use container::*;
+pub use patches::*;
 pub use pod::*;
 pub use set::*;
 pub use storage::*;
@@ -68,6 +70,7 @@ pub struct RawApp {
     pub adopt: Option<Spanned<bool>>,
     pub suspend: Option<Spanned<bool>>,
     pub after: Option<Spanned<Vec<Spanned<String>>>>,
+    pub patches: Option<Spanned<RawPatches>>,
     pub init_containers: Option<Spanned<Entries<RawContainer>>>,
     pub containers: Option<Spanned<Entries<RawContainer>>>,
     pub volumes: Option<Spanned<Entries<Spanned<RawVolume>>>>,

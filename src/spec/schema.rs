@@ -10,6 +10,24 @@ use serde_json::{Value, json};
 
 mod pod;
 
+/// A list of RFC 6902 operations (`[patches]`).
+fn patch_list() -> Value {
+    json!({
+        "type": "array",
+        "items": {
+            "type": "object",
+            "required": ["op", "path"],
+            "properties": {
+                "op": { "enum": ["add", "remove", "replace", "move", "copy", "test"] },
+                "path": { "type": "string", "description": "A JSON pointer into the rendered object, e.g. /spec/revisionHistoryLimit." },
+                "from": { "type": "string" },
+                "value": {}
+            },
+            "additionalProperties": false
+        }
+    })
+}
+
 /// `base` (an object schema) with `extra` added to its properties.
 fn with_props(mut base: Value, extra: serde_json::Map<String, Value>) -> Value {
     if let Some(p) = base.get_mut("properties").and_then(Value::as_object_mut) {
@@ -315,6 +333,17 @@ pub fn schema() -> Value {
             "allow_recreate": { "type": "boolean", "description": "Allow berth to recreate the StatefulSet (without an outage) when an immutable field changes." },
             "abandon_claims": { "type": "boolean", "description": "Also allow a recreate that moves the pods onto new, empty claims (a volume renamed or no longer declared); the old claims are kept, unused." },
             "adopt": { "type": "boolean", "description": "Allow berth to take over existing objects of the same name it did not create." },
+            "patches": {
+                "type": "object",
+                "additionalProperties": false,
+                "description": "RFC 6902 JSON patch operations applied to the rendered objects, for fields the spec cannot express; shown in the diff like any change.",
+                "properties": {
+                    "statefulset": patch_list(),
+                    "headless": patch_list(),
+                    "service": patch_list(),
+                    "budget": patch_list()
+                }
+            },
             "after": { "type": "array", "items": { "type": "string", "pattern": "^([a-z0-9]([-a-z0-9]*[a-z0-9])?/)?[a-z]([-a-z0-9]*[a-z0-9])?$" }, "description": "Apps this one is created and updated after, once they are healthy: NAMESPACE/NAME, or NAME in this app's namespace." },
             "suspend": { "type": "boolean", "description": "Leave the app entirely alone: no writes, no drift correction, no removal (berth diff and status say so)." },
             "init_containers": containers("Init containers, run in order before the containers. No probes or lifecycle hooks."),

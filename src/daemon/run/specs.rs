@@ -42,7 +42,14 @@ pub(super) async fn reload(shared: &Shared) -> Option<BTreeSet<AppKey>> {
     let mut cache =
         std::mem::take(&mut *shared.spec_cache.lock().unwrap_or_else(|p| p.into_inner()));
     let result = tokio::task::spawn_blocking(move || {
-        let loaded = load_dir_cached(&dir, &config, &mut cache);
+        let loaded = load_dir_cached(&dir, &config, &mut cache).map(|mut loaded| {
+            // Only a directory with patches pays for the check (and the copy it may need).
+            if loaded.apps.iter().any(|a| !a.patches.is_empty()) {
+                let loaded = std::sync::Arc::make_mut(&mut loaded);
+                crate::render::refuse_unpatchable(loaded, &dir, &config.instance);
+            }
+            loaded
+        });
         (loaded, cache)
     })
     .await;

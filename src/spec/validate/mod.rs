@@ -25,6 +25,7 @@
 mod actions;
 mod containers;
 mod meta;
+mod patches;
 mod probes;
 mod reach;
 mod scheduling;
@@ -367,6 +368,7 @@ fn build(cx: &mut Ctx<'_>, raw: &RawApp) -> App {
         adopt: raw.adopt.as_ref().is_some_and(|b| *b.get_ref()),
         suspend: raw.suspend.as_ref().is_some_and(|b| *b.get_ref()),
         after,
+        patches: patches::patches(cx, raw.patches.as_ref()),
         init_containers,
         containers: containers_list,
         volumes,
