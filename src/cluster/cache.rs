@@ -248,9 +248,10 @@ impl Trimmed {
 
 impl Cluster {
     /// Starts the watches: one per kind, or one per kind and namespace when the config names
-    /// its namespaces (each holds a connection, so a config naming many namespaces costs that
-    /// many times three). Each change after the initial list sends the app's key to `changed`.
-    /// The tasks run in `tasks` until `shutdown`.
+    /// its namespaces (each a long-lived request and a task, renewed every
+    /// [`WATCH_TIMEOUT_SECS`], so a config naming N namespaces costs 3N of them; the objects are
+    /// held once either way). Each change after the initial list sends the app's key to
+    /// `changed`. The tasks run in `tasks` until `shutdown`.
     pub fn start_cache(
         &self,
         changed: mpsc::UnboundedSender<AppKey>,

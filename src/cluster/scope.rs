@@ -74,5 +74,11 @@ mod tests {
         assert_eq!(listing(&["db", "team-*"]), Listing::AllNamespaces);
         assert_eq!(listing(&["db-?"]), Listing::AllNamespaces);
         assert_eq!(Listing::AllNamespaces.namespaces(), None);
+        let default = crate::config::Config::default().safety.namespaces;
+        assert_eq!(
+            Listing::from_allowed(&default),
+            Listing::AllNamespaces,
+            "the default `*` keeps the cluster-wide lists"
+        );
     }
 }

@@ -70,7 +70,7 @@ pub(crate) fn exec(
         None => None,
     };
     let lives = runtime()?.block_on(async {
-        let cluster = Cluster::connect(context, &config).await?;
+        let cluster = Cluster::connect(context, config).await?;
         let keys = match &target {
             Some(key) => vec![key.clone()],
             None => {
