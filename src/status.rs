@@ -265,8 +265,11 @@ pub async fn collect(
             .collect());
     };
     let commit = dir.and_then(head_commit);
+    // The removal ledger where the config keeps it: its Role grants that namespace alone.
     let options = PlanOptions {
         max_removals: config.safety.max_removals,
+        removal_window: config.safety.removal_window,
+        ledger_namespace: config.safety.namespace.clone(),
         commit: commit.clone(),
         ..PlanOptions::default()
     };

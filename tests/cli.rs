@@ -760,8 +760,22 @@ fn rbac_prints_namespaced_roles_and_refuses_a_namespace_the_config_does_not_allo
         yaml.contains("kind: Role\n") && yaml.contains("namespace: db\n"),
         "{yaml}"
     );
+    // `*` makes berth list across the cluster: that read, and nothing else, is cluster-wide.
+    assert_eq!(
+        yaml.matches("\nkind: ClusterRole").count(),
+        2,
+        "a ClusterRole and its binding:\n{yaml}"
+    );
+    assert!(yaml.contains("name: berth-list\n"), "{yaml}");
+    // Every namespace named: nothing cluster-wide at all.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let named = dir.path().join("berth.toml");
+    std::fs::write(&named, "[safety]\nnamespaces = [\"db\", \"cache\"]\n").expect("config");
+    let o = berth(&["--config", named.to_str().expect("utf-8"), "rbac"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let yaml = stdout(&o);
     assert!(
-        !yaml.contains("ClusterRole"),
+        !yaml.contains("ClusterRole") && yaml.contains("namespace: cache\n"),
         "nothing cluster-wide:\n{yaml}"
     );
     let o = berth(&["rbac", "--app-namespace", "kube-system"]);

@@ -1,6 +1,7 @@
-//! Live state for the daemon: one watch per kind on the objects this instance owns, so plans
-//! read a local cache instead of asking the API server, and every change to an owned object
-//! (berth's own writes, and drift) names the app to look at again.
+//! Live state for the daemon: one watch per kind on the objects this instance owns (per kind and
+//! namespace when the config names its namespaces, see [`super::Listing`]), so plans read a
+//! local cache instead of asking the API server, and every change to an owned object (berth's
+//! own writes, and drift) names the app to look at again.
 //!
 //! The cache keeps each object as JSON text, not as a parsed tree: at 1000 apps the 3000 trees
 //! (every key and string a separate allocation) were most of the daemon's memory, while a plan
@@ -46,9 +47,11 @@ type Objects = HashMap<(String, String), Cached>;
 /// The readers of the owned-object caches.
 #[derive(Clone)]
 pub struct OwnedCache {
+    /// One per watch: per kind, or per kind and namespace.
     kinds: Vec<KindCache>,
 }
 
+/// The objects one watch found: of one kind, in every namespace or in one.
 #[derive(Clone)]
 struct KindCache {
     kind: Kind,
@@ -70,8 +73,9 @@ fn parse(cached: &Cached) -> Result<DynamicObject, serde_json::Error> {
 }
 
 impl OwnedCache {
-    /// Waits until every cache holds a complete first list (never decide removals before that:
-    /// an empty cache would look like "nothing is deployed"). An error means a watch ended first.
+    /// Waits until every cache holds a complete first list, in every namespace watched (never
+    /// decide removals before that: an empty cache would look like "nothing is deployed"). An
+    /// error means a watch ended first.
     pub async fn wait_until_ready(&self) -> Result<(), watch::error::RecvError> {
         for cache in &self.kinds {
             cache.ready.clone().wait_for(|ready| *ready).await?;
@@ -243,7 +247,10 @@ impl Trimmed {
 }
 
 impl Cluster {
-    /// Starts the watches. Each change after the initial list sends the app's key to
+    /// Starts the watches: one per kind, or one per kind and namespace when the config names
+    /// its namespaces (each a long-lived request and a task, renewed every
+    /// [`WATCH_TIMEOUT_SECS`], so a config naming N namespaces costs 3N of them; the objects are
+    /// held once either way). Each change after the initial list sends the app's key to
     /// `changed`. The tasks run in `tasks` until `shutdown`.
     pub fn start_cache(
         &self,
@@ -253,10 +260,26 @@ impl Cluster {
     ) -> OwnedCache {
         let selector = owner_selector(&self.instance);
         let mut kinds = Vec::new();
-        for kind in Kind::ALL {
+        let watches = Kind::ALL.into_iter().flat_map(|kind| {
+            let apis: Vec<(String, Api<Trimmed>)> = match self.listing.namespaces() {
+                None => vec![(
+                    "*".to_string(),
+                    Api::all_with(self.watch_client.clone(), &kind.resource()),
+                )],
+                Some(namespaces) => namespaces
+                    .iter()
+                    .map(|ns| {
+                        let api =
+                            Api::namespaced_with(self.watch_client.clone(), ns, &kind.resource());
+                        (ns.clone(), api)
+                    })
+                    .collect(),
+            };
+            apis.into_iter().map(move |(ns, api)| (kind, ns, api))
+        });
+        for (kind, namespace, api) in watches {
             let objects = Arc::new(RwLock::new(Objects::new()));
             let (ready_tx, ready) = watch::channel(false);
-            let api: Api<Trimmed> = Api::all_with(self.watch_client.clone(), &kind.resource());
             // A watch over a connection that died without a FIN or RST (a network blip, a NAT
             // dropping the flow) receives nothing and raises nothing: the watcher's only way out
             // is its idle timeout, the server-side timeout plus a few seconds. kube's 290 s
@@ -303,7 +326,7 @@ impl Cluster {
                             if let Some(mut keys_before) = before_relist.take() {
                                 keys_before.extend(keys(&objects));
                                 drop(objects);
-                                tracing::info!(kind = %kind, apps = keys_before.len(), "owned objects re-listed; checking their apps again");
+                                tracing::info!(kind = %kind, namespace = %namespace, apps = keys_before.len(), "owned objects re-listed; checking their apps again");
                                 for key in keys_before {
                                     let _ = changed.send(key);
                                 }
@@ -323,7 +346,7 @@ impl Cluster {
                             }
                         }
                         Some(Err(err)) => {
-                            tracing::warn!(kind = %kind, error = %err, "watch of owned objects failed; retrying");
+                            tracing::warn!(kind = %kind, namespace = %namespace, error = %err, "watch of owned objects failed; retrying");
                         }
                         None => return,
                     }

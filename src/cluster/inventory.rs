@@ -85,18 +85,25 @@ impl Inventory {
 }
 
 impl Cluster {
-    /// Lists every StatefulSet, Service and PodDisruptionBudget labelled as this instance's,
-    /// in all namespaces: three list calls, however many apps there are.
+    /// Lists every StatefulSet, Service and PodDisruptionBudget labelled as this instance's:
+    /// three list calls across the cluster, or three per namespace when the config names its
+    /// namespaces ([`super::Listing`]), however many apps there are.
     pub async fn inventory(&self) -> Result<Inventory, ClusterError> {
         let selector = owner_selector(&self.instance);
+        let params = ListParams::default().labels(&selector);
         let mut objects = Vec::new();
         for kind in Kind::ALL {
-            let list = kind
-                .all(&self.client)
-                .list(&ListParams::default().labels(&selector))
-                .await
-                .map_err(ClusterError::Inventory)?;
-            objects.extend(list.items.into_iter().map(|o| (kind, o)));
+            let apis = match self.listing.namespaces() {
+                None => vec![kind.all(&self.client)],
+                Some(namespaces) => namespaces
+                    .iter()
+                    .map(|ns| kind.api(&self.client, ns))
+                    .collect(),
+            };
+            for api in apis {
+                let list = api.list(&params).await.map_err(ClusterError::Inventory)?;
+                objects.extend(list.items.into_iter().map(|o| (kind, o)));
+            }
         }
         Ok(Inventory::from_objects(objects))
     }

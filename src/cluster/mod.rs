@@ -16,12 +16,15 @@ mod observe;
 mod ordered;
 mod planner;
 pub(crate) mod proxy;
+mod scope;
 mod suspend;
 pub mod wait;
 
 use std::path::Path;
 
 use kube::config::{KubeConfigOptions, Kubeconfig};
+
+use crate::config::Config;
 
 pub use cache::OwnedCache;
 pub use events::{EVENT_TIMEOUT, REPORTING_CONTROLLER, Reason};
@@ -32,6 +35,7 @@ pub use kinds::Kind;
 pub use ledger::{LEDGER_ANNOTATION, unix_now};
 pub use observe::Observations;
 pub use planner::{PlanOptions, Planned};
+pub use scope::Listing;
 pub use suspend::SuspendError;
 
 /// berth's server-side apply field manager.
@@ -158,14 +162,20 @@ pub struct Cluster {
     eviction_client: kube::Client,
     /// This berth instance: only objects labelled with it are berth's to change.
     instance: String,
+    /// Where the inventory, the daemon's caches and `import -A` list: across the cluster, or
+    /// only in the namespaces the daemon config names (so that Roles alone suffice).
+    listing: Listing,
     /// The Events berth records on StatefulSets, written beside the steps, never in their way.
     events: events::Events,
 }
 
 impl Cluster {
     /// Connects as kubectl would: KUBECONFIG or ~/.kube/config (or in-cluster), with an optional
-    /// context override.
-    pub async fn connect(context: Option<&str>, instance: &str) -> Result<Cluster, ClusterError> {
+    /// context override, for the instance of `config`, listing where its `safety.namespaces`
+    /// says ([`Listing::from_allowed`]).
+    pub async fn connect(context: Option<&str>, config: &Config) -> Result<Cluster, ClusterError> {
+        let instance = config.instance.as_str();
+        let listing = Listing::from_allowed(&config.safety.namespaces);
         // rustls needs a process-wide crypto provider; ring is the only one built in.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let options = KubeConfigOptions {
@@ -235,11 +245,13 @@ impl Cluster {
             watch_client,
             eviction_client,
             instance: instance.to_string(),
+            listing,
             events: events::Events::new(instance),
         })
     }
 
-    /// A cluster whose requests, lease requests and watches share `client`, never fenced.
+    /// A cluster whose requests, lease requests and watches share `client`, never fenced,
+    /// listing across all namespaces.
     pub fn new(client: kube::Client, instance: &str) -> Cluster {
         Cluster {
             watch_client: client.clone(),
@@ -248,6 +260,7 @@ impl Cluster {
             fence: Fence::always_open(),
             client,
             instance: instance.to_string(),
+            listing: Listing::AllNamespaces,
             events: events::Events::new(instance),
         }
     }
@@ -268,6 +281,11 @@ impl Cluster {
 
     pub fn instance(&self) -> &str {
         &self.instance
+    }
+
+    /// Where this cluster lists the objects berth owns.
+    pub fn listing(&self) -> &Listing {
+        &self.listing
     }
 }
 

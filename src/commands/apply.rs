@@ -52,7 +52,7 @@ pub(crate) fn exec(
         return Ok(Exit::Error);
     };
     let rt = runtime()?;
-    let cluster = rt.block_on(Cluster::connect(context, &config.instance))?;
+    let cluster = rt.block_on(Cluster::connect(context, config))?;
     let planned = rt.block_on(cluster.plan(&loaded, &plan_options(config, flags, dir)))?;
     let plan = &planned.plan;
     print(plan.render_text(ColorChoice::for_stdout()), Exit::Error)?;

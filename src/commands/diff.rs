@@ -54,7 +54,7 @@ pub(crate) fn exec(
         return Ok(Exit::Error);
     };
     let planned = runtime()?.block_on(async {
-        let cluster = Cluster::connect(context, &config.instance).await?;
+        let cluster = Cluster::connect(context, config).await?;
         anyhow::Ok(
             cluster
                 .plan(&loaded, &plan_options(config, flags, dir))

@@ -27,7 +27,8 @@ pub struct ImportArgs {
     /// Every StatefulSet in this namespace (or the namespace of a bare NAME).
     #[arg(short = 'n', long = "from-namespace", value_name = "NS")]
     pub from_namespace: Option<String>,
-    /// Every StatefulSet in every namespace.
+    /// Every StatefulSet in every namespace; when `safety.namespaces` in the daemon config names
+    /// its namespaces (no patterns), in each of those.
     #[arg(short = 'A', long, conflicts_with = "from_namespace")]
     pub all_namespaces: bool,
     /// Write `<name>.toml` files into DIR (created if missing) instead of printing the specs.
@@ -69,7 +70,7 @@ pub(crate) fn exec(
         None => None,
     };
     let lives = runtime()?.block_on(async {
-        let cluster = Cluster::connect(context, &config.instance).await?;
+        let cluster = Cluster::connect(context, config).await?;
         let keys = match &target {
             Some(key) => vec![key.clone()],
             None => {

@@ -35,7 +35,7 @@ pub(crate) fn exec(
         },
     };
     let apps = runtime()?.block_on(async {
-        let cluster = Cluster::connect(context, &config.instance).await?;
+        let cluster = Cluster::connect(context, config).await?;
         anyhow::Ok(collect(&cluster, loaded.as_ref(), args.dir.as_deref(), config).await?)
     })?;
     let healthy = all_healthy(&apps);

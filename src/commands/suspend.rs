@@ -43,7 +43,7 @@ pub(crate) fn exec_suspend(
     let now = k8s_openapi::jiff::Timestamp::now().round(k8s_openapi::jiff::Unit::Second)?;
     let mark = format!("by {who} at {now}: {}", args.reason);
     let changed = runtime()?.block_on(async {
-        let cluster = Cluster::connect(context, &config.instance).await?;
+        let cluster = Cluster::connect(context, config).await?;
         anyhow::Ok(cluster.set_suspended(&args.app, Some(&mark)).await?)
     })?;
     let word = if changed {
@@ -68,7 +68,7 @@ pub(crate) fn exec_resume(
     context: Option<&str>,
 ) -> anyhow::Result<Exit> {
     let changed = runtime()?.block_on(async {
-        let cluster = Cluster::connect(context, &config.instance).await?;
+        let cluster = Cluster::connect(context, config).await?;
         anyhow::Ok(cluster.set_suspended(&args.app, None).await?)
     })?;
     let text = if changed {

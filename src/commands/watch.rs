@@ -93,7 +93,7 @@ pub(crate) fn exec(
         .map(str::to_string)
         .or_else(|| config.context.clone());
     runtime()?.block_on(async move {
-        let cluster = Cluster::connect(context.as_deref(), &config.instance).await?;
+        let cluster = Cluster::connect(context.as_deref(), &config).await?;
         let shutdown = CancellationToken::new();
         let (control_tx, control_rx) = mpsc::channel(4);
         let signals = tokio::spawn(handle_signals(shutdown.clone(), control_tx, source));

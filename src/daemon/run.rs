@@ -416,6 +416,10 @@ pub async fn run(
                     error!(running = %running, new = %config.instance, "config reload refused: the instance name is part of every selector and cannot change while running; restart berth to change it");
                     continue;
                 }
+                if crate::cluster::Listing::from_allowed(&config.safety.namespaces) != *shared.cluster.listing() {
+                    error!("config reload refused: the new safety.namespaces changes where berth watches its objects (named namespaces, or patterns across the cluster), and the watches are set up at start; restart berth to change it");
+                    continue;
+                }
                 systemd.reloading();
                 info!("daemon config reloaded");
                 *shared.config.write().unwrap_or_else(|p| p.into_inner()) = *config;

@@ -124,36 +124,47 @@ pub async fn fetch(
     })
 }
 
-/// `(namespace, name)` of every StatefulSet in `namespace`, or in all namespaces when None.
+/// `(namespace, name)` of every StatefulSet in `namespace`; when None, in every namespace the
+/// cluster lists in ([`crate::cluster::Listing`]): all of them, or only those the daemon config
+/// names, which is all a spec could use and all that Roles alone let berth list.
 pub async fn list(
     cluster: &Cluster,
     namespace: Option<&str>,
 ) -> Result<Vec<(String, String)>, ImportError> {
     use k8s_openapi::api::apps::v1::StatefulSet;
-    let api: Api<StatefulSet> = match namespace {
-        Some(ns) => Api::namespaced(cluster.client().clone(), ns),
-        None => Api::all(cluster.client().clone()),
+    let client = cluster.client();
+    let apis: Vec<(String, Api<StatefulSet>)> = match (namespace, cluster.listing().namespaces()) {
+        (Some(ns), _) => vec![(
+            format!("namespace {ns}"),
+            Api::namespaced(client.clone(), ns),
+        )],
+        (None, None) => vec![("all namespaces".to_string(), Api::all(client.clone()))],
+        (None, Some(namespaces)) => namespaces
+            .iter()
+            .map(|ns| {
+                (
+                    format!("namespace {ns}"),
+                    Api::namespaced(client.clone(), ns),
+                )
+            })
+            .collect(),
     };
-    let list = api
-        .list(&ListParams::default())
-        .await
-        .map_err(|source| ImportError::List {
-            what: format!(
-                "StatefulSets in {}",
-                namespace.map_or("all namespaces".to_string(), |n| format!("namespace {n}"))
-            ),
-            source,
-        })?;
-    let mut out: Vec<(String, String)> = list
-        .items
-        .into_iter()
-        .map(|s| {
+    let mut out = Vec::new();
+    for (where_, api) in apis {
+        let list = api
+            .list(&ListParams::default())
+            .await
+            .map_err(|source| ImportError::List {
+                what: format!("StatefulSets in {where_}"),
+                source,
+            })?;
+        out.extend(list.items.into_iter().map(|s| {
             (
                 s.metadata.namespace.unwrap_or_default(),
                 s.metadata.name.unwrap_or_default(),
             )
-        })
-        .collect();
+        }));
+    }
     out.sort();
     Ok(out)
 }
