@@ -241,6 +241,9 @@ async fn the_shipped_role_writes_leases_only_in_its_namespace_and_pods_only_wher
         ("delete", pods, other.as_str()),
         ("get", ("", "secrets"), "default"),
         ("delete", ("", "persistentvolumeclaims"), "default"),
+        // Restarts are evictions, so a PodDisruptionBudget holds them back: no pod deletes.
+        ("delete", pods, app_ns),
+        ("delete", pods, "default"),
     ];
     for (verb, (group, resource), namespace) in refused {
         assert!(
@@ -252,10 +255,9 @@ async fn the_shipped_role_writes_leases_only_in_its_namespace_and_pods_only_wher
         ("update", lease, "default"),
         ("create", lease, "default"),
         ("update", lease, app_ns),
-        ("delete", pods, app_ns),
         ("patch", pods, app_ns),
         ("create", eviction, app_ns),
-        ("delete", pods, "default"),
+        ("create", eviction, "default"),
         ("list", pods, "kube-system"),
         ("create", ("apps", "statefulsets"), app_ns),
     ];
