@@ -5,31 +5,15 @@
 
 mod support;
 
-use std::path::Path;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
 use kube::api::{Patch, PatchParams};
 
 use support::daemon::{Daemon, write_atomic};
-use support::{TestNamespace, ensure_rbac, simple_app, wait_for};
+use support::{TestNamespace, ensure_rbac, git, simple_app, wait_for};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
-
-fn git(dir: &Path, args: &[&str]) {
-    let out = std::process::Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(["-c", "user.name=t", "-c", "user.email=t@example.invalid"])
-        .args(args)
-        .output()
-        .expect("git");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 async fn replicas(ns: &TestNamespace) -> Option<i32> {
     let sts = ns.api::<StatefulSet>().get_opt("web").await.ok()??;

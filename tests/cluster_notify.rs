@@ -11,23 +11,7 @@ use std::time::Duration;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use support::daemon::Daemon;
 use support::receiver::Receiver;
-use support::{TestNamespace, ensure_rbac, simple_app, wait_for};
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = std::process::Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(["-c", "user.name=t", "-c", "user.email=t@example.invalid"])
-        .args(args)
-        .output()
-        .expect("git");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
+use support::{TestNamespace, ensure_rbac, git, simple_app, wait_for};
 
 /// A config repo checkout with `files`, committed; returns the commit.
 fn commit_all(repo: &Path, message: &str) -> String {

@@ -19,6 +19,34 @@ fn zookeeper(cpu: &str) -> String {
 
 const KAFKA: &str = "after = [\"zookeeper\"]\n\n[containers.kafka]\nimage = \"apache/kafka:3.9.0\"\ncpu = \"100m\"\nmemory = \"64Mi\"\n";
 
+/// Once ZooKeeper's StatefulSet has the schedulable template, deletes the pod that never
+/// started, as a person would: the StatefulSet controller does not replace a pod that was never
+/// Ready with the new revision by itself (kubernetes/kubernetes#67250).
+async fn replace_stuck_zookeeper_pod(ns: &TestNamespace) {
+    let sets = ns.api::<StatefulSet>();
+    wait_for(
+        "zookeeper's new template",
+        Duration::from_secs(30),
+        || async {
+            let sts = sets.get("zookeeper").await.ok()?;
+            let cpu = sts.spec?.template.spec?.containers[0]
+                .resources
+                .as_ref()?
+                .requests
+                .as_ref()?
+                .get("cpu")?
+                .0
+                .clone();
+            (cpu == "100m").then_some(())
+        },
+    )
+    .await;
+    ns.api::<Pod>()
+        .delete("zookeeper-0", &DeleteParams::default())
+        .await
+        .expect("delete the stuck pod");
+}
+
 /// When berth recorded `reason` on StatefulSet `name`.
 async fn event_time(ns: &TestNamespace, name: &str, reason: &str) -> k8s_openapi::jiff::Timestamp {
     ns.api::<Event>()
@@ -79,34 +107,12 @@ async fn an_app_waits_for_the_apps_it_names_and_is_removed_before_them() {
         "kafka was created before zookeeper was healthy"
     );
 
-    // ZooKeeper fixed: it is updated, becomes healthy, then Kafka is created. A person also
-    // deletes the pod that never started: the StatefulSet controller does not replace a pod
-    // that was never Ready with the new revision by itself (kubernetes/kubernetes#67250).
+    // ZooKeeper fixed: it is updated, becomes healthy, then Kafka is created.
     specs.write("zookeeper.toml", &zookeeper("100m"));
     let args = ["apply", "--yes", "--timeout", "60s", specs.path()];
     let apply = berth(&ns, &args);
     let unstick = async {
-        wait_for(
-            "zookeeper's new template",
-            Duration::from_secs(30),
-            || async {
-                let sts = sets.get("zookeeper").await.ok()?;
-                let cpu = sts.spec?.template.spec?.containers[0]
-                    .resources
-                    .as_ref()?
-                    .requests
-                    .as_ref()?
-                    .get("cpu")?
-                    .0
-                    .clone();
-                (cpu == "100m").then_some(())
-            },
-        )
-        .await;
-        ns.api::<Pod>()
-            .delete("zookeeper-0", &DeleteParams::default())
-            .await
-            .expect("delete the stuck pod");
+        replace_stuck_zookeeper_pod(&ns).await;
     };
     let (run, ()) = tokio::join!(apply, unstick);
     run.expect_code(0);
@@ -171,27 +177,7 @@ async fn the_daemon_shows_an_app_waiting_for_the_apps_it_names() {
 
     // ZooKeeper fixed (and its stuck pod replaced): Kafka follows by itself.
     write_atomic(specs.dir.path(), "zookeeper.toml", &zookeeper("100m"));
-    wait_for(
-        "zookeeper's new template",
-        Duration::from_secs(30),
-        || async {
-            let sts = sets.get("zookeeper").await.ok()?;
-            let cpu = sts.spec?.template.spec?.containers[0]
-                .resources
-                .as_ref()?
-                .requests
-                .as_ref()?
-                .get("cpu")?
-                .0
-                .clone();
-            (cpu == "100m").then_some(())
-        },
-    )
-    .await;
-    ns.api::<Pod>()
-        .delete("zookeeper-0", &DeleteParams::default())
-        .await
-        .expect("delete the stuck pod");
+    replace_stuck_zookeeper_pod(&ns).await;
     wait_for("kafka created", Duration::from_secs(60), || async {
         sets.get_opt("kafka").await.ok().flatten().map(|_| ())
     })

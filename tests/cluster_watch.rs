@@ -4,7 +4,6 @@
 
 mod support;
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::StatefulSet;
@@ -12,7 +11,7 @@ use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Service};
 use kube::api::{ListParams, Patch, PatchParams};
 
 use support::daemon::{Daemon, write_atomic};
-use support::{TestNamespace, ensure_rbac, simple_app, wait_for};
+use support::{TestNamespace, ensure_rbac, git, simple_app, wait_for};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -370,22 +369,6 @@ async fn with_leader_election_only_the_leader_writes_and_a_standby_takes_over() 
     .await;
     assert!(second.log().contains("converging"));
     ns.cleanup().await;
-}
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = std::process::Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(["-c", "user.name=t", "-c", "user.email=t@example.invalid"])
-        .args(args)
-        .output()
-        .expect("git");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 #[tokio::test]

@@ -333,3 +333,20 @@ pub fn statefulset_identity(sts: &k8s_openapi::api::apps::v1::StatefulSet) -> se
         "spec": sts.spec,
     })
 }
+
+/// Runs git in `dir` as a throwaway identity, failing the test on an error; its stdout, trimmed.
+pub fn git(dir: &std::path::Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["-c", "user.name=t", "-c", "user.email=t@example.invalid"])
+        .args(args)
+        .output()
+        .expect("git");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
