@@ -308,8 +308,15 @@ pub async fn run(
             Some(WatchEvent::Rescan { reason }) = file_events.recv() => {
                 info!(reason = %reason, "rescanning the spec directory");
                 let all = reason == RescanReason::Resync;
+                let started = std::time::Instant::now();
                 if let Some(keys) = reload_unless_git_busy(&shared, &mut git_wait, all).await {
                     let keys = if all { all_keys(&shared) } else { keys };
+                    // How long an edit spends in the reload (the bench reads it).
+                    info!(
+                        reload_ms = (started.elapsed().as_secs_f64() * 1e4).round() / 10.0,
+                        changed = keys.len(),
+                        "spec directory reloaded"
+                    );
                     for key in keys {
                         shared.queue.add(key);
                     }

@@ -18,7 +18,9 @@ mod app;
 mod lookups;
 mod removals;
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use kube::api::DynamicObject;
@@ -32,6 +34,43 @@ use crate::spec::{App, AppKey, Loaded};
 
 /// The executor marks a StatefulSet it creates anew the same way a plan does.
 pub(crate) use app::mark_restart_pending;
+
+/// How long a plan waited on reads and on dry-runs: the daemon logs it with each converge, so
+/// where an edit's time goes can be read from its log (`cargo xtask bench` does).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RequestTimes {
+    /// Single-object reads (`get`).
+    pub reads: Duration,
+    /// Server-side dry-run applies.
+    pub dry_runs: Duration,
+}
+
+/// Which clock a request adds to.
+#[derive(Debug, Clone, Copy)]
+enum Request {
+    Read,
+    DryRun,
+}
+
+tokio::task_local! {
+    /// Set only while [`Cluster::plan_scoped_timed`] runs: other plans time nothing.
+    static REQUEST_TIMES: Cell<RequestTimes>;
+}
+
+/// Runs `request`, adding its time to the plan's clock when the plan is timed.
+async fn timed<T>(kind: Request, request: impl Future<Output = T>) -> T {
+    let started = Instant::now();
+    let result = request.await;
+    let _ = REQUEST_TIMES.try_with(|times| {
+        let mut t = times.get();
+        match kind {
+            Request::Read => t.reads += started.elapsed(),
+            Request::DryRun => t.dry_runs += started.elapsed(),
+        }
+        times.set(t);
+    });
+    result
+}
 
 /// What the operator allowed for this run (flags and config).
 #[derive(Debug, Clone)]
@@ -233,6 +272,22 @@ impl Cluster {
         options: &PlanOptions,
     ) -> Result<Planned, ClusterError> {
         self.plan_scoped(loaded, inventory, options, None).await
+    }
+
+    /// [`Cluster::plan_scoped`], and how long its reads and dry-runs took.
+    pub async fn plan_scoped_timed(
+        &self,
+        loaded: &Loaded,
+        inventory: &Inventory,
+        options: &PlanOptions,
+        scope: Option<&BTreeSet<AppKey>>,
+    ) -> (Result<Planned, ClusterError>, RequestTimes) {
+        REQUEST_TIMES
+            .scope(Cell::new(RequestTimes::default()), async {
+                let planned = self.plan_scoped(loaded, inventory, options, scope).await;
+                (planned, REQUEST_TIMES.with(Cell::get))
+            })
+            .await
     }
 
     /// Plans the apps in `scope` (all when None). Removal limits are still decided over the
