@@ -25,7 +25,7 @@ use crate::kube_client;
 /// The concurrencies tried.
 const LEVELS: [usize; 5] = [8, 16, 32, 64, 128];
 /// Objects applied per level, at most.
-const SAMPLE_OBJECTS: usize = 3000;
+const SAMPLE_OBJECTS: usize = 1500;
 
 /// One level of the curve.
 struct Level {

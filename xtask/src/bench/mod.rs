@@ -237,9 +237,7 @@ impl Bench {
                 ", without kubectl"
             }
         );
-        let report = self.run_all()?;
-        report::print_table(&report);
-        Ok(report)
+        self.run_all()
     }
 }
 

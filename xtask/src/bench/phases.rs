@@ -84,6 +84,11 @@ impl Bench {
         let (converge, keep) = self.converge_runs()?;
         report["converge"] = converge;
         let result = self.watch_phases(&keep);
+        // The table first: deleting a large fleet's namespace takes minutes.
+        if let Ok(watch) = &result {
+            report["watch"] = watch.clone();
+            super::report::print_table(&report);
+        }
         self.delete_namespaces(&[keep])?;
         report["watch"] = result?;
         Ok(report)

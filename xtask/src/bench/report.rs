@@ -71,23 +71,26 @@ pub(super) fn print_table(report: &Value) {
         ("no-op converge (s)", "noop", "ratio >= 50"),
     ] {
         let c = &report["converge"][key];
+        // Without kubectl at this size its columns say so rather than show zeros.
+        let kubectl = report["kubectl"].as_bool().unwrap_or(true);
+        let or_skipped = |text: String| if kubectl { text } else { "-".to_string() };
         println!(
-            "{label:<34} {:>12.2} {:>12.2} {:>9.1}x   {target}",
+            "{label:<34} {:>12.2} {:>12} {:>10}   {target}",
             f(c, "/berth_s"),
-            f(c, "/kubectl_s"),
-            f(c, "/ratio")
+            or_skipped(format!("{:.2}", f(c, "/kubectl_s"))),
+            or_skipped(format!("{:.1}x", f(c, "/ratio")))
         );
         println!(
             "{:<34} {:>12} {:>12}",
             format!("  {key}: write requests sent"),
             u(c, "/berth_writes"),
-            u(c, "/kubectl_writes"),
+            or_skipped(u(c, "/kubectl_writes").to_string()),
         );
         println!(
             "{:<34} {:>12} {:>12}",
             "    of them dry-run (cluster-wide)",
             u(c, "/berth_cluster_wide_dry_runs"),
-            u(c, "/kubectl_cluster_wide_dry_runs"),
+            or_skipped(u(c, "/kubectl_cluster_wide_dry_runs").to_string()),
         );
     }
     let floor = &report["converge"]["floor"];
