@@ -34,7 +34,7 @@ pub use inventory::{Inventory, LiveApp};
 pub use kinds::Kind;
 pub use ledger::{LEDGER_ANNOTATION, unix_now};
 pub use observe::Observations;
-pub use planner::{PlanOptions, Planned};
+pub use planner::{PlanOptions, Planned, RequestTimes};
 pub use scope::Listing;
 pub use suspend::SuspendError;
 

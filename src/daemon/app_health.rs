@@ -26,6 +26,24 @@ struct Inner {
     /// Apps to look at, with when, and the backoff to use after that look.
     due: BTreeMap<AppKey, (Instant, Duration)>,
     health: HashMap<AppKey, Health>,
+    /// Apps per state, kept with `health`: read after every reconcile (the STATUS line).
+    counts: BTreeMap<State, i64>,
+}
+
+impl Inner {
+    fn set(&mut self, key: &AppKey, health: Option<Health>) -> Option<Health> {
+        if let Some(h) = &health {
+            *self.counts.entry(h.state).or_default() += 1;
+        }
+        let was = match health {
+            Some(h) => self.health.insert(key.clone(), h),
+            None => self.health.remove(key),
+        };
+        if let Some(w) = &was {
+            *self.counts.entry(w.state).or_default() -= 1;
+        }
+        was
+    }
 }
 
 /// Each app's last known health and the looks to come.
@@ -59,7 +77,7 @@ impl AppHealth {
     pub fn forget(&self, key: &AppKey) -> Option<Health> {
         let mut inner = self.inner();
         inner.due.remove(key);
-        inner.health.remove(key)
+        inner.set(key, None)
     }
 
     pub fn of(&self, key: &AppKey) -> Option<Health> {
@@ -69,10 +87,17 @@ impl AppHealth {
     /// Apps per health state, every state present (at 0 when none).
     pub fn counts(&self) -> BTreeMap<State, i64> {
         let mut counts: BTreeMap<State, i64> = State::ALL.into_iter().map(|s| (s, 0)).collect();
-        for h in self.inner().health.values() {
-            *counts.entry(h.state).or_default() += 1;
-        }
+        counts.extend(self.inner().counts.iter().map(|(s, n)| (*s, *n)));
         counts
+    }
+
+    /// How many apps are degraded now.
+    pub fn degraded(&self) -> i64 {
+        self.inner()
+            .counts
+            .get(&State::Degraded)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// The apps due now, at most `limit`, each with the backoff for its next look.
@@ -102,7 +127,7 @@ impl AppHealth {
                 .due
                 .insert(key.clone(), (at, (backoff * 2).min(MAX_BACKOFF)));
         }
-        let was = inner.health.insert(key.clone(), health.clone());
+        let was = inner.set(key, Some(health.clone()));
         (was.as_ref() != Some(&health)).then(|| Change {
             key: key.clone(),
             was,

@@ -16,30 +16,79 @@ pub(super) struct Delta {
     /// Apps whose spec went in this reload, each with the apps that arrived in it: together they
     /// may be a move, which the removal rules hold (see `PlanOptions::arrivals`).
     pub moves: BTreeMap<AppKey, BTreeSet<AppKey>>,
-    /// Apps that have a spec now (any move recorded for them earlier is over).
-    pub present: BTreeSet<AppKey>,
     /// Live apps without a spec: removals pending, held or under way.
     pub pending_removals: usize,
 }
 
-/// The loaded apps by key, borrowed: a reload compares two whole directories.
-fn by_key(loaded: &Loaded) -> BTreeMap<AppKey, &App> {
-    loaded
-        .apps
-        .iter()
-        .map(|a| (AppKey::new(a.namespace.clone(), a.name.clone()), a))
-        .collect()
+/// One step of walking two loads side by side.
+enum Side<'a> {
+    /// In the old load only: its spec went.
+    Went(&'a App),
+    /// In the new load only: its spec arrived.
+    Arrived(&'a App),
+    /// In both.
+    Both(&'a App, &'a App),
+}
+
+/// Walks the apps of two loads side by side. Both are sorted by key and hold each key once, so
+/// this is one merge pass: no key is copied and no map built, because an edit reloads a
+/// directory of thousands of apps of which one changed.
+fn side_by_side<'a>(old: &'a [App], new: &'a [App], mut each: impl FnMut(Side<'a>)) {
+    let key = |a: &'a App| (a.namespace.as_str(), a.name.as_str());
+    let (mut i, mut j) = (0, 0);
+    while i < old.len() || j < new.len() {
+        match (old.get(i), new.get(j)) {
+            (Some(a), Some(b)) => match key(a).cmp(&key(b)) {
+                std::cmp::Ordering::Less => {
+                    each(Side::Went(a));
+                    i += 1;
+                }
+                std::cmp::Ordering::Greater => {
+                    each(Side::Arrived(b));
+                    j += 1;
+                }
+                std::cmp::Ordering::Equal => {
+                    each(Side::Both(a, b));
+                    i += 1;
+                    j += 1;
+                }
+            },
+            (Some(a), None) => {
+                each(Side::Went(a));
+                i += 1;
+            }
+            (None, Some(b)) => {
+                each(Side::Arrived(b));
+                j += 1;
+            }
+            (None, None) => break,
+        }
+    }
+}
+
+fn key_of(app: &App) -> AppKey {
+    AppKey::new(app.namespace.clone(), app.name.clone())
 }
 
 /// Compares the last load `old` with `new`; `live` are the apps with live objects.
 pub(super) fn compare(old: &Loaded, new: &Loaded, live: &BTreeSet<AppKey>) -> Delta {
-    let (before, after) = (by_key(old), by_key(new));
-    let mut changed: BTreeSet<AppKey> = before
-        .keys()
-        .chain(after.keys())
-        .filter(|k| before.get(*k) != after.get(*k))
-        .cloned()
-        .collect();
+    let mut changed = BTreeSet::new();
+    let (mut went, mut arrived) = (Vec::new(), BTreeSet::new());
+    side_by_side(&old.apps, &new.apps, |side| match side {
+        Side::Went(a) => {
+            changed.insert(key_of(a));
+            went.push(key_of(a));
+        }
+        Side::Arrived(b) => {
+            changed.insert(key_of(b));
+            arrived.insert(key_of(b));
+        }
+        Side::Both(a, b) => {
+            if a != b {
+                changed.insert(key_of(b));
+            }
+        }
+    });
     // A file that broke or was fixed changes what may happen to its app.
     let broken =
         |l: &Loaded| -> BTreeSet<String> { l.broken.iter().map(|b| b.name.clone()).collect() };
@@ -54,28 +103,19 @@ pub(super) fn compare(old: &Loaded, new: &Loaded, live: &BTreeSet<AppKey>) -> De
             .map(|d| d.source_path.clone())
             .collect()
     };
+    let without_spec = || live.iter().filter(|k| new.app_of(k).is_none());
     if dirs(old) != dirs(new) {
-        changed.extend(live.iter().filter(|k| !after.contains_key(*k)).cloned());
+        changed.extend(without_spec().cloned());
     }
-    let arrived: BTreeSet<AppKey> = after
-        .keys()
-        .filter(|k| !before.contains_key(*k))
-        .cloned()
-        .collect();
     let moves = if arrived.is_empty() {
         BTreeMap::new()
     } else {
-        before
-            .keys()
-            .filter(|k| !after.contains_key(*k))
-            .map(|k| (k.clone(), arrived.clone()))
-            .collect()
+        went.into_iter().map(|k| (k, arrived.clone())).collect()
     };
     Delta {
         changed,
         moves,
-        pending_removals: live.iter().filter(|k| !after.contains_key(*k)).count(),
-        present: after.into_keys().collect(),
+        pending_removals: without_spec().count(),
     }
 }
 
@@ -128,7 +168,57 @@ mod tests {
             BTreeMap::from([(key("web"), keys(&["web-primary"]))])
         );
         assert_eq!(delta.pending_removals, 1);
-        assert!(delta.present.contains(&key("web-primary")));
+    }
+
+    #[test]
+    fn the_merge_walk_finds_what_a_comparison_by_key_finds() {
+        // Namespaces and names interleave so that a walk ordered wrongly would pair the wrong
+        // apps: every key is compared with a map-by-key comparison of the same two loads.
+        let ns = |n: &str, body: String| format!("namespace = \"{n}\"\n{body}");
+        let old = load(&[
+            ("a.toml", &ns("b", app(1))),
+            ("b.toml", &ns("a", app(1))),
+            ("team/a.toml", &ns("a", app(1))),
+            ("c.toml", &app(1)),
+            ("gone.toml", &ns("z", app(1))),
+        ]);
+        let new = load(&[
+            ("a.toml", &ns("b", app(2))),
+            ("b.toml", &ns("a", app(1))),
+            ("c.toml", &app(1)),
+            ("d.toml", &ns("a", app(1))),
+            ("new.toml", &ns("0", app(1))),
+        ]);
+        let by_key = |l: &Loaded| -> BTreeMap<AppKey, App> {
+            l.apps.iter().map(|a| (key_of(a), a.clone())).collect()
+        };
+        let (before, after) = (by_key(&old), by_key(&new));
+        let expected: BTreeSet<AppKey> = before
+            .keys()
+            .chain(after.keys())
+            .filter(|k| before.get(*k) != after.get(*k))
+            .cloned()
+            .collect();
+        let delta = compare(&old, &new, &BTreeSet::new());
+        assert_eq!(delta.changed, expected);
+        assert_eq!(
+            delta.changed,
+            BTreeSet::from([
+                AppKey::new("b", "a"),
+                AppKey::new("a", "a"),
+                AppKey::new("a", "d"),
+                AppKey::new("0", "new"),
+                AppKey::new("z", "gone"),
+            ])
+        );
+        let arrived = BTreeSet::from([AppKey::new("a", "d"), AppKey::new("0", "new")]);
+        assert_eq!(
+            delta.moves,
+            BTreeMap::from([
+                (AppKey::new("a", "a"), arrived.clone()),
+                (AppKey::new("z", "gone"), arrived),
+            ])
+        );
     }
 
     #[test]

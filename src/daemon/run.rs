@@ -7,7 +7,7 @@
 mod reconcile;
 mod tell;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
@@ -34,8 +34,10 @@ use crate::spec::{AppKey, Loaded, SpecCache};
 use reconcile::worker;
 
 mod specs;
+mod states;
 
 use specs::{reload, reload_unless_git_busy};
+use states::AppStates;
 
 /// How the daemon runs, from the command line.
 #[derive(Debug, Clone)]
@@ -81,8 +83,9 @@ struct Shared {
     /// app whose spec is the same as then means someone else changed the live objects (drift).
     /// A hash, not a copy: a copy of every spec was megabytes at 1000 apps.
     converged: Mutex<HashMap<AppKey, u64>>,
-    /// Each app's state, for berth_apps{state} and the systemd status line.
-    states: Mutex<BTreeMap<AppKey, AppState>>,
+    /// Each app's state, with a running count per state for berth_apps{state} and the systemd
+    /// status line.
+    states: Mutex<AppStates>,
     retained_pvcs: Mutex<HashSet<String>>,
     /// Whether this process takes part in leader election (else it always leads).
     elects: bool,
@@ -119,12 +122,9 @@ impl Shared {
 
     fn set_state(&self, key: &AppKey, state: AppState) {
         let mut states = self.states.lock().unwrap_or_else(|p| p.into_inner());
-        states.insert(key.clone(), state);
-        let mut counts: BTreeMap<String, i64> = BTreeMap::new();
-        for state in states.values() {
-            *counts.entry(state.as_str().to_string()).or_default() += 1;
+        if states.set(key, state) {
+            self.metrics.set_app_states(&states.gauges());
         }
-        self.metrics.set_app_states(&counts);
     }
 
     fn state_of(&self, key: &AppKey) -> Option<AppState> {
@@ -137,7 +137,9 @@ impl Shared {
 
     fn forget(&self, key: &AppKey) {
         let mut states = self.states.lock().unwrap_or_else(|p| p.into_inner());
-        states.remove(key);
+        if states.remove(key) {
+            self.metrics.set_app_states(&states.gauges());
+        }
         drop(states);
         tell::health_gone(self, key);
         self.arrivals
@@ -158,18 +160,14 @@ impl Shared {
 
     fn status_line(&self) -> String {
         let states = self.states.lock().unwrap_or_else(|p| p.into_inner());
-        let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
-        for state in states.values() {
-            *counts.entry(state.as_str()).or_default() += 1;
-        }
-        let parts: Vec<String> = counts.iter().map(|(s, n)| format!("{n} {s}")).collect();
-        let mut apps = format!("{} apps: {}", states.len(), parts.join(", "));
-        let degraded = self
-            .health
+        let parts: Vec<String> = states
             .counts()
-            .get(&crate::health::State::Degraded)
-            .copied()
-            .unwrap_or(0);
+            .iter()
+            .map(|(s, n)| format!("{n} {s}"))
+            .collect();
+        let mut apps = format!("{} apps: {}", states.len(), parts.join(", "));
+        drop(states);
+        let degraded = self.health.degraded();
         if degraded > 0 {
             apps.push_str(&format!("; {degraded} degraded"));
         }
@@ -264,7 +262,7 @@ pub async fn run(
         specs: RwLock::new(Arc::new(Loaded::default())),
         commit: RwLock::new(None),
         converged: Mutex::new(HashMap::new()),
-        states: Mutex::new(BTreeMap::new()),
+        states: Mutex::default(),
         retained_pvcs: Mutex::new(HashSet::new()),
         drift_seen: Mutex::new(HashSet::new()),
         arrivals: Mutex::default(),
@@ -338,8 +336,15 @@ pub async fn run(
             Some(WatchEvent::Rescan { reason }) = file_events.recv() => {
                 info!(reason = %reason, "rescanning the spec directory");
                 let all = reason == RescanReason::Resync;
+                let started = std::time::Instant::now();
                 if let Some(keys) = reload_unless_git_busy(&shared, &mut git_wait, all).await {
                     let keys = if all { all_keys(&shared) } else { keys };
+                    // How long an edit spends in the reload (the bench reads it).
+                    info!(
+                        reload_ms = (started.elapsed().as_secs_f64() * 1e4).round() / 10.0,
+                        changed = keys.len(),
+                        "spec directory reloaded"
+                    );
                     for key in keys {
                         shared.queue.add(key);
                     }

@@ -47,6 +47,22 @@ pub struct Loaded {
 }
 
 impl Loaded {
+    /// The app `namespace/name`, found by binary search: `apps` is sorted by key and holds each
+    /// key once (two files declaring one app are both broken), so the sorted list is the index
+    /// by key, and a load builds it without any upkeep. O(log apps), no allocation: the daemon
+    /// looks an app up on every reconcile.
+    pub fn app(&self, namespace: &str, name: &str) -> Option<&App> {
+        self.apps
+            .binary_search_by(|a| (a.namespace.as_str(), a.name.as_str()).cmp(&(namespace, name)))
+            .ok()
+            .map(|i| &self.apps[i])
+    }
+
+    /// [`Loaded::app`] by key.
+    pub fn app_of(&self, key: &AppKey) -> Option<&App> {
+        self.app(&key.namespace, &key.name)
+    }
+
     pub fn has_errors(&self) -> bool {
         !self.broken.is_empty() || !self.broken_dirs.is_empty()
     }
@@ -563,5 +579,61 @@ mod cache_tests {
         assert_eq!(fixed.apps, fresh.apps);
         assert_eq!(fixed.apps.len(), 1);
         assert!(fixed.broken.is_empty());
+    }
+
+    #[test]
+    fn an_app_is_found_by_key_across_namespaces_and_not_found_when_absent_or_broken() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        // Names chosen so that namespace order and name order disagree: the lookup must order
+        // by namespace first, as the load sorts.
+        let files = [
+            ("z.toml", "namespace = \"alpha\"\n"),
+            ("a.toml", "namespace = \"beta\"\n"),
+            ("m.toml", ""),
+            ("team/a.toml", "namespace = \"alpha\"\n"),
+            ("b.toml", "namespace = \"alpha\"\nname = \"z\"\n"),
+            ("broken.toml", "replicas = [\n"),
+        ];
+        for (rel, head) in files {
+            let path = dir.path().join(rel);
+            std::fs::create_dir_all(path.parent().expect("parent")).expect("dir");
+            std::fs::write(path, head.to_string() + &app(1)).expect("write");
+        }
+        let loaded = load_dir(dir.path(), &Config::default()).expect("load");
+        assert!(
+            !loaded.broken.is_empty(),
+            "z.toml and b.toml clash, and broken.toml"
+        );
+        for app in &loaded.apps {
+            let found = loaded.app(&app.namespace, &app.name).expect("found");
+            assert!(std::ptr::eq(found, app));
+            assert!(
+                loaded
+                    .app_of(&AppKey::new(&app.namespace, &app.name))
+                    .is_some()
+            );
+        }
+        for (ns, name) in [
+            ("alpha", "a"),
+            ("beta", "a"),
+            ("default", "m"),
+            ("alpha", "z"),
+            ("default", "broken"),
+            ("gamma", "a"),
+            ("", ""),
+        ] {
+            let linear = loaded
+                .apps
+                .iter()
+                .find(|a| a.namespace == ns && a.name == name);
+            assert_eq!(
+                loaded.app(ns, name).map(|a| &a.name),
+                linear.map(|a| &a.name),
+                "{ns}/{name}"
+            );
+        }
+        assert!(loaded.app("alpha", "a").is_some() && loaded.app("beta", "a").is_some());
+        assert!(loaded.app("alpha", "z").is_none(), "a duplicate is no app");
+        assert!(loaded.app("default", "broken").is_none());
     }
 }

@@ -42,9 +42,10 @@ tasks:
                    the safety suite's fault, crash, network and load tests N times (default 3),
                    with their longer variants (BERTH_SOAK=1)
   man              man pages from the CLI definition: target/man/berth.1 (+ one per subcommand)
-  bench [--apps N] [--edits M] [--repeat R] [--idle SECS] [--release]
+  bench [--apps N | --scale N,N,...] [--edits M] [--repeat R] [--idle SECS] [--skip-kubectl] [--dev]
                    berth vs kubectl on the running control plane (default 1000 apps, 100 edits,
-                   3 runs, 60 s idle, dev build); table on stdout, target/bench/report.json
+                   3 runs, 60 s idle, release build; kubectl only up to 1000 apps); tables on
+                   stdout, target/bench/report.json
 ";
 
 fn main() -> ExitCode {

@@ -207,15 +207,17 @@ impl Cluster {
         namespace: &str,
         name: &str,
     ) -> Result<Option<DynamicObject>, ClusterError> {
-        kind.api(&self.client, namespace)
-            .get_opt(name)
-            .await
-            .map_err(|source| ClusterError::Get {
-                kind,
-                namespace: namespace.to_string(),
-                name: name.to_string(),
-                source,
-            })
+        super::timed(
+            super::Request::Read,
+            kind.api(&self.client, namespace).get_opt(name),
+        )
+        .await
+        .map_err(|source| ClusterError::Get {
+            kind,
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+            source,
+        })
     }
 
     /// The object as the server would store it after berth's apply, without storing it.
@@ -227,15 +229,18 @@ impl Cluster {
         want: &Value,
     ) -> Result<Value, ClusterError> {
         let params = PatchParams::apply(FIELD_MANAGER).force().dry_run();
-        kind.api(&self.client, namespace)
-            .patch(name, &params, &Patch::Apply(want))
-            .await
-            .map(|o| to_json(&o))
-            .map_err(|source| ClusterError::DryRun {
-                kind,
-                namespace: namespace.to_string(),
-                name: name.to_string(),
-                source,
-            })
+        let api = kind.api(&self.client, namespace);
+        super::timed(
+            super::Request::DryRun,
+            api.patch(name, &params, &Patch::Apply(want)),
+        )
+        .await
+        .map(|o| to_json(&o))
+        .map_err(|source| ClusterError::DryRun {
+            kind,
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+            source,
+        })
     }
 }

@@ -18,7 +18,9 @@ mod app;
 mod lookups;
 mod removals;
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use kube::api::DynamicObject;
@@ -32,6 +34,43 @@ use crate::spec::{App, AppKey, Loaded};
 
 /// The executor marks a StatefulSet it creates anew the same way a plan does.
 pub(crate) use app::mark_restart_pending;
+
+/// How long a plan waited on reads and on dry-runs: the daemon logs it with each converge, so
+/// where an edit's time goes can be read from its log (`cargo xtask bench` does).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RequestTimes {
+    /// Single-object reads (`get`).
+    pub reads: Duration,
+    /// Server-side dry-run applies.
+    pub dry_runs: Duration,
+}
+
+/// Which clock a request adds to.
+#[derive(Debug, Clone, Copy)]
+enum Request {
+    Read,
+    DryRun,
+}
+
+tokio::task_local! {
+    /// Set only while [`Cluster::plan_scoped_timed`] runs: other plans time nothing.
+    static REQUEST_TIMES: Cell<RequestTimes>;
+}
+
+/// Runs `request`, adding its time to the plan's clock when the plan is timed.
+async fn timed<T>(kind: Request, request: impl Future<Output = T>) -> T {
+    let started = Instant::now();
+    let result = request.await;
+    let _ = REQUEST_TIMES.try_with(|times| {
+        let mut t = times.get();
+        match kind {
+            Request::Read => t.reads += started.elapsed(),
+            Request::DryRun => t.dry_runs += started.elapsed(),
+        }
+        times.set(t);
+    });
+    result
+}
 
 /// What the operator allowed for this run (flags and config).
 #[derive(Debug, Clone)]
@@ -124,9 +163,7 @@ impl Planned {
                     },
                     _ => crate::plan::order::Node {
                         after: loaded
-                            .apps
-                            .iter()
-                            .find(|a| a.namespace == key.namespace && a.name == key.name)
+                            .app_of(key)
                             .map(|a| a.after.iter().map(|d| d.key()).collect())
                             .unwrap_or_default(),
                         removal: false,
@@ -237,6 +274,22 @@ impl Cluster {
         self.plan_scoped(loaded, inventory, options, None).await
     }
 
+    /// [`Cluster::plan_scoped`], and how long its reads and dry-runs took.
+    pub async fn plan_scoped_timed(
+        &self,
+        loaded: &Loaded,
+        inventory: &Inventory,
+        options: &PlanOptions,
+        scope: Option<&BTreeSet<AppKey>>,
+    ) -> (Result<Planned, ClusterError>, RequestTimes) {
+        REQUEST_TIMES
+            .scope(Cell::new(RequestTimes::default()), async {
+                let planned = self.plan_scoped(loaded, inventory, options, scope).await;
+                (planned, REQUEST_TIMES.with(Cell::get))
+            })
+            .await
+    }
+
     /// Plans the apps in `scope` (all when None). Removal limits are still decided over the
     /// whole directory and inventory, so planning one app at a time cannot slip past them.
     pub async fn plan_scoped(
@@ -247,18 +300,12 @@ impl Cluster {
         scope: Option<&BTreeSet<AppKey>>,
     ) -> Result<Planned, ClusterError> {
         let in_scope = |key: &AppKey| scope.is_none_or(|s| s.contains(key));
-        let app_in_scope = |app: &App| {
-            scope.is_none_or(|s| {
-                s.iter()
-                    .any(|key| key.namespace == app.namespace && key.name == app.name)
-            })
-        };
         let concurrency = options.concurrency.max(1);
         let mut planned = Planned {
             concurrency,
             ..Planned::default()
         };
-        let apps: Vec<&App> = loaded.apps.iter().filter(|a| app_in_scope(a)).collect();
+        let apps = apps_in_scope(loaded, scope);
         let lookups = self.lookups(&apps, inventory, concurrency).await?;
         // Apps are independent: plan them concurrently, then take the results in app order so
         // the outcome (and which error wins) does not depend on timing.
@@ -303,6 +350,17 @@ impl Cluster {
     }
 }
 
+/// The loaded apps in `scope` (all when None), in the directory's order. A scope is looked up
+/// key by key: the daemon plans one app per reconcile, and a pass over the whole directory
+/// for each made an edit cost O(apps) and a first sync O(apps²).
+fn apps_in_scope<'a>(loaded: &'a Loaded, scope: Option<&BTreeSet<AppKey>>) -> Vec<&'a App> {
+    match scope {
+        None => loaded.apps.iter().collect(),
+        // Keys and apps are both ordered by namespace, then name: the result keeps that order.
+        Some(scope) => scope.iter().filter_map(|key| loaded.app_of(key)).collect(),
+    }
+}
+
 /// The plan of an app whose namespace does not exist.
 fn namespace_missing(app: &App) -> AppPlan {
     AppPlan {
@@ -320,5 +378,44 @@ fn namespace_missing(app: &App) -> AppPlan {
         summary: Vec::new(),
         changes: Vec::new(),
         retained_pvcs: Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    #[test]
+    fn a_scope_selects_its_apps_in_directory_order_and_skips_keys_without_a_spec() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        for (file, namespace) in [("a", "b"), ("b", "a"), ("c", "a"), ("d", "default")] {
+            std::fs::write(
+                dir.path().join(format!("{file}.toml")),
+                format!("namespace = \"{namespace}\"\n[containers.web]\nimage = \"nginx:1.27\"\n"),
+            )
+            .expect("write");
+        }
+        let loaded = crate::spec::load_dir(dir.path(), &Config::default()).expect("load");
+        let names = |apps: Vec<&App>| -> Vec<String> {
+            apps.iter()
+                .map(|a| format!("{}/{}", a.namespace, a.name))
+                .collect()
+        };
+        assert_eq!(
+            names(apps_in_scope(&loaded, None)),
+            ["a/b", "a/c", "b/a", "default/d"]
+        );
+        let scope = BTreeSet::from([
+            AppKey::new("default", "d"),
+            AppKey::new("a", "c"),
+            AppKey::new("a", "a"),
+            AppKey::new("b", "a"),
+        ]);
+        assert_eq!(
+            names(apps_in_scope(&loaded, Some(&scope))),
+            ["a/c", "b/a", "default/d"]
+        );
+        assert!(apps_in_scope(&loaded, Some(&BTreeSet::new())).is_empty());
     }
 }

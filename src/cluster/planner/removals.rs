@@ -2,8 +2,6 @@
 //! [`removals::decide`] makes of each (remove, hold, or protect), and recording that decision
 //! in the removal ledger before anything is executed.
 
-use std::collections::HashSet;
-
 use kube::ResourceExt;
 use serde_json::Value;
 
@@ -29,17 +27,14 @@ impl Cluster {
         in_scope: &(dyn Fn(&AppKey) -> bool + Sync),
         planned: &mut Planned,
     ) -> Result<(), ClusterError> {
-        // Borrowed keys: the daemon plans one app at a time over the whole directory, and
-        // copying every name for each plan showed in its first-sync profile.
-        let desired: HashSet<(&str, &str)> = loaded
-            .apps
-            .iter()
-            .map(|a| (a.namespace.as_str(), a.name.as_str()))
-            .collect();
+        // Each live app is looked up in the directory by key: the daemon plans one app at a
+        // time from an inventory of that app alone, so this costs O(its app), where a set of
+        // every desired app per reconcile cost O(apps). The whole directory is read below only
+        // when some app's spec is gone and the removal rules need it.
         let mut gone_apps: Vec<(&AppKey, &LiveApp)> = inventory
             .apps
             .iter()
-            .filter(|(key, _)| !desired.contains(&(key.namespace.as_str(), key.name.as_str())))
+            .filter(|(key, _)| loaded.app_of(key).is_none())
             .collect();
         // A suspended app whose spec is gone is not removed, and counts neither against the
         // budget nor as a move: the incident comes first, the removal is judged after resume.

@@ -86,7 +86,8 @@ pub(super) async fn reload(shared: &Shared) -> Option<BTreeSet<AppKey>> {
     let delta = delta::compare(&old, &loaded, &shared.cache.keys());
     {
         let mut arrivals = shared.arrivals.lock().unwrap_or_else(|p| p.into_inner());
-        arrivals.retain(|key, _| !delta.present.contains(key));
+        // A move recorded for an app that has a spec again is over.
+        arrivals.retain(|key, _| loaded.app_of(key).is_none());
         arrivals.extend(delta.moves);
     }
     shared

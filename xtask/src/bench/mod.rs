@@ -30,11 +30,14 @@
 //! - [`procfs`]: CPU time, resident set and machine facts read from /proc;
 //! - [`report`]: the machine description, the table on stdout and target/bench/report.json.
 
+mod floor;
 mod namespaces;
 mod phases;
 mod procfs;
 mod report;
 mod requests;
+mod scale;
+mod stages;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -45,8 +48,13 @@ use anyhow::{Context, Result, bail};
 use crate::cluster::{self, Layout};
 use crate::kube_client;
 
-const USAGE: &str = "usage: cargo xtask bench [--apps N] [--edits M] [--repeat R] [--idle SECS] \
-                     [--replicas K] [--release | --bin PATH]";
+const USAGE: &str = "usage: cargo xtask bench [--apps N | --scale N,N,...] [--edits M] [--repeat R] \
+                     [--idle SECS] [--replicas K] [--skip-kubectl] [--kubectl-up-to N] \
+                     [--dev | --bin PATH]";
+/// Above this many apps a `--scale` run leaves kubectl out unless told otherwise: it applies
+/// one object at a time, ~25 minutes per run at 10,000 apps, and its ratio is already known
+/// from the smaller sizes.
+const KUBECTL_UP_TO: usize = 1000;
 /// Label on every namespace the bench creates: how leftovers of an interrupted run are found.
 const BENCH_LABEL: &str = "berth.dev/bench";
 /// The pod annotation an edit changes; it lands in the StatefulSet's pod template.
@@ -56,8 +64,9 @@ const SETTLE_TIMEOUT: Duration = Duration::from_secs(900);
 
 /// The command line, validated.
 struct Options {
-    /// Apps generated and converged: the fleet size every figure is for.
-    apps: usize,
+    /// The fleet sizes measured, one after the other (`--apps N` is one size, `--scale` many);
+    /// the growth between consecutive sizes is printed at the end.
+    sizes: Vec<usize>,
     /// Edits timed in the watch phase, one at a time.
     edits: usize,
     /// Runs of the converge phases and of validate/render; the table shows medians.
@@ -68,8 +77,12 @@ struct Options {
     /// count, while the local cluster starts only about 1.5 pods a second (each waits for its
     /// volume), so 1000 pods would take ten minutes per run and keep the machine busy.
     replicas: usize,
-    /// Build and measure the release profile (what users run) instead of the dev profile.
-    release: bool,
+    /// Build and measure the dev profile instead of the release profile (what users run).
+    dev: bool,
+    /// Never run kubectl (the berth figures alone, much sooner).
+    skip_kubectl: bool,
+    /// Sizes above this run without kubectl.
+    kubectl_up_to: usize,
     /// Measure this berth binary instead of building one (to compare two builds).
     bin: Option<PathBuf>,
 }
@@ -77,12 +90,14 @@ struct Options {
 impl Options {
     fn parse(args: &[&str]) -> Result<Options> {
         let mut options = Options {
-            apps: 1000,
+            sizes: vec![1000],
             edits: 100,
             repeat: 3,
             idle: Duration::from_secs(60),
             replicas: 0,
-            release: false,
+            dev: false,
+            skip_kubectl: false,
+            kubectl_up_to: KUBECTL_UP_TO,
             bin: None,
         };
         let mut rest = args.iter();
@@ -96,12 +111,29 @@ impl Options {
                     .with_context(|| format!("{name} {value}: not a number\n{USAGE}"))
             };
             match *arg {
-                "--apps" => options.apps = number("--apps")?,
+                "--apps" => options.sizes = vec![number("--apps")?],
+                "--scale" => {
+                    let list = rest.next().with_context(|| {
+                        format!("--scale needs sizes, as 100,1000,10000\n{USAGE}")
+                    })?;
+                    options.sizes = list
+                        .split(',')
+                        .map(|n| {
+                            n.trim().parse().with_context(|| {
+                                format!("--scale {list}: {n} is not a number\n{USAGE}")
+                            })
+                        })
+                        .collect::<Result<_>>()?;
+                }
+                "--skip-kubectl" => options.skip_kubectl = true,
+                "--kubectl-up-to" => options.kubectl_up_to = number("--kubectl-up-to")?,
                 "--edits" => options.edits = number("--edits")?,
                 "--repeat" => options.repeat = number("--repeat")?,
                 "--idle" => options.idle = Duration::from_secs(number("--idle")? as u64),
                 "--replicas" => options.replicas = number("--replicas")?,
-                "--release" => options.release = true,
+                "--dev" => options.dev = true,
+                // The default; still accepted so that older command lines keep working.
+                "--release" => options.dev = false,
                 "--bin" => {
                     let path = rest
                         .next()
@@ -111,10 +143,24 @@ impl Options {
                 other => bail!("unknown bench argument {other}\n{USAGE}"),
             }
         }
-        if options.apps == 0 || options.repeat == 0 {
-            bail!("--apps and --repeat must be at least 1\n{USAGE}");
+        if options.sizes.contains(&0) || options.repeat == 0 {
+            bail!("every size (--apps, --scale) and --repeat must be at least 1\n{USAGE}");
         }
         Ok(options)
+    }
+
+    /// Whether kubectl runs at this size.
+    fn kubectl_at(&self, size: usize) -> bool {
+        !self.skip_kubectl && size <= self.kubectl_up_to
+    }
+
+    /// The profile measured, as the report names it.
+    fn profile(&self) -> String {
+        match (&self.bin, self.dev) {
+            (Some(bin), _) => bin.display().to_string(),
+            (None, true) => "debug".to_string(),
+            (None, false) => "release".to_string(),
+        }
     }
 }
 
@@ -126,28 +172,9 @@ pub fn bench(root: &Path, args: &[&str]) -> Result<()> {
     }
     let berth = match &options.bin {
         Some(bin) => bin.clone(),
-        None => build(root, options.release)?,
+        None => build(root, !options.dev)?,
     };
     let work = root.join("target").join("bench");
-    let apps = work.join("apps");
-    let logs = work.join("logs");
-    // Nothing of an earlier run may be reused (the rendered objects depend on N).
-    let _ = fs::remove_dir_all(&apps);
-    let _ = fs::remove_dir_all(&logs);
-    fs::create_dir_all(&apps)?;
-    fs::create_dir_all(&logs)?;
-    for i in 0..options.apps {
-        fs::write(
-            apps.join(format!("{}.toml", app_name(i))),
-            spec_text(i, options.replicas, "0"),
-        )?;
-    }
-    println!(
-        "bench: {} apps in {}, {} run(s) each",
-        options.apps,
-        apps.display(),
-        options.repeat
-    );
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -159,19 +186,59 @@ pub fn bench(root: &Path, args: &[&str]) -> Result<()> {
         berth,
         admin_kubeconfig: layout.kubeconfig.clone(),
         kubeconfig: work.join("bench.kubeconfig"),
-        apps,
-        logs,
+        apps: work.join("apps"),
+        logs: work.join("logs"),
+        size: 0,
+        kubectl: false,
         options,
     };
     bench.cleanup_leftovers()?;
     let machine = bench.machine()?;
-    let result = bench.create_identity().and_then(|()| bench.run_all());
+    let result = bench.create_identity().and_then(|()| {
+        let sizes = bench.options.sizes.clone();
+        let mut reports = Vec::new();
+        for size in sizes {
+            reports.push(bench.run_size(size, &work)?);
+        }
+        Ok(reports)
+    });
     // Whatever happened, leave no bench namespace behind.
     let cleanup = bench.cleanup_leftovers();
-    let mut report = result?;
+    let reports = result?;
     cleanup?;
-    report["machine"] = machine;
-    report::publish(&report, &work.join("report.json"))
+    report::publish(machine, reports, &work.join("report.json"))
+}
+
+impl Bench {
+    /// Every phase at one fleet size, with that size's specs generated afresh. Each size's
+    /// logs are kept in target/bench/logs/N.
+    fn run_size(&mut self, size: usize, work: &Path) -> Result<serde_json::Value> {
+        self.size = size;
+        self.kubectl = self.options.kubectl_at(size);
+        self.logs = work.join("logs").join(size.to_string());
+        // Nothing of an earlier run may be reused (the rendered objects depend on N).
+        let _ = fs::remove_dir_all(&self.apps);
+        let _ = fs::remove_dir_all(&self.logs);
+        fs::create_dir_all(&self.apps)?;
+        fs::create_dir_all(&self.logs)?;
+        for i in 0..size {
+            fs::write(
+                self.apps.join(format!("{}.toml", app_name(i))),
+                spec_text(i, self.options.replicas, "0"),
+            )?;
+        }
+        println!(
+            "\nbench: {size} apps in {}, {} run(s) each{}",
+            self.apps.display(),
+            self.options.repeat,
+            if self.kubectl {
+                ""
+            } else {
+                ", without kubectl"
+            }
+        );
+        self.run_all()
+    }
 }
 
 /// Builds the workspace and returns the berth binary of the chosen profile.
@@ -200,7 +267,7 @@ fn build(root: &Path, release: bool) -> Result<PathBuf> {
 }
 
 fn app_name(i: usize) -> String {
-    format!("app-{i:04}")
+    format!("app-{i:05}")
 }
 
 /// One app as a team would write it: a container with two ports, resources and probes, a
@@ -249,5 +316,9 @@ struct Bench {
     apps: PathBuf,
     /// Every measured command's output, rendered objects and the watch log (target/bench/logs).
     logs: PathBuf,
+    /// The fleet size being measured.
+    size: usize,
+    /// Whether kubectl runs at this size.
+    kubectl: bool,
     options: Options,
 }

@@ -32,7 +32,7 @@ impl Bench {
                         >= want
                 })
                 .count();
-            if ready >= self.options.apps {
+            if ready >= self.size {
                 eprintln!(
                     "  {ns}: all {ready} apps running after {:.0}s",
                     started.elapsed().as_secs_f64()
@@ -42,7 +42,7 @@ impl Bench {
             if started.elapsed() > SETTLE_TIMEOUT {
                 bail!(
                     "only {ready} of {} apps in {ns} ran their pods within {}s",
-                    self.options.apps,
+                    self.size,
                     SETTLE_TIMEOUT.as_secs()
                 );
             }

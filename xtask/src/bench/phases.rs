@@ -10,7 +10,7 @@ use std::fs;
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result, bail};
 use futures::StreamExt;
@@ -22,8 +22,8 @@ use serde_json::{Value, json};
 use super::procfs::{cpu_seconds, peak_rss_kib, status_kib};
 use super::report::{median, percentile};
 use super::requests::{RequestCounts, delta, requests_line, writes};
+use super::stages::{Edit, breakdown};
 use super::{Bench, EDIT_ANNOTATION, SETTLE_TIMEOUT, app_name, spec_text};
-use crate::kube_client;
 
 /// How long one edit may take to show in the StatefulSet before the phase gives up.
 const EDIT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -33,9 +33,6 @@ const EDIT_TIMEOUT: Duration = Duration::from_secs(30);
 enum Tool {
     Berth,
     Kubectl,
-    /// The API server's own limit: the same server-side applies, nothing else (no reads, no
-    /// dry-runs, no output), sent by a minimal client at berth's default concurrency.
-    Floor,
 }
 
 impl Tool {
@@ -43,26 +40,22 @@ impl Tool {
         match self {
             Tool::Berth => "berth",
             Tool::Kubectl => "kubectl",
-            Tool::Floor => "api-floor",
         }
     }
 }
 
-/// berth's default `--concurrency` (PlanOptions::DEFAULT_CONCURRENCY), for the API floor.
-const FLOOR_CONCURRENCY: usize = 16;
-
 /// One timed command and the requests it sent.
-struct Measured {
+pub(super) struct Measured {
     seconds: f64,
     /// Exact, by verb (the FlowSchema counters).
-    requests: BTreeMap<String, u64>,
+    pub(super) requests: BTreeMap<String, u64>,
     /// Cluster-wide writes to berth's kinds: (real, dry-run).
     writes_cluster_wide: (u64, u64),
 }
 
 impl Measured {
     /// A command that took `seconds`, with the requests counted between two readings.
-    fn between(seconds: f64, before: &RequestCounts, after: &RequestCounts) -> Measured {
+    pub(super) fn between(seconds: f64, before: &RequestCounts, after: &RequestCounts) -> Measured {
         let cluster_wide = delta(&before.cluster_wide, &after.cluster_wide);
         Measured {
             seconds,
@@ -80,20 +73,22 @@ impl Bench {
     /// watch phases and deleted after them, whatever they return.
     pub(super) fn run_all(&self) -> Result<Value> {
         let mut report = json!({
-            "apps": self.options.apps,
+            "apps": self.size,
             "objects_per_app": 3,
             "replicas_per_app": self.options.replicas,
-            "profile": match (&self.options.bin, self.options.release) {
-                (Some(bin), _) => bin.display().to_string(),
-                (None, true) => "release".to_string(),
-                (None, false) => "debug".to_string(),
-            },
+            "profile": self.options.profile(),
+            "kubectl": self.kubectl,
             "runs": self.options.repeat,
         });
         report["validate_render"] = self.validate_render()?;
         let (converge, keep) = self.converge_runs()?;
         report["converge"] = converge;
         let result = self.watch_phases(&keep);
+        // The table first: deleting a large fleet's namespace takes minutes.
+        if let Ok(watch) = &result {
+            report["watch"] = watch.clone();
+            super::report::print_table(&report);
+        }
         self.delete_namespaces(&[keep])?;
         report["watch"] = result?;
         Ok(report)
@@ -141,16 +136,17 @@ impl Bench {
     /// converged) for the watch phases.
     fn converge_runs(&self) -> Result<(Value, String)> {
         let mut runs = Vec::new();
+        let mut floors = Vec::new();
         let mut keep = None;
         for run in 0..self.options.repeat {
-            let order = if run % 2 == 0 {
-                [Tool::Berth, Tool::Kubectl]
-            } else {
-                [Tool::Kubectl, Tool::Berth]
+            let order: &[Tool] = match (self.kubectl, run % 2 == 0) {
+                (false, _) => &[Tool::Berth],
+                (true, true) => &[Tool::Berth, Tool::Kubectl],
+                (true, false) => &[Tool::Kubectl, Tool::Berth],
             };
             let ns_of = |tool: Tool| format!("bench-{}-{run}", tool.name());
             let mut cold = BTreeMap::new();
-            for tool in order {
+            for &tool in order {
                 let ns = ns_of(tool);
                 self.create_namespace(&ns)?;
                 let measured = self.converge_once(tool, &ns, "cold")?;
@@ -168,18 +164,9 @@ impl Bench {
                 self.settle(&ns)?;
             }
             // The floor goes last in every run: it is a reference, not a contender.
-            let ns = ns_of(Tool::Floor);
-            self.create_namespace(&ns)?;
-            let measured = self.converge_once(Tool::Floor, &ns, "cold")?;
-            println!(
-                "run {run}: cold  {:<7} {:>7.2}s  {}",
-                Tool::Floor.name(),
-                measured.seconds,
-                requests_line(&measured.requests),
-            );
-            cold.insert(Tool::Floor.name(), measured);
+            floors.push(self.floor_curve(run)?);
             let mut noop = BTreeMap::new();
-            for tool in order {
+            for &tool in order {
                 let measured = self.converge_once(tool, &ns_of(tool), "noop")?;
                 println!(
                     "run {run}: no-op {:<7} {:>7.2}s  {}; cluster-wide writes {} + dry-runs {}",
@@ -192,7 +179,11 @@ impl Bench {
                 noop.insert(tool.name(), measured);
             }
             runs.push((cold, noop));
-            let mut delete = vec![ns_of(Tool::Kubectl), ns_of(Tool::Floor)];
+            let mut delete = if self.kubectl {
+                vec![ns_of(Tool::Kubectl)]
+            } else {
+                Vec::new()
+            };
             if run + 1 == self.options.repeat {
                 keep = Some(ns_of(Tool::Berth));
             } else {
@@ -222,12 +213,9 @@ impl Bench {
                     .map(|m| m.writes_cluster_wide)
                     .unwrap_or_default()
             };
-            let f = pick(cold, Tool::Floor);
             json!({
                 "berth_s": median(&b), "kubectl_s": median(&k),
                 "ratio": median(&k) / median(&b),
-                "api_floor_s": median(&f), "api_floor_runs_s": f,
-                "api_floor_concurrency": FLOOR_CONCURRENCY,
                 "berth_runs_s": b, "kubectl_runs_s": k,
                 "berth_requests": requests(Tool::Berth),
                 "kubectl_requests": requests(Tool::Kubectl),
@@ -240,14 +228,16 @@ impl Bench {
                 "kubectl_cluster_wide_dry_runs": cluster_wide(Tool::Kubectl).1,
             })
         };
-        let report = json!({"cold": summary(true), "noop": summary(false)});
+        let mut report = json!({"cold": summary(true), "noop": summary(false)});
+        report["floor"] =
+            super::floor::summary(&floors, self.size * 3, median(&pick(true, Tool::Berth)));
         let keep = keep.context("no berth run to keep for the watch phases")?;
         Ok((report, keep))
     }
 
     /// The very objects berth writes, rendered for `ns` as namespace and instance (rendering
     /// is not part of kubectl's time).
-    fn rendered(&self, ns: &str) -> Result<PathBuf> {
+    pub(super) fn rendered(&self, ns: &str) -> Result<PathBuf> {
         let objects = self.logs.join(format!("objects-{ns}.yaml"));
         if !objects.exists() {
             let out = fs::File::create(&objects)?;
@@ -279,7 +269,6 @@ impl Bench {
                     .arg(self.rendered(ns)?);
                 cmd
             }
-            Tool::Floor => return self.floor(ns),
         };
         let out = fs::File::create(&log)?;
         cmd.stdout(out.try_clone()?).stderr(out);
@@ -298,53 +287,6 @@ impl Bench {
                 crate::process::tail(&log, 20)
             );
         }
-        Ok(Measured::between(seconds, &before, &after))
-    }
-
-    /// The API floor: every rendered object server-side applied once, [`FLOOR_CONCURRENCY`] at
-    /// a time, by a client that does nothing else. Parsing happens before the clock starts.
-    fn floor(&self, ns: &str) -> Result<Measured> {
-        let text = fs::read_to_string(self.rendered(ns)?)?;
-        let mut objects = Vec::new();
-        for doc in text.split("---\n").filter(|d| !d.trim().is_empty()) {
-            let value: Value = serde_saphyr::from_str(doc).context("parsing berth render")?;
-            let (Some(api_version), Some(kind), Some(name)) = (
-                value["apiVersion"].as_str(),
-                value["kind"].as_str(),
-                value.pointer("/metadata/name").and_then(Value::as_str),
-            ) else {
-                bail!("berth render gave an object without apiVersion, kind or name");
-            };
-            let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
-            let resource = kube::discovery::ApiResource::from_gvk(
-                &kube::api::GroupVersionKind::gvk(group, version, kind),
-            );
-            objects.push((resource, name.to_string(), value));
-        }
-        let before = self.request_counts()?;
-        let started = Instant::now();
-        self.rt.block_on(async {
-            let client = kube_client::client(&self.kubeconfig).await?;
-            let params = kube::api::PatchParams::apply("bench-floor").force();
-            let mut pending = Vec::new();
-            for (resource, name, value) in &objects {
-                let api: Api<kube::api::DynamicObject> =
-                    Api::namespaced_with(client.clone(), ns, resource);
-                let params = &params;
-                pending.push(async move {
-                    api.patch(name, params, &kube::api::Patch::Apply(value))
-                        .await
-                        .with_context(|| format!("applying {name}"))
-                });
-            }
-            let results: Vec<Result<_>> = futures::stream::iter(pending)
-                .buffer_unordered(FLOOR_CONCURRENCY)
-                .collect()
-                .await;
-            results.into_iter().collect::<Result<Vec<_>>>()
-        })?;
-        let seconds = started.elapsed().as_secs_f64();
-        let after = self.request_counts()?;
         Ok(Measured::between(seconds, &before, &after))
     }
 
@@ -411,7 +353,7 @@ impl Bench {
         println!(
             "watch: first full sync of {} apps in {ready_s:.2}s ({cpu_at_ready:.2} CPU s), \
              requests: {}",
-            self.options.apps,
+            self.size,
             requests_line(&startup_requests)
         );
 
@@ -429,7 +371,8 @@ impl Bench {
         );
 
         // Phase 3: edits.
-        let latencies = self.rt.block_on(self.edits(ns))?;
+        let edits = self.rt.block_on(self.edits(ns))?;
+        let latencies: Vec<f64> = edits.iter().map(|e| e.latency.as_secs_f64()).collect();
         let mut sorted = latencies.clone();
         sorted.sort_by(f64::total_cmp);
         let rss_end = peak_rss_kib(pid)?;
@@ -448,7 +391,12 @@ impl Bench {
             anon as f64 / 1024.0,
             file as f64 / 1024.0
         );
+        // The daemon's last lines are written by the time the bench has seen the last edit.
+        std::thread::sleep(Duration::from_millis(200));
+        let log = fs::read_to_string(self.logs.join("watch.log")).unwrap_or_default();
+        let stages = breakdown(&log, &edits);
         Ok(json!({
+            "edit_stages": stages,
             "first_sync_s": ready_s,
             "first_sync_cpu_s": cpu_at_ready,
             "first_sync_requests": startup_requests,
@@ -472,8 +420,8 @@ impl Bench {
     }
 
     /// Edits one spec at a time by atomic rename and waits until a watch shows the StatefulSet
-    /// with the new pod annotation. Returns each edit's latency in seconds.
-    async fn edits(&self, ns: &str) -> Result<Vec<f64>> {
+    /// with the new pod annotation. Returns each edit with its latency.
+    async fn edits(&self, ns: &str) -> Result<Vec<Edit>> {
         let api: Api<StatefulSet> = Api::namespaced(self.client.clone(), ns);
         let mut events = watcher(api, watcher::Config::default())
             .default_backoff()
@@ -487,14 +435,15 @@ impl Bench {
                 None => bail!("the StatefulSet watch ended"),
             }
         }
-        let mut latencies = Vec::new();
+        let mut timed = Vec::new();
         for edit in 0..self.options.edits {
             // Spread over the fleet; a prime stride visits different apps each time.
-            let i = (edit * 7919 + 13) % self.options.apps;
+            let i = (edit * 7919 + 13) % self.size;
             let name = app_name(i);
             let value = format!("edit-{edit}");
             let tmp = self.apps.join(format!(".{name}.toml.tmp"));
             fs::write(&tmp, spec_text(i, self.options.replicas, &value))?;
+            let renamed = SystemTime::now();
             let started = Instant::now();
             fs::rename(&tmp, self.apps.join(format!("{name}.toml")))?;
             let seen = tokio::time::timeout(EDIT_TIMEOUT, async {
@@ -510,7 +459,11 @@ impl Bench {
             })
             .await;
             match seen {
-                Ok(true) => latencies.push(started.elapsed().as_secs_f64()),
+                Ok(true) => timed.push(Edit {
+                    latency: started.elapsed(),
+                    app: name,
+                    renamed,
+                }),
                 Ok(false) => bail!("the StatefulSet watch ended during the edits"),
                 Err(_) => bail!(
                     "edit {edit} of {name} was not visible after {}s",
@@ -518,7 +471,7 @@ impl Bench {
                 ),
             }
         }
-        Ok(latencies)
+        Ok(timed)
     }
 }
 

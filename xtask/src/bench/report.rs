@@ -14,10 +14,15 @@ use serde_json::{Value, json};
 use super::Bench;
 use super::procfs;
 
-/// Prints the table and writes the report as pretty JSON to `path`.
-pub(super) fn publish(report: &Value, path: &Path) -> Result<()> {
-    print_table(report);
-    fs::write(path, serde_json::to_string_pretty(report)? + "\n")?;
+/// Prints the growth between the sizes (when there are several) and writes the report, every
+/// size's figures and the growth, as pretty JSON to `path`.
+pub(super) fn publish(machine: Value, sizes: Vec<Value>, path: &Path) -> Result<()> {
+    let growth = super::scale::growth(&sizes);
+    if sizes.len() > 1 {
+        super::scale::print_growth(&sizes, &growth);
+    }
+    let report = json!({"machine": machine, "sizes": sizes, "growth": growth});
+    fs::write(path, serde_json::to_string_pretty(&report)? + "\n")?;
     println!("\nreport written to {}", path.display());
     Ok(())
 }
@@ -47,8 +52,8 @@ impl Bench {
     }
 }
 
-/// The headline figures next to their targets, one line each.
-fn print_table(report: &Value) {
+/// One size's headline figures next to their targets, one line each.
+pub(super) fn print_table(report: &Value) {
     let f = |v: &Value, p: &str| v.pointer(p).and_then(Value::as_f64).unwrap_or(f64::NAN);
     let u = |v: &Value, p: &str| v.pointer(p).and_then(Value::as_u64).unwrap_or(0);
     let apps = u(report, "/apps");
@@ -66,31 +71,48 @@ fn print_table(report: &Value) {
         ("no-op converge (s)", "noop", "ratio >= 50"),
     ] {
         let c = &report["converge"][key];
+        // Without kubectl at this size its columns say so rather than show zeros.
+        let kubectl = report["kubectl"].as_bool().unwrap_or(true);
+        let or_skipped = |text: String| if kubectl { text } else { "-".to_string() };
         println!(
-            "{label:<34} {:>12.2} {:>12.2} {:>9.1}x   {target}",
+            "{label:<34} {:>12.2} {:>12} {:>10}   {target}",
             f(c, "/berth_s"),
-            f(c, "/kubectl_s"),
-            f(c, "/ratio")
+            or_skipped(format!("{:.2}", f(c, "/kubectl_s"))),
+            or_skipped(format!("{:.1}x", f(c, "/ratio")))
         );
         println!(
             "{:<34} {:>12} {:>12}",
             format!("  {key}: write requests sent"),
             u(c, "/berth_writes"),
-            u(c, "/kubectl_writes"),
+            or_skipped(u(c, "/kubectl_writes").to_string()),
         );
         println!(
             "{:<34} {:>12} {:>12}",
             "    of them dry-run (cluster-wide)",
             u(c, "/berth_cluster_wide_dry_runs"),
-            u(c, "/kubectl_cluster_wide_dry_runs"),
+            or_skipped(u(c, "/kubectl_cluster_wide_dry_runs").to_string()),
         );
     }
+    let floor = &report["converge"]["floor"];
     println!(
-        "{:<34} {:>12.2}   {} applies, {} at a time, nothing else",
+        "{:<34} {:>12.2}   {} applies at the best rate, {:.0}/s ({} at a time); berth {:.2}x of it",
         "  API floor for the same creates (s)",
-        f(&report["converge"]["cold"], "/api_floor_s"),
+        f(floor, "/floor_s"),
         apps * 3,
-        u(&report["converge"]["cold"], "/api_floor_concurrency"),
+        f(floor, "/best_objects_per_s"),
+        u(floor, "/best_concurrency"),
+        f(floor, "/berth_over_floor"),
+    );
+    let curve: Vec<String> = floor["curve"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|l| format!("{}: {:.0}/s", u(l, "/concurrency"), f(l, "/objects_per_s")))
+        .collect();
+    println!(
+        "{:<34} {}",
+        "    floor curve (at a time: rate)",
+        curve.join(", ")
     );
     let w = &report["watch"];
     println!(
@@ -155,6 +177,22 @@ fn print_table(report: &Value) {
     let v = &report["validate_render"];
     println!("{:<34} {:>12.2}", "validate (s)", f(v, "/validate_s"));
     println!("{:<34} {:>12.2}", "render (s)", f(v, "/render_s"));
+    let stages = &w["edit_stages"];
+    println!(
+        "\nwhere an edit's time goes ({} of {} edits matched in the log), ms:",
+        u(stages, "/edits_matched"),
+        u(w, "/edits/count")
+    );
+    println!("{:<14} {:>8} {:>8} {:>8}", "stage", "p50", "p99", "mean");
+    for stage in stages["stages"].as_array().into_iter().flatten() {
+        println!(
+            "{:<14} {:>8.1} {:>8.1} {:>8.1}",
+            stage["stage"].as_str().unwrap_or("?"),
+            f(stage, "/p50_ms"),
+            f(stage, "/p99_ms"),
+            f(stage, "/mean_ms")
+        );
+    }
 }
 
 /// The median of the runs: the figure the table shows (NaN when there were none).
