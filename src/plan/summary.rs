@@ -284,7 +284,20 @@ fn template_changes(name: &str, old: &Value, new: &Value) -> Vec<ImmutableChange
         "volumeMode",
         "dataSource",
     ] {
-        let (a, b) = (old.get(field), new.get(field));
+        // The server writes `apiGroup: null` into a dataSource that names a claim.
+        let without_nulls = |v: Option<&Value>| {
+            v.map(|v| match v {
+                Value::Object(m) => Value::Object(
+                    m.iter()
+                        .filter(|(_, x)| !x.is_null())
+                        .map(|(k, x)| (k.clone(), x.clone()))
+                        .collect(),
+                ),
+                other => other.clone(),
+            })
+        };
+        let (a, b) = (without_nulls(old.get(field)), without_nulls(new.get(field)));
+        let (a, b) = (a.as_ref(), b.as_ref());
         // The server fills volumeMode; only a spec that sets one can change it.
         if b.is_some() && a != b {
             out.push(ImmutableChange {
@@ -363,6 +376,10 @@ mod tests {
         restored["spec"]["volumeClaimTemplates"][0]["spec"]["dataSource"] = json!({"kind": "VolumeSnapshot", "apiGroup": "snapshot.storage.k8s.io", "name": "nightly"});
         let c = immutable_changes(&sts(1, "x", "1Gi", "h"), &restored);
         assert_eq!(c.len(), 1, "{c:?}");
+        // What the server stores for a claim source has `apiGroup: null`: the same source.
+        let mut stored = restored.clone();
+        stored["spec"]["volumeClaimTemplates"][0]["spec"]["dataSource"]["x"] = json!(null);
+        assert!(immutable_changes(&stored, &restored).is_empty());
         assert!(
             c[0].reason
                 .starts_with("volumes.data.dataSource: (unset) → "),
