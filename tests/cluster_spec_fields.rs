@@ -111,7 +111,7 @@ async fn an_external_replica_count_is_left_to_whoever_scales_the_set() {
     assert_eq!(live_replicas(&ns).await, Some(3));
     wait_for("web in sync with 3/3 ready", TIMEOUT, || async {
         let run = berth(&ns, &["status", specs.path()]).await;
-        (run.code == 0 && run.stdout.contains("in-sync  3/3")).then_some(())
+        (run.code == 0 && run.stdout.contains("in-sync  healthy  3/3")).then_some(())
     })
     .await;
 
