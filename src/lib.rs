@@ -20,6 +20,7 @@
 //! - [`health`]: pure: an app's health (healthy, progressing, degraded with the reason, missing)
 //!   and rollout progress from its live StatefulSet, pods, claims and events.
 //! - [`status`]: per-app sync state and health, read from the cluster (`berth status`).
+//! - [`glob`]: `*`/`?` matching of whole names (config allowlists, notify filters).
 //! - [`notice`]: pure: whom the daemon tells what (`[[notify]]` targets, events, bodies).
 //! - [`daemon`]: `berth watch`: the spec watcher (file events → coalesced "rescan" signals,
 //!   through symlink swaps, overflow and resync), reloads, the keyed work queue, app states,
@@ -30,6 +31,7 @@ pub mod cluster;
 pub mod commands;
 pub mod config;
 pub mod daemon;
+pub mod glob;
 pub mod health;
 pub mod import;
 pub mod labels;

@@ -223,15 +223,20 @@ pub async fn collect(
     config: &Config,
 ) -> Result<Vec<AppStatus>, ClusterError> {
     let inventory = cluster.inventory().await?;
+    // Only namespaces with an app its StatefulSet does not show healthy are listed: an app
+    // without one is missing, a healthy one needs nothing more.
     let namespaces: std::collections::BTreeSet<String> = inventory
         .apps
-        .keys()
-        .map(|k| k.namespace.clone())
-        .chain(
-            loaded
-                .iter()
-                .flat_map(|l| l.apps.iter().map(|a| a.namespace.clone())),
-        )
+        .values()
+        .filter(|a| {
+            let sts = a.statefulset().map(to_json);
+            assess(&Observed {
+                statefulset: sts.as_ref(),
+                ..Observed::default()
+            })
+            .needs_a_closer_look()
+        })
+        .map(|a| a.namespace.clone())
         .collect();
     let observations =
         Observations::read(cluster.client(), namespaces.iter().map(String::as_str)).await?;

@@ -9,8 +9,9 @@ use kube::Api;
 use kube::api::ListParams;
 use serde_json::Value;
 
-use super::ClusterError;
-use crate::health::Observed;
+use super::{Cluster, ClusterError};
+use crate::health::{Health, Observed, assess};
+use crate::spec::AppKey;
 
 #[derive(Default)]
 struct Namespace {
@@ -102,5 +103,48 @@ impl Observations {
             claims: ns.claims.iter().collect(),
             events: ns.events.iter().collect(),
         }
+    }
+}
+
+impl Cluster {
+    /// The health of each app of `keys`. Each StatefulSet is read; the pods, claims and events
+    /// of a namespace are listed (once) only when some app there is not shown healthy by its
+    /// StatefulSet alone, so healthy apps cost one read.
+    pub async fn health_of(&self, keys: &[AppKey]) -> Result<Vec<(AppKey, Health)>, ClusterError> {
+        let mut sets = Vec::with_capacity(keys.len());
+        for key in keys {
+            sets.push(self.statefulset_json(key).await?);
+        }
+        let alone: Vec<Health> = sets
+            .iter()
+            .map(|sts| {
+                assess(&Observed {
+                    statefulset: sts.as_ref(),
+                    ..Observed::default()
+                })
+            })
+            .collect();
+        // (Plain loops, no closures held across an await: the daemon's spawned task must be
+        // `Send`.)
+        let mut unsettled: Vec<String> = Vec::new();
+        for (key, health) in keys.iter().zip(&alone) {
+            if health.needs_a_closer_look() {
+                unsettled.push(key.namespace.clone());
+            }
+        }
+        let observations =
+            Observations::read(&self.client, unsettled.iter().map(String::as_str)).await?;
+        Ok(keys
+            .iter()
+            .zip(sets.iter().zip(alone))
+            .map(|(key, (sts, alone))| {
+                let health = if alone.needs_a_closer_look() {
+                    assess(&observations.of(&key.namespace, sts.as_ref()))
+                } else {
+                    alone
+                };
+                (key.clone(), health)
+            })
+            .collect())
     }
 }

@@ -70,7 +70,7 @@ impl Cluster {
             }
             if !to_check.is_empty() {
                 let list: Vec<AppKey> = to_check.iter().cloned().collect();
-                let unhealthy = match until_healthy(&self.client, &list, timeout, progress).await? {
+                let unhealthy = match until_healthy(self, &list, timeout, progress).await? {
                     Waited::Healthy => Vec::new(),
                     Waited::Degraded(apps) | Waited::TimedOut(apps) => apps,
                 };

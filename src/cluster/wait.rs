@@ -8,9 +8,8 @@ use kube::Api;
 use kube::api::DynamicObject;
 use serde_json::Value;
 
-use super::observe::Observations;
-use super::{ClusterError, Kind, Progress};
-use crate::health::{Health, State, assess};
+use super::{Cluster, ClusterError, Kind, Progress};
+use crate::health::{Health, State};
 use crate::spec::AppKey;
 
 /// How often the apps are looked at again.
@@ -30,7 +29,7 @@ pub enum Waited {
 
 /// Waits for `apps` to be healthy, telling `progress` each change of an app's health.
 pub async fn until_healthy(
-    client: &kube::Client,
+    cluster: &Cluster,
     apps: &[AppKey],
     timeout: Duration,
     progress: &dyn Progress,
@@ -39,12 +38,12 @@ pub async fn until_healthy(
     let mut pending: BTreeMap<AppKey, Option<Health>> =
         apps.iter().map(|k| (k.clone(), None)).collect();
     loop {
-        let observations =
-            Observations::read(client, pending.keys().map(|k| k.namespace.as_str())).await?;
+        let keys: Vec<AppKey> = pending.keys().cloned().collect();
         let mut degraded = Vec::new();
-        for (key, last) in pending.iter_mut() {
-            let sts = statefulset(client, key).await?;
-            let health = assess(&observations.of(&key.namespace, sts.as_ref()));
+        for (key, health) in cluster.health_of(&keys).await? {
+            let Some(last) = pending.get_mut(&key) else {
+                continue;
+            };
             if last.as_ref() != Some(&health) {
                 progress.step(&key.to_string(), &describe(&health));
             }

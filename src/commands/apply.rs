@@ -130,12 +130,7 @@ pub(crate) fn exec(
         .filter_map(|(app, _)| app.split_once('/'))
         .map(|(ns, name)| AppKey::new(ns, name))
         .collect();
-    let waited = rt.block_on(until_healthy(
-        cluster.client(),
-        &changed,
-        *timeout,
-        &progress,
-    ))?;
+    let waited = rt.block_on(until_healthy(&cluster, &changed, *timeout, &progress))?;
     drop(progress);
     Ok(match waited {
         Waited::Healthy => Exit::Ok,

@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
-use crate::cluster::{Cluster, Observations};
+use crate::cluster::Cluster;
 use crate::health::{Health, Observed, State, assess};
 use crate::spec::AppKey;
 
@@ -174,19 +174,13 @@ impl AppHealth {
     }
 }
 
-/// One look: the StatefulSet alone when it says every pod is ready on the current revision,
-/// else the namespace's pods, claims and events too.
+/// One look at one app ([`Cluster::health_of`]).
 async fn look(cluster: &Cluster, key: &AppKey) -> Result<Health, crate::cluster::ClusterError> {
-    let sts = cluster.statefulset_json(key).await?;
-    let alone = assess(&Observed {
-        statefulset: sts.as_ref(),
-        ..Observed::default()
-    });
-    if alone.is_healthy() || alone.state == State::Missing {
-        return Ok(alone);
-    }
-    let observations = Observations::read(cluster.client(), [key.namespace.as_str()]).await?;
-    Ok(assess(&observations.of(&key.namespace, sts.as_ref())))
+    let mut found = cluster.health_of(std::slice::from_ref(key)).await?;
+    // One key in, one health out; nothing read means nothing there.
+    Ok(found
+        .pop()
+        .map_or_else(|| assess(&Observed::default()), |(_, h)| h))
 }
 
 #[cfg(test)]

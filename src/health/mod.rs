@@ -93,6 +93,12 @@ impl Health {
     pub fn is_healthy(&self) -> bool {
         self.state == State::Healthy
     }
+
+    /// Judged from the StatefulSet alone, whether the pods, claims and events could tell more:
+    /// not when it is healthy, nor when there is none.
+    pub fn needs_a_closer_look(&self) -> bool {
+        !matches!(self.state, State::Healthy | State::Missing)
+    }
 }
 
 /// The live objects of one app: its StatefulSet (JSON, as `berth status` reads it), the pods

@@ -12,6 +12,7 @@ use http::{HeaderName, HeaderValue, Uri};
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
+pub use crate::glob::glob_match;
 use crate::spec::Diagnostic;
 
 /// What happened to an app, in the words of the `events` filter and the message.
@@ -115,21 +116,6 @@ impl Target {
             .authority()
             .map(|a| a.to_string())
             .unwrap_or_default()
-    }
-}
-
-/// `*` matches any run of characters, everything else itself.
-pub fn glob_match(pattern: &str, text: &str) -> bool {
-    match pattern.split_once('*') {
-        None => pattern == text,
-        Some((head, rest)) => {
-            let Some(tail) = text.strip_prefix(head) else {
-                return false;
-            };
-            (0..=tail.len())
-                .filter(|i| tail.is_char_boundary(*i))
-                .any(|i| glob_match(rest, &tail[i..]))
-        }
     }
 }
 

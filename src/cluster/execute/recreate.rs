@@ -335,7 +335,6 @@ impl Cluster {
         next: &str,
         progress: &dyn Progress,
     ) -> Result<(), ClusterError> {
-        let pods: Api<Pod> = Api::namespaced(self.client.clone(), ns);
         let started = Instant::now();
         let mut last_line: Option<Instant> = None;
         loop {
@@ -349,16 +348,8 @@ impl Cluster {
                 .as_ref()
                 .map(selector_of)
                 .unwrap_or_else(|| format!("{}={name}", NAME_LABEL));
-            let list = pods
-                .list(&ListParams::default().labels(&selector))
-                .await
-                .map_err(|source| ClusterError::Step {
-                    operation: "listing the app's pods",
-                    namespace: ns.to_string(),
-                    name: name.to_string(),
-                    source,
-                })?;
-            let down = pods_down(&list.items, name, wanted);
+            let list = self.list_pods(ns, name, &selector).await?;
+            let down = pods_down(&list, name, wanted);
             if down.is_empty() {
                 return Ok(());
             }

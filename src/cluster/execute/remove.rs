@@ -380,7 +380,7 @@ impl Cluster {
         Ok(self.list_pods(ns, name, selector).await?.len())
     }
 
-    async fn list_pods(
+    pub(super) async fn list_pods(
         &self,
         ns: &str,
         name: &str,

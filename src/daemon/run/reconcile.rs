@@ -420,6 +420,9 @@ fn unmet_order(shared: &Shared, specs: &Loaded, key: &AppKey, action: &Action) -
                 .collect();
             (!unmet.is_empty()).then(|| format!("waiting for {}", unmet.join(", ")))
         }
+        // Once under way, a removal finishes; only its start waits (and only that pays for the
+        // look at every live app).
+        Action::Remove if shared.state_of(key) == Some(AppState::Removing) => None,
         Action::Remove => {
             // Live apps without a spec that named this one: they go first.
             let inventory = shared.cache.inventory(None).ok()?;
