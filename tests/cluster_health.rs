@@ -173,13 +173,22 @@ async fn pods_the_controller_cannot_create_fail_the_wait_at_once() {
     ns.cleanup().await;
 }
 
-/// Writes `container_status` into web-0's status, as a kubelet would.
+/// Writes `container_status` into web-0's status, and the pod not Ready, as a kubelet would.
 async fn set_container_status(ns: &TestNamespace, container_status: serde_json::Value) {
     let pods = ns.api::<Pod>();
     pods.patch_status(
         "web-0",
         &PatchParams::default(),
-        &Patch::Merge(json!({"status": {"containerStatuses": [container_status]}})),
+        // A container that is not running leaves the pod not Ready, as a kubelet reports it.
+        &Patch::Merge(json!({"status": {
+            "containerStatuses": [container_status],
+            "conditions": [
+                {"type": "PodScheduled", "status": "True"},
+                {"type": "Initialized", "status": "True"},
+                {"type": "ContainersReady", "status": "False"},
+                {"type": "Ready", "status": "False"},
+            ],
+        }})),
     )
     .await
     .expect("patch the pod's status");
