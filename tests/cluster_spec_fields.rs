@@ -32,6 +32,7 @@ async fn the_new_fields_are_accepted_by_the_server_and_imported_back() {
     let files = [
         "env-and-probes.toml",
         "hardened.toml",
+        "read-write-split.toml",
         "security-fields.toml",
         "storage-kinds.toml",
     ];
@@ -57,7 +58,7 @@ async fn the_new_fields_are_accepted_by_the_server_and_imported_back() {
     let diff = berth(&ns, &["diff", out]).await;
     diff.expect_code(0);
     assert!(
-        diff.stdout.contains("4 app(s) unchanged"),
+        diff.stdout.contains("5 app(s) unchanged"),
         "{}",
         diff.stdout
     );

@@ -21,8 +21,29 @@ fn selects(selector: &BTreeMap<String, String>, labels: &BTreeMap<String, String
     !selector.is_empty() && selector.iter().all(|(k, v)| labels.get(k) == Some(v))
 }
 
-/// Reads a StatefulSet and the objects around it. The access Service and PDB are the ones whose
-/// selectors pick the StatefulSet's pods; one named like the app wins over others.
+/// The label the StatefulSet controller gives each pod with its name: a Service selecting on
+/// it reaches one pod of the set (the primary of a read/write split).
+pub(super) const POD_NAME_LABEL: &str = "statefulset.kubernetes.io/pod-name";
+
+/// True when `selector` picks pods of StatefulSet `set` (template labels `labels`): all of them,
+/// or one by its pod name.
+fn selects_pods(
+    selector: &BTreeMap<String, String>,
+    labels: &BTreeMap<String, String>,
+    set: &str,
+) -> bool {
+    let one_pod = |v: &String| {
+        v.strip_prefix(set)
+            .and_then(|rest| rest.strip_prefix('-'))
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    };
+    let mut set_labels = selector.clone();
+    let pod = set_labels.remove(POD_NAME_LABEL);
+    pod.as_ref().is_none_or(one_pod) && selects(&set_labels, labels)
+}
+
+/// Reads a StatefulSet and the objects around it. The access Services and the PDB are the ones
+/// whose selectors pick the StatefulSet's pods; one named like the app comes first.
 pub async fn fetch(
     cluster: &Cluster,
     namespace: &str,
@@ -78,11 +99,12 @@ pub async fn fetch(
             .as_ref()
             .and_then(|s| s.selector.clone())
             .unwrap_or_default();
-        if selects(&selector, &pod_labels) {
+        if selects_pods(&selector, &pod_labels, name) {
             access.push(svc);
         }
     }
-    access.sort_by_key(|s| s.metadata.name.as_deref() != Some(name));
+    // The one named like the app is `[service]`; the others `[services.NAME]`, by name.
+    access.sort_by_key(|s| (s.metadata.name.as_deref() != Some(name), s.metadata.name.clone()));
     let pdbs = Api::<PodDisruptionBudget>::namespaced(client, namespace)
         .list(&ListParams::default())
         .await
@@ -103,12 +125,6 @@ pub async fn fetch(
     budgets.sort_by_key(|p| p.metadata.name.as_deref() != Some(name));
 
     let mut extra = Vec::new();
-    extra.extend(access.iter().skip(1).map(|s| {
-        format!(
-            "Service {namespace}/{}",
-            s.metadata.name.as_deref().unwrap_or_default()
-        )
-    }));
     extra.extend(budgets.iter().skip(1).map(|p| {
         format!(
             "PodDisruptionBudget {namespace}/{}",
@@ -119,6 +135,7 @@ pub async fn fetch(
         statefulset: json(&sts),
         headless: headless.as_ref().map(json),
         service: access.first().map(json),
+        services: access.iter().skip(1).map(json).collect(),
         pdb: budgets.first().map(json),
         extra,
     })

@@ -17,7 +17,8 @@
 //! - `container`: probes, lifecycle hooks, `env_from` and resource env values of one container.
 //! - `pod`: the security, scheduling, resource, set and Service-traffic fields `to_spec` calls on.
 //! - `storage`: pod volumes, claim template extras (volume mode, data source) and devices.
-//! - `self_check`: renders the emitted spec and names every live field it does not reproduce.
+//! - `self_check`: renders the emitted spec and lists every live field it does not reproduce.
+//! - `patches`: those fields as a `[patches]` section, so the import keeps them.
 //! - `fetch`: reading the cluster ([`fetch`], [`list`]) and the spec file an app came from
 //!   ([`source_file`]).
 //!
@@ -39,6 +40,7 @@ use crate::labels::{
 mod container;
 mod defaults;
 mod fetch;
+mod patches;
 mod pod;
 mod self_check;
 mod storage;
@@ -58,11 +60,15 @@ pub struct LiveObjects {
     pub statefulset: Value,
     /// The Service named by the StatefulSet's `serviceName`, when it exists.
     pub headless: Option<Value>,
-    /// The Service (other than the headless one) selecting the app's pods, when there is one.
+    /// The Service (other than the headless one) selecting the app's pods, when there is one:
+    /// `[service]`.
     pub service: Option<Value>,
+    /// Further Services selecting the pods (all of them, or one by its pod name):
+    /// `[services.NAME]`.
+    pub services: Vec<Value>,
     pub pdb: Option<Value>,
-    /// Further objects that select the pods but have no place in a spec (a second access
-    /// Service, a second PDB): named in the notes so nothing is dropped silently.
+    /// Further objects that select the pods but have no place in a spec (a second PDB): named
+    /// in the notes so nothing is dropped silently.
     pub extra: Vec<String>,
 }
 

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::{Value, json};
 
 use super::fetch::json;
@@ -30,12 +31,30 @@ fn check(file: &str, text: &str, config: &Config) -> App {
     }
 }
 
+/// The objects as berth sends them (`[patches]` applied), as the import reads them back.
 fn live_of(r: &Rendered) -> LiveObjects {
+    let values = r.to_values();
+    let sent = |kind: &str, meta: &ObjectMeta| {
+        let name = meta.name.as_deref();
+        values
+            .iter()
+            .find(|v| v["kind"] == kind && v["metadata"]["name"].as_str() == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("{kind} {name:?} rendered"))
+    };
     LiveObjects {
-        statefulset: json(&r.statefulset),
-        headless: Some(json(&r.headless)),
-        service: r.service.as_ref().map(json),
-        pdb: r.pdb.as_ref().map(json),
+        statefulset: sent("StatefulSet", &r.statefulset.metadata),
+        headless: Some(sent("Service", &r.headless.metadata)),
+        service: r.service.as_ref().map(|s| sent("Service", &s.metadata)),
+        services: r
+            .services
+            .iter()
+            .map(|s| sent("Service", &s.metadata))
+            .collect(),
+        pdb: r
+            .pdb
+            .as_ref()
+            .map(|p| sent("PodDisruptionBudget", &p.metadata)),
         extra: Vec::new(),
     }
 }
@@ -246,9 +265,11 @@ fn a_hand_written_statefulset_is_imported_for_adoption_with_the_recreate_explain
     );
     assert!(notes.contains("needs a recreate"), "{notes}");
     assert!(notes.contains("allow_recreate = true"), "{notes}");
+    // A field no spec key spells is kept as a patch, not lost in a note.
+    assert!(!notes.contains("shareProcessNamespace"), "{notes}");
     assert!(
-        notes.contains("spec.template.spec.shareProcessNamespace"),
-        "{notes}"
+        text.contains("[patches]\nstatefulset = [\n  { op = \"add\", path = \"/spec/template/spec/shareProcessNamespace\", value = true },\n]\n"),
+        "{text}"
     );
     assert!(
         text.contains("\ntolerations = [{ key = \"dedicated\" }]\n"),
@@ -350,8 +371,8 @@ fn a_loadbalancer_service_leaves_its_allocated_node_ports_out() {
     assert!(!imported.text.contains("node_port"), "{}", imported.text);
     assert!(
         imported.text.contains(
-            "# note: node ports of the LoadBalancer Service are left to the API server; \
-             --keep-node-ports keeps them\n"
+            "# note: node ports of the LoadBalancer Service db are left to the API server; \
+             --keep-node-ports keeps\n#   them\n"
         ),
         "{}",
         imported.text
@@ -395,6 +416,7 @@ fn a_hardened_hand_written_set_keeps_every_field_through_import() {
         statefulset: find("StatefulSet", "pg"),
         headless: Some(find("Service", "pg")),
         service: Some(find("Service", "pg-lb")),
+        services: vec![find("Service", "pg-primary")],
         pdb: None,
         extra: Vec::new(),
     };
@@ -431,6 +453,10 @@ fn a_hardened_hand_written_set_keeps_every_field_through_import() {
         "[volumes.backups]\nclaim = \"backups\"\n",
         "\nexternal_traffic_policy = \"Local\"\n",
         "\nload_balancer_source_ranges = [\"10.0.0.0/8\", \"192.168.10.0/24\"]\n",
+        "[services.pg-primary]\nports = { pg = 5432 }\nselector = { \"statefulset.kubernetes.io/pod-name\" = \"pg-1\" }\n",
+        "[patches]\nstatefulset = [\n",
+        "{ op = \"add\", path = \"/spec/template/spec/shareProcessNamespace\", value = true },",
+        "{ op = \"add\", path = \"/spec/template/spec/containers/0/workingDir\", value = \"/var/lib/postgresql\" },",
     ] {
         assert!(text.contains(spelling), "missing {spelling:?} in\n{text}");
     }
@@ -471,5 +497,29 @@ fn a_hardened_hand_written_set_keeps_every_field_through_import() {
         "/metadata/annotations/service.beta.kubernetes.io~1aws-load-balancer-type",
     ] {
         assert_eq!(svc.pointer(pointer), live_svc.pointer(pointer), "{pointer}");
+    }
+    // The primary's Service: a second access Service, narrowed to one pod.
+    let values = rendered.to_values();
+    let primary = values
+        .iter()
+        .find(|v| v["metadata"]["name"] == "pg-primary")
+        .unwrap_or_else(|| panic!("pg-primary rendered:\n{text}"));
+    assert_eq!(
+        primary["spec"]["selector"]["statefulset.kubernetes.io/pod-name"],
+        "pg-1"
+    );
+    assert_eq!(primary["spec"]["ports"][0]["port"], 5432);
+    // The patches apply: the StatefulSet berth sends carries the fields no spec key spells.
+    let sent = values
+        .iter()
+        .find(|v| v["kind"] == "StatefulSet")
+        .map(strip_server_defaults)
+        .unwrap_or_default();
+    for pointer in [
+        "/spec/template/spec/shareProcessNamespace",
+        "/spec/template/spec/hostAliases",
+        "/spec/template/spec/containers/0/workingDir",
+    ] {
+        assert_eq!(sent.pointer(pointer), live_sts.pointer(pointer), "{pointer}");
     }
 }

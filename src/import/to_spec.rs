@@ -1,6 +1,7 @@
 //! Live → spec: maps each field of the (default-stripped) live objects to its spec spelling
-//! and writes only what differs from berth's defaults. Whatever has no spelling becomes a note;
-//! the finished text then goes through the self-check.
+//! and writes only what differs from berth's defaults. The finished text then goes through the
+//! self-check: whatever has no spelling is kept as `[patches]`, and what not even a patch may
+//! set (berth's own labels, the selector) becomes a note.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -8,13 +9,13 @@ use std::fmt::Write as _;
 use serde_json::Value;
 
 use super::defaults::strip_server_defaults;
-use super::self_check::unexpressed;
+use super::self_check::{lost_fields, notes_of};
 use super::toml_writer::{Doc, TomlValue, int_or_str, secs, str_arr, tab_of, toml_key, toml_str};
 use super::{
     BERTH_ANNOTATIONS, BERTH_LABELS, ImportContext, Imported, LiveObjects, Ownership, ownership,
     ptr, ptr_str, str_map, strs, text_of,
 };
-use super::{container, pod, storage};
+use super::{container, patches, pod, storage};
 use crate::labels::selector_labels;
 
 /// One import in progress: the notes gathered so far and what later fields refer back to.
@@ -34,21 +35,25 @@ pub fn import(live: &LiveObjects, cx: ImportContext<'_>) -> Imported {
         .headless
         .as_ref()
         .map(|h| strip_server_defaults(&with_kind(h, "v1", "Service")));
-    let mut service = live
-        .service
-        .as_ref()
-        .map(|h| strip_server_defaults(&with_kind(h, "v1", "Service")));
+    let as_service = |s: &Value| strip_server_defaults(&with_kind(s, "v1", "Service"));
+    let mut service = live.service.as_ref().map(as_service);
+    let mut services: Vec<Value> = live.services.iter().map(as_service).collect();
     // Said in the spec's header but not a warning: leaving them out loses nothing anyone chose.
     let mut remarks: Vec<String> = Vec::new();
-    if !cx.keep_node_ports
-        && let Some(svc) = service.as_mut()
-        && drop_allocated_node_ports(svc)
-    {
-        remarks.push(
-            "node ports of the LoadBalancer Service are left to the API server; \
-             --keep-node-ports keeps them"
-                .into(),
-        );
+    if !cx.keep_node_ports {
+        let mut dropped = Vec::new();
+        for svc in service.iter_mut().chain(services.iter_mut()) {
+            if drop_allocated_node_ports(svc) {
+                dropped.push(ptr_str(svc, "/metadata/name").unwrap_or_default().to_string());
+            }
+        }
+        if !dropped.is_empty() {
+            remarks.push(format!(
+                "node ports of the LoadBalancer Service {} are left to the API server; \
+                 --keep-node-ports keeps them",
+                dropped.join(", ")
+            ));
+        }
     }
     let pdb = live
         .pdb
@@ -117,8 +122,12 @@ pub fn import(live: &LiveObjects, cx: ImportContext<'_>) -> Imported {
     doc.top.extend(pod::set_fields(&sts, headless.as_ref()));
     im.containers(&sts, &mut doc);
     im.volumes(&sts, &mut doc);
+    let pod_labels = str_map(ptr(&sts, "/spec/template/metadata/labels"));
     if let Some(svc) = &service {
-        im.service(svc, &name, &mut doc);
+        im.service(svc, &name, false, &pod_labels, &mut doc);
+    }
+    for svc in &services {
+        im.service(svc, &name, true, &pod_labels, &mut doc);
     }
     if live.headless.is_none() {
         im.notes.push(format!(
@@ -128,27 +137,24 @@ pub fn import(live: &LiveObjects, cx: ImportContext<'_>) -> Imported {
     }
     for extra in &live.extra {
         im.notes.push(format!(
-            "{extra} also selects these pods; a spec has one access Service and one \
-             PodDisruptionBudget, so it is not imported (berth leaves it alone)"
+            "{extra} also selects these pods; a spec has one PodDisruptionBudget, so it is \
+             not imported (berth leaves it alone)"
         ));
     }
 
-    let body = doc.text();
     let mut notes = header;
     notes.append(&mut im.notes);
-    // Check the result: validate, render, and name every live field the render does not keep.
+    // Check the result: validate and render it; keep every live field the render does not
+    // reproduce as a patch, and name whatever is still not reproduced after that.
     let stem = cx.file_stem.unwrap_or(&name);
-    notes.extend(unexpressed(
-        &body,
-        stem,
-        cx.config,
-        &[
-            Some(&sts),
-            headless.as_ref(),
-            service.as_ref(),
-            pdb.as_ref(),
-        ],
-    ));
+    let objects: Vec<&Value> = [Some(&sts), headless.as_ref(), service.as_ref()]
+        .into_iter()
+        .flatten()
+        .chain(&services)
+        .chain(pdb.as_ref())
+        .collect();
+    let (body, left) = with_patches(doc.text(), stem, cx, &objects);
+    notes.extend(left);
 
     let mut text = format!("# imported by `berth import` from StatefulSet {namespace}/{name}\n");
     for note in notes.iter().chain(&remarks) {
@@ -163,6 +169,31 @@ pub fn import(live: &LiveObjects, cx: ImportContext<'_>) -> Imported {
         name,
         text,
         notes,
+    }
+}
+
+/// `body` with a `[patches]` section for what its render does not reproduce, when that section
+/// validates and applies; and the notes for whatever is still not reproduced.
+fn with_patches(
+    body: String,
+    stem: &str,
+    cx: ImportContext<'_>,
+    objects: &[&Value],
+) -> (String, Vec<String>) {
+    let (app, lost) = match lost_fields(&body, stem, cx.config, objects) {
+        Ok(found) => found,
+        Err(notes) => return (body, notes),
+    };
+    let section = patches::section(&app, &lost);
+    if section.is_empty() {
+        return (body, notes_of(&lost));
+    }
+    let patched = format!("{body}{section}");
+    match lost_fields(&patched, stem, cx.config, objects) {
+        Ok((_, left)) => (patched, notes_of(&left)),
+        // A patch the spec refuses (it should not happen: only unowned paths are patched):
+        // the fields stay named in notes rather than the spec failing to validate.
+        Err(_) => (body, notes_of(&lost)),
     }
 }
 
@@ -479,7 +510,7 @@ impl Importer<'_> {
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
-            .filter_map(|e| self.env_var(cname, e))
+            .filter_map(|e| self.env_var(e))
             .collect();
         if !env.is_empty() {
             out.push(("env".into(), TomlValue::Tab(env)));
@@ -529,10 +560,7 @@ impl Importer<'_> {
                 continue;
             }
             if mounts.iter().any(|(k, _)| k == vol) {
-                self.notes.push(format!(
-                    "container `{cname}` mounts volume `{vol}` more than once; a spec mounts \
-                     each volume once, so {path} is left out"
-                ));
+                // A spec mounts each volume once; the second mount is kept by a patch.
                 continue;
             }
             let sub = m.get("subPath").and_then(Value::as_str);
@@ -558,7 +586,7 @@ impl Importer<'_> {
         out
     }
 
-    fn env_var(&mut self, cname: &str, e: &Value) -> Option<(String, TomlValue)> {
+    fn env_var(&mut self, e: &Value) -> Option<(String, TomlValue)> {
         let name = e.get("name")?.as_str()?.to_string();
         if let Some(v) = e.get("value").and_then(Value::as_str) {
             return Some((name, toml_str(v)));
@@ -588,10 +616,7 @@ impl Importer<'_> {
         } else if let Some(r) = from.get("resourceFieldRef") {
             Some((name, container::resource_ref(r)))
         } else {
-            self.notes.push(format!(
-                "container `{cname}`: env `{name}` takes its value from a source the spec \
-                 cannot express; it is left out"
-            ));
+            // A source the spec has no spelling for: kept by a patch.
             None
         }
     }
@@ -630,23 +655,28 @@ impl Importer<'_> {
             .flatten()
         {
             let name = v.get("name").and_then(Value::as_str).unwrap_or_default();
-            match storage::volume_kind(v) {
-                Some(entries) => doc
-                    .sections
-                    .push((format!("volumes.{}", toml_key(name)), entries)),
-                None => self.notes.push(format!(
-                    "pod volume `{name}` is of a kind the spec cannot express (it has \
-                     empty_dir, config_map, secret, host_path, claim and claim templates); it \
-                     and its mounts are left out"
-                )),
+            // A kind the spec has no spelling for is kept, with its mounts, by patches.
+            if let Some(entries) = storage::volume_kind(v) {
+                doc.sections
+                    .push((format!("volumes.{}", toml_key(name)), entries));
             }
         }
     }
 
-    fn service(&mut self, svc: &Value, app: &str, doc: &mut Doc) {
+    /// `[service]`, or with `named` a `[services.NAME]` table. `pod_labels` are the pod
+    /// template's: a selector key among them is the app's own (berth selects on its labels), any
+    /// other (one pod's name) narrows the Service and is kept as `selector`.
+    fn service(
+        &mut self,
+        svc: &Value,
+        app: &str,
+        named: bool,
+        pod_labels: &BTreeMap<String, String>,
+        doc: &mut Doc,
+    ) {
         let mut entries = Vec::new();
         let name = ptr_str(svc, "/metadata/name").unwrap_or_default();
-        if name != app {
+        if name != app && !named {
             entries.push(("name".to_string(), toml_str(name)));
         }
         if let Some(t) = ptr_str(svc, "/spec/type")
@@ -688,7 +718,17 @@ impl Importer<'_> {
         if !annotations.is_empty() {
             entries.push(("annotations".into(), tab_of(&annotations)));
         }
-        doc.sections.push(("service".into(), entries));
+        let mut narrowing = str_map(ptr(svc, "/spec/selector"));
+        narrowing.retain(|k, v| pod_labels.get(k) != Some(v));
+        if !narrowing.is_empty() {
+            entries.push(("selector".into(), tab_of(&narrowing)));
+        }
+        let section = if named {
+            format!("services.{}", toml_key(name))
+        } else {
+            "service".to_string()
+        };
+        doc.sections.push((section, entries));
     }
 }
 

@@ -14,6 +14,7 @@ use super::strs;
 pub(super) enum TomlValue {
     Str(String),
     Int(i64),
+    Float(f64),
     /// A file mode, written in octal (`0o640`).
     Octal(i64),
     Bool(bool),
@@ -51,10 +52,12 @@ pub(super) fn toml_key(k: &str) -> String {
 }
 
 impl TomlValue {
-    fn inline(&self) -> String {
+    pub(super) fn inline(&self) -> String {
         match self {
             TomlValue::Str(s) => quote(s),
             TomlValue::Int(i) => i.to_string(),
+            // `{:?}` keeps a fraction (`1.0`, not `1`), so the value reads back as a float.
+            TomlValue::Float(f) => format!("{f:?}"),
             TomlValue::Octal(i) => format!("0o{i:o}"),
             TomlValue::Bool(b) => b.to_string(),
             TomlValue::Arr(items) => format!(
@@ -81,6 +84,26 @@ impl TomlValue {
 /// A TOML string from anything that becomes one.
 pub(super) fn toml_str(v: impl Into<String>) -> TomlValue {
     TomlValue::Str(v.into())
+}
+
+/// Any JSON value as TOML, when TOML can hold it: null cannot be written, and neither can a
+/// float that is not finite.
+pub(super) fn from_json(v: &Value) -> Option<TomlValue> {
+    Some(match v {
+        Value::Null => return None,
+        Value::Bool(b) => TomlValue::Bool(*b),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => TomlValue::Int(i),
+            None => TomlValue::Float(n.as_f64().filter(|f| f.is_finite())?),
+        },
+        Value::String(s) => TomlValue::Str(s.clone()),
+        Value::Array(items) => TomlValue::Arr(items.iter().map(from_json).collect::<Option<_>>()?),
+        Value::Object(m) => TomlValue::Tab(
+            m.iter()
+                .map(|(k, v)| Some((k.clone(), from_json(v)?)))
+                .collect::<Option<_>>()?,
+        ),
+    })
 }
 
 /// A JSON array of strings as a TOML array.
@@ -142,5 +165,17 @@ mod tests {
         assert_eq!(quote("a\"b\\c\n"), "\"a\\\"b\\\\c\\n\"");
         assert_eq!(toml_key("prometheus.io/scrape"), "\"prometheus.io/scrape\"");
         assert_eq!(toml_key("fix-perms"), "fix-perms");
+    }
+
+    #[test]
+    fn json_values_are_written_as_toml_that_reads_back_the_same() {
+        let json = serde_json::json!({
+            "ip": "10.0.0.5", "hostnames": ["a.example.com"], "n": 3, "f": 1.0, "on": true,
+            "nested": { "a/b": [1, 2] }
+        });
+        let written = from_json(&json).map(|v| v.inline()).unwrap_or_default();
+        let back: toml::Value = toml::from_str(&format!("v = {written}")).expect("TOML");
+        assert_eq!(serde_json::to_value(&back["v"]).ok(), Some(json));
+        assert!(from_json(&serde_json::json!({ "a": null })).is_none());
     }
 }

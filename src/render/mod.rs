@@ -78,37 +78,57 @@ pub struct Rendered {
     pub headless: Service,
     pub statefulset: StatefulSet,
     pub service: Option<Service>,
+    /// `[services.NAME]`, by name.
+    pub services: Vec<Service>,
     pub pdb: Option<PodDisruptionBudget>,
     /// `[patches]`, applied by [`Rendered::to_values`].
     pub patches: Vec<crate::spec::ObjectPatch>,
 }
 
 impl Rendered {
-    /// The objects as JSON, in apply order: headless Service, StatefulSet, access Service, PDB,
-    /// each with its `[patches]` applied (an operation that does not apply is left out; see
+    /// The objects as JSON, in apply order: headless Service, StatefulSet, access Services,
+    /// PDB, each with its `[patches]` applied (an operation that does not apply is left out; see
     /// [`patch_errors`]).
     pub fn to_values(&self) -> Vec<serde_json::Value> {
-        [
+        self.targets()
+            .into_iter()
+            .filter_map(|target| {
+                let mut value = self.unpatched(&target)?;
+                patches::apply(&self.patches, &target, &mut value);
+                Some(value)
+            })
+            .collect()
+    }
+
+    /// Every object a patch may name, in apply order (`[service]` and the PDB whether or not
+    /// they are rendered).
+    fn targets(&self) -> Vec<PatchTarget> {
+        let mut targets = vec![
             PatchTarget::Headless,
             PatchTarget::StatefulSet,
             PatchTarget::Service,
-            PatchTarget::Budget,
-        ]
-        .into_iter()
-        .filter_map(|target| {
-            let mut value = self.unpatched(target)?;
-            patches::apply(&self.patches, target, &mut value);
-            Some(value)
-        })
-        .collect()
+        ];
+        targets.extend(
+            self.services
+                .iter()
+                .filter_map(|s| s.metadata.name.clone())
+                .map(PatchTarget::NamedService),
+        );
+        targets.push(PatchTarget::Budget);
+        targets
     }
 
     /// One object as JSON before `[patches]`.
-    fn unpatched(&self, target: PatchTarget) -> Option<serde_json::Value> {
+    fn unpatched(&self, target: &PatchTarget) -> Option<serde_json::Value> {
         match target {
             PatchTarget::Headless => Some(to_value(&self.headless)),
             PatchTarget::StatefulSet => Some(to_value(&self.statefulset)),
             PatchTarget::Service => self.service.as_ref().map(to_value),
+            PatchTarget::NamedService(name) => self
+                .services
+                .iter()
+                .find(|s| s.metadata.name.as_ref() == Some(name))
+                .map(to_value),
             PatchTarget::Budget => self.pdb.as_ref().map(to_value),
         }
     }
@@ -199,6 +219,11 @@ pub fn render_app(app: &App, ctx: &RenderContext) -> Rendered {
             .service
             .as_ref()
             .map(|s| access_service(app, s, ctx, &selector)),
+        services: app
+            .services
+            .iter()
+            .map(|s| access_service(app, s, ctx, &selector))
+            .collect(),
         pdb: app
             .disruption_budget
             .as_ref()
@@ -255,11 +280,13 @@ fn access_service(
             ..K8sServicePort::default()
         })
         .collect();
+    let mut selector = selector.clone();
+    selector.extend(svc.selector.clone());
     Service {
         metadata: meta(&svc.name, app, ctx, &svc.annotations),
         spec: Some(ServiceSpec {
             type_: Some(svc.kind.as_str().to_string()),
-            selector: Some(selector.clone()),
+            selector: Some(selector),
             ports: Some(ports),
             external_traffic_policy: svc
                 .traffic

@@ -13,11 +13,11 @@ use crate::spec::{App, ObjectPatch, PatchTarget};
 /// apply is skipped and returned with why.
 pub(super) fn apply<'a>(
     patches: &'a [ObjectPatch],
-    target: PatchTarget,
+    target: &PatchTarget,
     value: &mut Value,
 ) -> Vec<(&'a ObjectPatch, String)> {
     let mut failed = Vec::new();
-    for patch in patches.iter().filter(|p| p.target == target) {
+    for patch in patches.iter().filter(|p| &p.target == target) {
         let operation: json_patch::PatchOperation = match serde_json::from_str(&patch.operation) {
             Ok(op) => op,
             Err(e) => {
@@ -37,14 +37,9 @@ pub(super) fn apply<'a>(
 /// operation for an object the app does not render (a `service` patch without [service]) too.
 pub fn patch_errors<'a>(app: &'a App, rendered: &Rendered) -> Vec<(&'a ObjectPatch, String)> {
     let mut errors = Vec::new();
-    for target in [
-        PatchTarget::StatefulSet,
-        PatchTarget::Headless,
-        PatchTarget::Service,
-        PatchTarget::Budget,
-    ] {
-        match rendered.unpatched(target) {
-            Some(mut value) => errors.extend(apply(&app.patches, target, &mut value)),
+    for target in rendered.targets() {
+        match rendered.unpatched(&target) {
+            Some(mut value) => errors.extend(apply(&app.patches, &target, &mut value)),
             None => errors.extend(app.patches.iter().filter(|p| p.target == target).map(|p| {
                 let why = match target {
                     PatchTarget::Service => "the app has no [service]",
@@ -54,6 +49,13 @@ pub fn patch_errors<'a>(app: &'a App, rendered: &Rendered) -> Vec<(&'a ObjectPat
             })),
         }
     }
+    // A `[patches.services]` entry for a Service the app does not have.
+    errors.extend(app.patches.iter().filter_map(|p| match &p.target {
+        PatchTarget::NamedService(name) if rendered.unpatched(&p.target).is_none() => {
+            Some((p, format!("nothing to patch: the app has no [services.{name}]")))
+        }
+        _ => None,
+    }));
     errors
 }
 
@@ -151,7 +153,8 @@ mod tests {
         let (app, diags) = checked(
             "statefulset = [\n  { op = \"test\", path = \"/spec/replicas\", value = 7 },\n  \
              { op = \"add\", path = \"/spec/minReadySeconds\", value = 10 },\n]\n\
-             budget = [{ op = \"add\", path = \"/spec/x\", value = 1 }]\n",
+             budget = [{ op = \"add\", path = \"/spec/x\", value = 1 }]\n\
+             services.read = [{ op = \"add\", path = \"/spec/x\", value = 1 }]\n",
         );
         assert!(diags.is_empty(), "{diags:?}");
         let app = app.expect("valid");
@@ -160,11 +163,15 @@ mod tests {
             .into_iter()
             .map(|(p, why)| format!("{}: {why}", p.target.key()))
             .collect();
-        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert_eq!(errors.len(), 3, "{errors:?}");
         assert!(errors[0].starts_with("statefulset: "), "{errors:?}");
         assert_eq!(
             errors[1],
             "budget: nothing to patch: the app has no disruption_budget"
+        );
+        assert_eq!(
+            errors[2],
+            "services.read: nothing to patch: the app has no [services.read]"
         );
         let sts = rendered
             .to_values()

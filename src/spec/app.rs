@@ -10,22 +10,27 @@ use serde::{Deserialize, Serialize};
 use super::quantity::Quantity;
 
 /// The object of an app a JSON patch applies to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum PatchTarget {
     StatefulSet,
     Headless,
+    /// The `[service]` access Service.
     Service,
+    /// A `[services.NAME]` access Service, by its name.
+    NamedService(String),
     Budget,
 }
 
 impl PatchTarget {
-    pub fn key(self) -> &'static str {
+    /// How `[patches]` spells the target: `statefulset`, `services.read`.
+    pub fn key(&self) -> String {
         match self {
-            PatchTarget::StatefulSet => "statefulset",
-            PatchTarget::Headless => "headless",
-            PatchTarget::Service => "service",
-            PatchTarget::Budget => "budget",
+            PatchTarget::StatefulSet => "statefulset".to_string(),
+            PatchTarget::Headless => "headless".to_string(),
+            PatchTarget::Service => "service".to_string(),
+            PatchTarget::NamedService(name) => format!("services.{name}"),
+            PatchTarget::Budget => "budget".to_string(),
         }
     }
 }
@@ -109,6 +114,8 @@ pub struct App {
     /// In spec order; claim templates and pod volumes together (see [`VolumeKind`]).
     pub volumes: Vec<Volume>,
     pub service: Option<AccessService>,
+    /// `[services.NAME]`: further access Services, by name.
+    pub services: Vec<AccessService>,
 }
 
 /// Which app: its namespace and name. Two apps with the same key are the same app, in the
@@ -139,6 +146,11 @@ impl App {
     /// The app's key.
     pub fn key(&self) -> AppKey {
         AppKey::new(&self.namespace, &self.name)
+    }
+
+    /// Every access Service: `[service]` first, then `[services.NAME]` by name.
+    pub fn access_services(&self) -> impl Iterator<Item = &AccessService> {
+        self.service.iter().chain(&self.services)
     }
 
     /// Ports of the app containers (not init containers), in spec order.
@@ -433,6 +445,8 @@ pub struct AccessService {
     pub ports: Vec<ServicePort>,
     pub annotations: BTreeMap<String, String>,
     pub traffic: ServiceTraffic,
+    /// Labels selected on besides the app's own (`selector`).
+    pub selector: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

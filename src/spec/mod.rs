@@ -448,9 +448,7 @@ fn cross_file_rules(checked: &mut [(PathBuf, Checked)]) {
                 .or_default()
                 .push(i);
             let mut names = vec![app.headless.clone()];
-            if let Some(s) = &app.service {
-                names.push(s.name.clone());
-            }
+            names.extend(app.access_services().map(|s| s.name.clone()));
             for n in names {
                 services
                     .entry((app.namespace.clone(), n))

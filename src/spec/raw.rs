@@ -75,6 +75,8 @@ pub struct RawApp {
     pub containers: Option<Spanned<Entries<RawContainer>>>,
     pub volumes: Option<Spanned<Entries<Spanned<RawVolume>>>>,
     pub service: Option<Spanned<RawService>>,
+    /// More access Services (`[services.NAME]`), each named by its key: a read/write split.
+    pub services: Option<Spanned<Entries<Spanned<RawService>>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -135,6 +137,9 @@ pub struct RawService {
     pub external_traffic_policy: Option<Spanned<TrafficPolicy>>,
     pub load_balancer_source_ranges: Option<Vec<Spanned<String>>>,
     pub session_affinity: Option<Spanned<SessionAffinity>>,
+    /// Labels the Service selects on besides the app's own (`statefulset.kubernetes.io/pod-name`
+    /// for one pod, a role label an operator sets on the primary).
+    pub selector: Option<StrMap>,
 }
 
 #[derive(Debug, Deserialize)]

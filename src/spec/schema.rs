@@ -250,6 +250,21 @@ fn service() -> Value {
     with_props(service_base(), pod::service_props())
 }
 
+/// `[services.NAME]`: `[service]` named by its key.
+fn named_services() -> Value {
+    let mut one = service();
+    if let Some(p) = one.get_mut("properties").and_then(Value::as_object_mut) {
+        p.remove("name");
+    }
+    one["description"] = json!("A further access Service, named by its key.");
+    json!({
+        "type": "object",
+        "description": "More access Services by name (a read/write split): each like [service], named by its key.",
+        "propertyNames": { "maxLength": 63, "pattern": NAME_PATTERN },
+        "additionalProperties": one
+    })
+}
+
 fn service_base() -> Value {
     object(
         "Optional access Service; the headless Service always exists.",
@@ -341,6 +356,11 @@ pub fn schema() -> Value {
                     "statefulset": patch_list(),
                     "headless": patch_list(),
                     "service": patch_list(),
+                    "services": {
+                        "type": "object",
+                        "description": "Per [services.NAME], by its name.",
+                        "additionalProperties": patch_list()
+                    },
                     "budget": patch_list()
                 }
             },
@@ -350,6 +370,7 @@ pub fn schema() -> Value {
             "containers": containers("Containers by name. At least one."),
             "volumes": volumes(),
             "service": service(),
+            "services": named_services(),
         },
         "required": ["containers"]
     });
@@ -413,6 +434,12 @@ mod tests {
             fields::<RawVolume>()
         );
         assert_eq!(props(&s["properties"]["service"]), fields::<RawService>());
+        let mut named = fields::<RawService>();
+        named.retain(|f| f != "name");
+        assert_eq!(
+            props(&s["properties"]["services"]["additionalProperties"]),
+            named
+        );
         assert!(fields::<RawApp>().len() > 20, "probe read the field list");
     }
 

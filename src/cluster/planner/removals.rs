@@ -190,7 +190,7 @@ fn object_names(app: &App) -> Vec<(String, String)> {
         (Kind::StatefulSet.to_string(), app.name.clone()),
         (Kind::Service.to_string(), app.headless.clone()),
     ];
-    if let Some(service) = &app.service {
+    for service in app.access_services() {
         names.push((Kind::Service.to_string(), service.name.clone()));
     }
     if app.disruption_budget.is_some() {

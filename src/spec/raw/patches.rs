@@ -11,5 +11,7 @@ pub struct RawPatches {
     pub statefulset: Option<Vec<Spanned<toml::Value>>>,
     pub headless: Option<Vec<Spanned<toml::Value>>>,
     pub service: Option<Vec<Spanned<toml::Value>>>,
+    /// Per `[services.NAME]`, by its name.
+    pub services: Option<super::Entries<Vec<Spanned<toml::Value>>>>,
     pub budget: Option<Vec<Spanned<toml::Value>>>,
 }

@@ -96,6 +96,7 @@ pub(super) fn service_props() -> Map<String, Value> {
     props(json!({
         "external_traffic_policy": { "enum": ["Cluster", "Local"], "description": "externalTrafficPolicy (NodePort and LoadBalancer)." },
         "load_balancer_source_ranges": strings("CIDR ranges allowed to reach a LoadBalancer."),
-        "session_affinity": { "enum": ["None", "ClientIP"], "description": "sessionAffinity." }
+        "session_affinity": { "enum": ["None", "ClientIP"], "description": "sessionAffinity." },
+        "selector": string_map("Labels selected on besides the app's own, e.g. { \"statefulset.kubernetes.io/pod-name\" = \"mysql-0\" } for the primary.")
     }))
 }

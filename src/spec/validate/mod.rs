@@ -49,8 +49,9 @@ use crate::config::{Config, Profile};
 
 use containers::{containers, port_conflicts};
 use meta::{annotation_map, check_app_name, dependencies, label_map};
+pub use patches::owned_by_berth;
 pub use service::NODE_PORT_RANGE;
-use service::access_service;
+use service::{access_service, named_services};
 use values::{id_field, seconds};
 use volumes::volumes;
 use workload::{disruption_budget, dns_config, update_strategy};
@@ -336,10 +337,17 @@ fn build(cx: &mut Ctx<'_>, raw: &RawApp) -> App {
         }
     }
 
-    let service = raw
-        .service
-        .as_ref()
-        .map(|s| access_service(cx, s, &name, &headless, raw.containers.as_ref()));
+    let service = raw.service.as_ref().map(|s| {
+        access_service(
+            cx,
+            s,
+            service::Which::Main,
+            &name,
+            &headless,
+            raw.containers.as_ref(),
+        )
+    });
+    let services = named_services(cx, raw, service.as_ref(), &name, &headless);
 
     let mut app = App {
         name,
@@ -373,6 +381,7 @@ fn build(cx: &mut Ctx<'_>, raw: &RawApp) -> App {
         containers: containers_list,
         volumes,
         service,
+        services,
     };
     security::apply_preset(cx, raw, &mut app);
     storage::devices(cx, raw, &mut app);

@@ -29,18 +29,41 @@ const OWNED: [(&str, &str); 7] = [
     ),
 ];
 
+/// Berth's own annotations, as a JSON pointer prefix.
+const BERTH_ANNOTATIONS: &str = "/metadata/annotations/berth.dev~1";
+
+/// What berth owns at `path`, when a patch may not touch it.
+fn owner_of(path: &str) -> Option<&'static str> {
+    OWNED
+        .iter()
+        .find(|(p, _)| path == *p || path.strip_prefix(p).is_some_and(|r| r.starts_with('/')))
+        .map(|(_, what)| *what)
+}
+
+/// True when no patch may touch `path` (a JSON pointer): `berth import` names such a field in a
+/// note instead of writing a patch that would not validate.
+pub fn owned_by_berth(path: &str) -> bool {
+    owner_of(path).is_some() || path.starts_with(BERTH_ANNOTATIONS)
+}
+
 pub(super) fn patches(cx: &mut Ctx<'_>, raw: Option<&Spanned<RawPatches>>) -> Vec<ObjectPatch> {
     let Some(raw) = raw else { return Vec::new() };
     let raw = raw.get_ref();
     let mut out = Vec::new();
-    for (target, ops) in [
-        (PatchTarget::StatefulSet, &raw.statefulset),
-        (PatchTarget::Headless, &raw.headless),
-        (PatchTarget::Service, &raw.service),
-        (PatchTarget::Budget, &raw.budget),
-    ] {
-        for op in ops.iter().flatten() {
-            if let Some(p) = operation(cx, target, op) {
+    let named = raw
+        .services
+        .iter()
+        .flat_map(|s| s.0.iter())
+        .map(|(name, ops)| (PatchTarget::NamedService(name.get_ref().clone()), Some(ops)));
+    let targets = [
+        (PatchTarget::StatefulSet, raw.statefulset.as_ref()),
+        (PatchTarget::Headless, raw.headless.as_ref()),
+        (PatchTarget::Service, raw.service.as_ref()),
+        (PatchTarget::Budget, raw.budget.as_ref()),
+    ];
+    for (target, ops) in targets.into_iter().chain(named) {
+        for op in ops.into_iter().flatten() {
+            if let Some(p) = operation(cx, target.clone(), op) {
                 out.push(p);
             }
         }
@@ -70,11 +93,8 @@ fn operation(
         paths.push(m.from.to_string());
     }
     for path in &paths {
-        let owned = OWNED
-            .iter()
-            .find(|(p, _)| path == p || path.starts_with(&format!("{p}/")));
-        let berth_annotation = path.starts_with("/metadata/annotations/berth.dev~1");
-        if let Some((_, what)) = owned {
+        let berth_annotation = path.starts_with(BERTH_ANNOTATIONS);
+        if let Some(what) = owner_of(path) {
             let d = cx
                 .error("patch-owned", op.span(), format!("a patch may not change `{path}`"))
                 .label(format!("this is {what}"))

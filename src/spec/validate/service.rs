@@ -15,43 +15,27 @@ use crate::spec::raw::*;
 /// Node ports the API server accepts by default (--service-node-port-range).
 pub const NODE_PORT_RANGE: std::ops::RangeInclusive<i64> = 30000..=32767;
 
+/// Which access Service a table is.
+#[derive(Clone, Copy)]
+pub(super) enum Which<'a> {
+    /// `[service]`: named by its `name`, or after the app.
+    Main,
+    /// `[services.NAME]`: named by its key.
+    Named(&'a Spanned<String>),
+}
+
 pub(super) fn access_service(
     cx: &mut Ctx<'_>,
     raw: &Spanned<RawService>,
+    which: Which<'_>,
     app: &str,
     headless: &str,
     containers: Option<&Spanned<Entries<RawContainer>>>,
 ) -> AccessService {
     let s = raw.get_ref();
-    let name = match &s.name {
-        Some(n) => {
-            let errs = names::dns1035_label(n.get_ref());
-            cx.name(
-                "service-name",
-                "Service name",
-                n.get_ref(),
-                n.span(),
-                errs,
-                NAME_HELP,
-            );
-            if n.get_ref() == headless {
-                let d = cx
-                    .error("service-name", n.span(), format!("the access Service cannot share the headless Service's name `{headless}`"))
-                    .help("choose another name, or leave `name` out to use the app name");
-                cx.push(d);
-            }
-            n.get_ref().clone()
-        }
-        None => {
-            if app == headless {
-                let span = raw.span();
-                let d = cx
-                    .error("service-name", span, format!("the access Service's default name `{app}` is the headless Service's name"))
-                    .help("set `name` in [service], or rename the headless Service");
-                cx.push(d);
-            }
-            app.to_string()
-        }
+    let (name, section) = match which {
+        Which::Main => (main_name(cx, raw, app, headless), "[service]".to_string()),
+        Which::Named(key) => (named(cx, raw, key, headless), format!("[services.{}]", key.get_ref())),
     };
     let kind = s
         .kind
@@ -83,7 +67,11 @@ pub(super) fn access_service(
 
     let mut ports = Vec::new();
     let mut numbers: BTreeMap<(u16, Protocol), Range<usize>> = BTreeMap::new();
-    let service_pruned = cx.input.pruned.iter().any(|p| p.starts_with("service."));
+    let pruned_prefix = match which {
+        Which::Main => "service.".to_string(),
+        Which::Named(key) => format!("services.{}.", key.get_ref()),
+    };
+    let service_pruned = cx.input.pruned.iter().any(|p| p.starts_with(&pruned_prefix));
     match &s.ports {
         None if service_pruned => {}
         None => {
@@ -238,7 +226,7 @@ pub(super) fn access_service(
             if kind == ServiceType::ClusterIP {
                 let d = cx
                     .error("node-port", np.span(), "`node_port` needs type \"NodePort\" or \"LoadBalancer\"")
-                    .help("set type = \"NodePort\" in [service], or remove node_port");
+                    .help(format!("set type = \"NodePort\" in {section}, or remove node_port"));
                 cx.push(d);
                 return None;
             }
@@ -256,11 +244,153 @@ pub(super) fn access_service(
     }
     let annotations = annotation_map(cx, s.annotations.as_ref());
     let traffic = super::set::service_traffic(cx, s, kind);
+    let selector = selector(cx, s);
     AccessService {
         name,
         kind,
         ports,
         annotations,
         traffic,
+        selector,
     }
+}
+
+/// The name of `[service]`: its `name`, or the app's.
+fn main_name(cx: &mut Ctx<'_>, raw: &Spanned<RawService>, app: &str, headless: &str) -> String {
+    match &raw.get_ref().name {
+        Some(n) => {
+            let errs = names::dns1035_label(n.get_ref());
+            cx.name(
+                "service-name",
+                "Service name",
+                n.get_ref(),
+                n.span(),
+                errs,
+                NAME_HELP,
+            );
+            if n.get_ref() == headless {
+                let d = cx
+                    .error("service-name", n.span(), format!("the access Service cannot share the headless Service's name `{headless}`"))
+                    .help("choose another name, or leave `name` out to use the app name");
+                cx.push(d);
+            }
+            n.get_ref().clone()
+        }
+        None => {
+            if app == headless {
+                let span = raw.span();
+                let d = cx
+                    .error("service-name", span, format!("the access Service's default name `{app}` is the headless Service's name"))
+                    .help("set `name` in [service], or rename the headless Service");
+                cx.push(d);
+            }
+            app.to_string()
+        }
+    }
+}
+
+/// The name of `[services.NAME]`: its key, which must be a Service name; a `name` inside would
+/// say it twice.
+fn named(cx: &mut Ctx<'_>, raw: &Spanned<RawService>, key: &Spanned<String>, headless: &str) -> String {
+    let errs = names::dns1035_label(key.get_ref());
+    cx.name(
+        "service-name",
+        "Service name",
+        key.get_ref(),
+        key.span(),
+        errs,
+        NAME_HELP,
+    );
+    if key.get_ref() == headless {
+        let d = cx
+            .error("service-name", key.span(), format!("the access Service cannot share the headless Service's name `{headless}`"))
+            .help("choose another name");
+        cx.push(d);
+    }
+    if let Some(n) = &raw.get_ref().name {
+        let d = cx
+            .error("service-name", n.span(), format!("[services.{}] is named by its key", key.get_ref()))
+            .label("`name` is for [service] only")
+            .help(format!("remove `name`, or rename the table to [services.{}]", n.get_ref()));
+        cx.push(d);
+    }
+    key.get_ref().clone()
+}
+
+/// `selector`: labels selected on besides the app's own, which a Service cannot replace.
+fn selector(cx: &mut Ctx<'_>, s: &RawService) -> BTreeMap<String, String> {
+    let map = super::meta::label_map(cx, s.selector.as_ref(), "service-selector");
+    for (k, _) in s.selector.iter().flatten() {
+        if crate::labels::RESERVED_LABEL_KEYS.contains(&k.get_ref().as_str()) {
+            let d = cx
+                .error("service-selector", k.span(), format!("`{}` is a label berth selects on already", k.get_ref()))
+                .label("reserved")
+                .help("the Service always selects the app's pods; add only what narrows it, e.g. selector = { \"statefulset.kubernetes.io/pod-name\" = \"mysql-0\" }");
+            cx.push(d);
+        }
+    }
+    map.into_iter()
+        .filter(|(k, _)| !crate::labels::RESERVED_LABEL_KEYS.contains(&k.as_str()))
+        .collect()
+}
+
+/// `[services.NAME]`, by name: each an access Service of its own, whose name no other Service of
+/// the app may have, and no node port may be asked for twice across the app's Services (the API
+/// server would refuse the second: "provided port is already allocated").
+pub(super) fn named_services(
+    cx: &mut Ctx<'_>,
+    raw: &RawApp,
+    main: Option<&AccessService>,
+    app: &str,
+    headless: &str,
+) -> Vec<AccessService> {
+    let mut out = Vec::new();
+    let Some(tables) = &raw.services else {
+        return out;
+    };
+    for (key, table) in &tables.get_ref().0 {
+        if let Some(main) = main
+            && &main.name == key.get_ref()
+        {
+            let d = cx
+                .error("service-name", key.span(), format!("[service] is named `{}` already", main.name))
+                .help("give each access Service its own name");
+            cx.push(d);
+            continue;
+        }
+        out.push(access_service(
+            cx,
+            table,
+            Which::Named(key),
+            app,
+            headless,
+            raw.containers.as_ref(),
+        ));
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+
+    let node_ports = raw
+        .service
+        .iter()
+        .chain(tables.get_ref().0.iter().map(|(_, t)| t))
+        .flat_map(|t| t.get_ref().ports.iter().flat_map(|p| p.get_ref().0.iter()))
+        .filter_map(|(_, p)| match p.get_ref() {
+            RawServicePort::Table {
+                node_port: Some(np),
+                ..
+            } => Some(np.clone()),
+            _ => None,
+        });
+    let mut seen: BTreeMap<i64, Range<usize>> = BTreeMap::new();
+    for np in node_ports {
+        if let Some(first) = seen.insert(*np.get_ref(), np.span()) {
+            let (line, col) = location_of(cx, first);
+            let d = cx
+                .error("node-port", np.span(), format!("node port {} is asked for twice", np.get_ref()))
+                .label("a node port belongs to one Service")
+                .help(format!("pick another port, or leave it out to get one assigned (first use at {line}:{col})"));
+            cx.push(d);
+        }
+    }
+    out
 }
