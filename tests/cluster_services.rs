@@ -8,8 +8,8 @@ mod support;
 
 use std::path::Path;
 
-use k8s_openapi::api::core::v1::Service;
 use berth::import::strip_server_defaults;
+use k8s_openapi::api::core::v1::Service;
 use serde_json::Value;
 
 use support::{Specs, TestNamespace, berth, ensure_rbac};
@@ -21,7 +21,10 @@ const SPLIT: &str = "replicas = 2\n\n[containers.db]\nimage = \"mysql:8.4\"\npor
 [patches]\nservices.db-primary = [{ op = \"add\", path = \"/spec/publishNotReadyAddresses\", value = true }]\n";
 
 async fn service(ns: &TestNamespace, name: &str) -> Option<Service> {
-    ns.api::<Service>().get_opt(name).await.expect("get Service")
+    ns.api::<Service>()
+        .get_opt(name)
+        .await
+        .expect("get Service")
 }
 
 #[tokio::test]
@@ -35,18 +38,26 @@ async fn a_read_write_split_gets_its_services_and_loses_only_the_one_taken_out()
         .await
         .expect_code(0);
 
-    let primary = service(&ns, "db-primary").await.expect("db-primary created");
+    let primary = service(&ns, "db-primary")
+        .await
+        .expect("db-primary created");
     let spec = primary.spec.expect("spec");
     let selector = spec.selector.expect("selector");
     assert_eq!(
-        selector.get("statefulset.kubernetes.io/pod-name").map(String::as_str),
+        selector
+            .get("statefulset.kubernetes.io/pod-name")
+            .map(String::as_str),
         Some("db-0")
     );
     assert_eq!(
         selector.get("app.kubernetes.io/name").map(String::as_str),
         Some("db")
     );
-    assert_eq!(spec.publish_not_ready_addresses, Some(true), "the patch applied");
+    assert_eq!(
+        spec.publish_not_ready_addresses,
+        Some(true),
+        "the patch applied"
+    );
     let read = service(&ns, "db-read").await.expect("db-read created");
     let read_uid = read.metadata.uid.clone();
     assert!(
@@ -72,7 +83,10 @@ async fn a_read_write_split_gets_its_services_and_loses_only_the_one_taken_out()
     assert!(service(&ns, "db-admin").await.is_none(), "db-admin deleted");
     let read = service(&ns, "db-read").await.expect("db-read kept");
     assert_eq!(read.metadata.uid, read_uid, "db-read untouched");
-    assert!(service(&ns, "db-primary").await.is_some(), "db-primary kept");
+    assert!(
+        service(&ns, "db-primary").await.is_some(),
+        "db-primary kept"
+    );
     assert!(service(&ns, "db-headless").await.is_some(), "headless kept");
     ns.cleanup().await;
 }
@@ -198,13 +212,20 @@ async fn a_hardened_set_applied_with_kubectl_is_imported_without_losing_a_field(
         ),
         (
             "pg-primary",
-            &["/spec/selector/statefulset.kubernetes.io~1pod-name", "/spec/ports/0/port"][..],
+            &[
+                "/spec/selector/statefulset.kubernetes.io~1pod-name",
+                "/spec/ports/0/port",
+            ][..],
         ),
     ] {
         let live = strip_server_defaults(&kubectl_get(&ns.name, &format!("service/{name}")).await);
         let svc = strip_server_defaults(find("Service", name));
         for pointer in pointers {
-            assert_eq!(svc.pointer(pointer), live.pointer(pointer), "{name} {pointer}");
+            assert_eq!(
+                svc.pointer(pointer),
+                live.pointer(pointer),
+                "{name} {pointer}"
+            );
         }
     }
     ns.cleanup().await;

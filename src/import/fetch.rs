@@ -104,7 +104,12 @@ pub async fn fetch(
         }
     }
     // The one named like the app is `[service]`; the others `[services.NAME]`, by name.
-    access.sort_by_key(|s| (s.metadata.name.as_deref() != Some(name), s.metadata.name.clone()));
+    access.sort_by_key(|s| {
+        (
+            s.metadata.name.as_deref() != Some(name),
+            s.metadata.name.clone(),
+        )
+    });
     let pdbs = Api::<PodDisruptionBudget>::namespaced(client, namespace)
         .list(&ListParams::default())
         .await

@@ -57,9 +57,7 @@ fn target_of(app: &App, kind: &str, name: &str) -> Option<String> {
         "StatefulSet" => Some("statefulset".into()),
         "PodDisruptionBudget" => Some("budget".into()),
         "Service" if name == app.headless => Some("headless".into()),
-        "Service" if app.service.as_ref().is_some_and(|s| s.name == name) => {
-            Some("service".into())
-        }
+        "Service" if app.service.as_ref().is_some_and(|s| s.name == name) => Some("service".into()),
         "Service" if app.services.iter().any(|s| s.name == name) => {
             Some(format!("services.{}", toml_key(name)))
         }

@@ -9,8 +9,8 @@ use serde_json::Value;
 use super::defaults::strip_server_defaults;
 use super::{BERTH_ANNOTATIONS, BERTH_LABELS, ptr_str};
 use crate::config::Config;
-use crate::spec::App;
 use crate::render::{RenderContext, render_app};
+use crate::spec::App;
 
 /// A live field the rendered spec does not hold with the same value.
 #[derive(Debug, Clone)]
@@ -93,7 +93,10 @@ pub(super) fn lost_fields(
 /// The notes for what the spec does not reproduce: one per object for the absent fields and one
 /// for those set differently.
 pub(super) fn notes_of(lost: &[Lost]) -> Vec<String> {
-    let mut objects: Vec<(&str, &str)> = lost.iter().map(|l| (l.kind.as_str(), l.name.as_str())).collect();
+    let mut objects: Vec<(&str, &str)> = lost
+        .iter()
+        .map(|l| (l.kind.as_str(), l.name.as_str()))
+        .collect();
     objects.dedup();
     let mut out = Vec::new();
     for (kind, name) in objects {

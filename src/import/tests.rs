@@ -520,6 +520,69 @@ fn a_hardened_hand_written_set_keeps_every_field_through_import() {
         "/spec/template/spec/hostAliases",
         "/spec/template/spec/containers/0/workingDir",
     ] {
-        assert_eq!(sent.pointer(pointer), live_sts.pointer(pointer), "{pointer}");
+        assert_eq!(
+            sent.pointer(pointer),
+            live_sts.pointer(pointer),
+            "{pointer}"
+        );
+    }
+}
+
+/// Issue 13: what has no spec spelling (an env source, a volume kind, a second mount of one
+/// volume) is kept as patches that render the live value, not left out with a note.
+#[test]
+fn fields_without_a_spelling_are_kept_as_patches_that_render_them_back() {
+    let config = Config::fixtures();
+    let app = check(
+        "web.toml",
+        "[containers.web]\nimage = \"nginx:1.27\"\nmounts = { data = \"/data\" }\n\n\
+         [volumes.data]\nsize = \"1Gi\"\n",
+        &config,
+    );
+    let rendered = render_app(&app, &RenderContext::new(&config.instance, &app));
+    let mut sts = json(&rendered.statefulset);
+    let c = sts
+        .pointer_mut("/spec/template/spec/containers/0")
+        .and_then(Value::as_object_mut)
+        .expect("container");
+    c.insert(
+        "env".into(),
+        json!([{"name": "CONF", "valueFrom": {"fileKeyRef": {"volumeName": "conf", "path": "a.env", "key": "CONF"}}}]),
+    );
+    c.insert(
+        "volumeMounts".into(),
+        json!([{"name": "data", "mountPath": "/data"},
+               {"name": "data", "mountPath": "/logs", "subPath": "logs"},
+               {"name": "shared", "mountPath": "/shared"}]),
+    );
+    sts["spec"]["template"]["spec"]["volumes"] =
+        json!([{"name": "shared", "nfs": {"server": "nfs.example.com", "path": "/exports/web"}}]);
+    let live = LiveObjects {
+        statefulset: sts.clone(),
+        ..live_of(&rendered)
+    };
+    let imported = import(
+        &live,
+        ImportContext {
+            config: &config,
+            file_stem: Some("web"),
+            keep_node_ports: false,
+        },
+    );
+    let text = &imported.text;
+    assert!(imported.notes.is_empty(), "{:#?}\n{text}", imported.notes);
+    assert!(text.contains("[patches]\nstatefulset = [\n"), "{text}");
+    let again = check("web.toml", text, &config);
+    let sent = render_app(&again, &RenderContext::new(&config.instance, &again))
+        .to_values()
+        .into_iter()
+        .find(|v| v["kind"] == "StatefulSet")
+        .expect("StatefulSet");
+    for pointer in [
+        "/spec/template/spec/containers/0/env",
+        "/spec/template/spec/containers/0/volumeMounts",
+        "/spec/template/spec/volumes",
+    ] {
+        assert_eq!(sent.pointer(pointer), sts.pointer(pointer), "{pointer}\n{text}");
     }
 }

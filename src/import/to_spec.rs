@@ -44,7 +44,11 @@ pub fn import(live: &LiveObjects, cx: ImportContext<'_>) -> Imported {
         let mut dropped = Vec::new();
         for svc in service.iter_mut().chain(services.iter_mut()) {
             if drop_allocated_node_ports(svc) {
-                dropped.push(ptr_str(svc, "/metadata/name").unwrap_or_default().to_string());
+                dropped.push(
+                    ptr_str(svc, "/metadata/name")
+                        .unwrap_or_default()
+                        .to_string(),
+                );
             }
         }
         if !dropped.is_empty() {
@@ -586,7 +590,7 @@ impl Importer<'_> {
         out
     }
 
-    fn env_var(&mut self, e: &Value) -> Option<(String, TomlValue)> {
+    fn env_var(&self, e: &Value) -> Option<(String, TomlValue)> {
         let name = e.get("name")?.as_str()?.to_string();
         if let Some(v) = e.get("value").and_then(Value::as_str) {
             return Some((name, toml_str(v)));
@@ -613,11 +617,10 @@ impl Importer<'_> {
             Some((name, pair("config_map", r)))
         } else if let Some(path) = ptr_str(from, "/fieldRef/fieldPath") {
             Some((name, TomlValue::Tab(vec![("field".into(), toml_str(path))])))
-        } else if let Some(r) = from.get("resourceFieldRef") {
-            Some((name, container::resource_ref(r)))
         } else {
-            // A source the spec has no spelling for: kept by a patch.
-            None
+            // Any other source has no spelling in a spec: it is kept by a patch.
+            from.get("resourceFieldRef")
+                .map(|r| (name, container::resource_ref(r)))
         }
     }
 

@@ -51,9 +51,10 @@ pub fn patch_errors<'a>(app: &'a App, rendered: &Rendered) -> Vec<(&'a ObjectPat
     }
     // A `[patches.services]` entry for a Service the app does not have.
     errors.extend(app.patches.iter().filter_map(|p| match &p.target {
-        PatchTarget::NamedService(name) if rendered.unpatched(&p.target).is_none() => {
-            Some((p, format!("nothing to patch: the app has no [services.{name}]")))
-        }
+        PatchTarget::NamedService(name) if rendered.unpatched(&p.target).is_none() => Some((
+            p,
+            format!("nothing to patch: the app has no [services.{name}]"),
+        )),
         _ => None,
     }));
     errors

@@ -35,7 +35,10 @@ pub(super) fn access_service(
     let s = raw.get_ref();
     let (name, section) = match which {
         Which::Main => (main_name(cx, raw, app, headless), "[service]".to_string()),
-        Which::Named(key) => (named(cx, raw, key, headless), format!("[services.{}]", key.get_ref())),
+        Which::Named(key) => (
+            named(cx, raw, key, headless),
+            format!("[services.{}]", key.get_ref()),
+        ),
     };
     let kind = s
         .kind
@@ -71,7 +74,11 @@ pub(super) fn access_service(
         Which::Main => "service.".to_string(),
         Which::Named(key) => format!("services.{}.", key.get_ref()),
     };
-    let service_pruned = cx.input.pruned.iter().any(|p| p.starts_with(&pruned_prefix));
+    let service_pruned = cx
+        .input
+        .pruned
+        .iter()
+        .any(|p| p.starts_with(&pruned_prefix));
     match &s.ports {
         None if service_pruned => {}
         None => {
@@ -291,7 +298,12 @@ fn main_name(cx: &mut Ctx<'_>, raw: &Spanned<RawService>, app: &str, headless: &
 
 /// The name of `[services.NAME]`: its key, which must be a Service name; a `name` inside would
 /// say it twice.
-fn named(cx: &mut Ctx<'_>, raw: &Spanned<RawService>, key: &Spanned<String>, headless: &str) -> String {
+fn named(
+    cx: &mut Ctx<'_>,
+    raw: &Spanned<RawService>,
+    key: &Spanned<String>,
+    headless: &str,
+) -> String {
     let errs = names::dns1035_label(key.get_ref());
     cx.name(
         "service-name",
@@ -303,15 +315,26 @@ fn named(cx: &mut Ctx<'_>, raw: &Spanned<RawService>, key: &Spanned<String>, hea
     );
     if key.get_ref() == headless {
         let d = cx
-            .error("service-name", key.span(), format!("the access Service cannot share the headless Service's name `{headless}`"))
+            .error(
+                "service-name",
+                key.span(),
+                format!("the access Service cannot share the headless Service's name `{headless}`"),
+            )
             .help("choose another name");
         cx.push(d);
     }
     if let Some(n) = &raw.get_ref().name {
         let d = cx
-            .error("service-name", n.span(), format!("[services.{}] is named by its key", key.get_ref()))
+            .error(
+                "service-name",
+                n.span(),
+                format!("[services.{}] is named by its key", key.get_ref()),
+            )
             .label("`name` is for [service] only")
-            .help(format!("remove `name`, or rename the table to [services.{}]", n.get_ref()));
+            .help(format!(
+                "remove `name`, or rename the table to [services.{}]",
+                n.get_ref()
+            ));
         cx.push(d);
     }
     key.get_ref().clone()
@@ -353,7 +376,11 @@ pub(super) fn named_services(
             && &main.name == key.get_ref()
         {
             let d = cx
-                .error("service-name", key.span(), format!("[service] is named `{}` already", main.name))
+                .error(
+                    "service-name",
+                    key.span(),
+                    format!("[service] is named `{}` already", main.name),
+                )
                 .help("give each access Service its own name");
             cx.push(d);
             continue;
