@@ -28,11 +28,19 @@ pub(crate) fn exec(args: &RenderArgs, config: &Config) -> anyhow::Result<Exit> {
     if loaded.files == 0 {
         eprintln!("warning: no spec files (*.toml) in {}", dir.display());
     }
-    let rendered: Vec<_> = loaded
-        .apps
-        .iter()
-        .map(|app| render_app(app, &RenderContext::new(&config.instance, app)))
-        .collect();
-    print(render_yaml(&rendered), Exit::Ok)?;
+    // Written as rendered, a chunk at a time: the output of a large fleet is never held whole.
+    let mut chunk = String::new();
+    for app in &loaded.apps {
+        let rendered = render_app(app, &RenderContext::new(&config.instance, app));
+        chunk.push_str(&render_yaml(std::slice::from_ref(&rendered)));
+        if chunk.len() >= CHUNK_BYTES {
+            print(&chunk, Exit::Ok)?;
+            chunk.clear();
+        }
+    }
+    print(&chunk, Exit::Ok)?;
     Ok(Exit::Ok)
 }
+
+/// How much YAML is gathered before it is written.
+const CHUNK_BYTES: usize = 64 * 1024;
