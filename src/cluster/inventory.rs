@@ -84,13 +84,41 @@ impl Inventory {
     }
 }
 
+/// Objects per list request of [`Cluster::inventory`].
+const LIST_PAGE: u32 = 500;
+
+/// An object as the plan reads it: of managedFields only what berth decides from, whether its
+/// own apply owns `spec.replicas` (see `crate::plan::hold_owned_replicas`). The field sets are
+/// the bulk of a parsed object (berth's own entry names every field it applies), and a one-shot
+/// command over a large fleet holds every object.
+fn trimmed(mut object: DynamicObject) -> DynamicObject {
+    if let Some(fields) = object.metadata.managed_fields.as_mut() {
+        fields.retain(|f| {
+            f.manager.as_deref() == Some(super::FIELD_MANAGER)
+                && f.operation.as_deref() == Some("Apply")
+        });
+        for entry in fields.iter_mut() {
+            let owns_replicas = entry
+                .fields_v1
+                .as_ref()
+                .is_some_and(|f| f.0.pointer("/f:spec/f:replicas").is_some());
+            entry.fields_v1 = owns_replicas.then(|| {
+                k8s_openapi::apimachinery::pkg::apis::meta::v1::FieldsV1(
+                    serde_json::json!({"f:spec": {"f:replicas": {}}}),
+                )
+            });
+        }
+    }
+    object
+}
+
 impl Cluster {
     /// Lists every StatefulSet, Service and PodDisruptionBudget labelled as this instance's:
     /// three list calls across the cluster, or three per namespace when the config names its
     /// namespaces ([`super::Listing`]), however many apps there are.
     pub async fn inventory(&self) -> Result<Inventory, ClusterError> {
         let selector = owner_selector(&self.instance);
-        let params = ListParams::default().labels(&selector);
+        let first_page = ListParams::default().labels(&selector).limit(LIST_PAGE);
         let mut objects = Vec::new();
         for kind in Kind::ALL {
             let apis = match self.listing.namespaces() {
@@ -101,8 +129,19 @@ impl Cluster {
                     .collect(),
             };
             for api in apis {
-                let list = api.list(&params).await.map_err(ClusterError::Inventory)?;
-                objects.extend(list.items.into_iter().map(|o| (kind, o)));
+                // A page at a time: a list of the whole fleet in one response is held whole,
+                // as text and parsed, before the first object can be trimmed.
+                let mut params = first_page.clone();
+                loop {
+                    let list = api.list(&params).await.map_err(ClusterError::Inventory)?;
+                    objects.extend(list.items.into_iter().map(|o| (kind, trimmed(o))));
+                    match list.metadata.continue_ {
+                        Some(token) if !token.is_empty() => {
+                            params = first_page.clone().continue_token(&token);
+                        }
+                        _ => break,
+                    }
+                }
             }
         }
         Ok(Inventory::from_objects(objects))

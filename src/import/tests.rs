@@ -583,6 +583,10 @@ fn fields_without_a_spelling_are_kept_as_patches_that_render_them_back() {
         "/spec/template/spec/containers/0/volumeMounts",
         "/spec/template/spec/volumes",
     ] {
-        assert_eq!(sent.pointer(pointer), sts.pointer(pointer), "{pointer}\n{text}");
+        assert_eq!(
+            sent.pointer(pointer),
+            sts.pointer(pointer),
+            "{pointer}\n{text}"
+        );
     }
 }

@@ -513,7 +513,7 @@ fn cross_file_rules(checked: &mut [(PathBuf, Checked)]) {
                 format!("Service `{ns}/{name}` would be written by more than one app"),
             )
             .help(format!(
-                "apps: {}; set `headless` or [service] `name` so each Service name is used once",
+                "apps: {}; set `headless`, [service] `name` or rename a [services.NAME] so each Service name is used once",
                 owners.join(", ")
             ));
             clashes.push((*i, d));

@@ -311,18 +311,25 @@ impl Cluster {
         // the outcome (and which error wins) does not depend on timing.
         // (Futures built in a loop, not a closure: a closure's inferred lifetimes make the
         // daemon's spawned worker fail the `Send` check.)
+        // Each plan's future is made when a slot frees, not all up front: one is several KiB,
+        // and made for the whole fleet at once they were a tenth of a one-shot command's memory.
         let lookups = &lookups;
-        let mut pending = Vec::with_capacity(apps.len());
-        for (i, app) in apps.iter().enumerate() {
-            let owned = inventory
-                .apps
-                .get(&AppKey::new(app.namespace.clone(), app.name.clone()));
-            pending.push(async move { (i, self.plan_app(app, owned, options, lookups).await) });
+        let mut next = apps.iter().enumerate();
+        let mut running = futures::stream::FuturesUnordered::new();
+        let mut results = Vec::with_capacity(apps.len());
+        loop {
+            while running.len() < concurrency {
+                let Some((i, app)) = next.next() else { break };
+                let owned = inventory
+                    .apps
+                    .get(&AppKey::new(app.namespace.clone(), app.name.clone()));
+                running.push(async move { (i, self.plan_app(app, owned, options, lookups).await) });
+            }
+            match running.next().await {
+                Some(result) => results.push(result),
+                None => break,
+            }
         }
-        let mut results: Vec<_> = futures::stream::iter(pending)
-            .buffer_unordered(concurrency)
-            .collect()
-            .await;
         results.sort_by_key(|(i, _)| *i);
         for ((_, result), app) in results.into_iter().zip(&apps) {
             let key = AppKey::new(app.namespace.clone(), app.name.clone());
