@@ -152,3 +152,54 @@ impl Cluster {
         ownership(object.labels(), &self.instance) == Ownership::ThisInstance
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listed(berth_fields: serde_json::Value) -> DynamicObject {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "apps/v1", "kind": "StatefulSet",
+            "metadata": {"name": "web", "namespace": "db", "managedFields": [
+                {"manager": crate::cluster::FIELD_MANAGER, "operation": "Apply",
+                 "fieldsV1": berth_fields},
+                {"manager": "kube-controller-manager", "operation": "Update",
+                 "subresource": "status", "fieldsV1": {"f:status": {"f:replicas": {}}}}
+            ]},
+            "spec": {"replicas": 3}
+        }))
+        .expect("object")
+    }
+
+    /// Trimmed, an object still says what `hold_owned_replicas` decides from, and nothing else.
+    #[test]
+    fn trimming_keeps_only_whether_berth_owns_the_replica_count() {
+        let owning = trimmed(listed(serde_json::json!({
+            "f:metadata": {"f:labels": {"f:app": {}}},
+            "f:spec": {"f:replicas": {}, "f:template": {"f:spec": {}}}
+        })));
+        let fields = owning.metadata.managed_fields.clone().unwrap_or_default();
+        assert_eq!(fields.len(), 1, "{fields:?}");
+        assert_eq!(
+            fields[0].fields_v1.as_ref().map(|f| f.0.clone()),
+            Some(serde_json::json!({"f:spec": {"f:replicas": {}}}))
+        );
+        let mut want = serde_json::json!({"spec": {}});
+        let live = serde_json::to_value(&owning).expect("json");
+        assert!(crate::plan::hold_owned_replicas(
+            &mut want,
+            &live,
+            crate::cluster::FIELD_MANAGER
+        ));
+        assert_eq!(want["spec"]["replicas"], 3);
+
+        let not_owning = trimmed(listed(serde_json::json!({"f:spec": {"f:template": {}}})));
+        let live = serde_json::to_value(&not_owning).expect("json");
+        let mut want = serde_json::json!({"spec": {}});
+        assert!(!crate::plan::hold_owned_replicas(
+            &mut want,
+            &live,
+            crate::cluster::FIELD_MANAGER
+        ));
+    }
+}
