@@ -270,7 +270,8 @@ fn not_utf8(path: &Path, err: std::string::FromUtf8Error) -> Diagnostic {
 
 /// Read and check every spec under `dir` (recursively), then the rules across files.
 pub fn load_dir(dir: &Path, config: &Config) -> Result<Loaded, LoadError> {
-    load(dir, config, &mut SpecCache::default())
+    // A one-shot load keeps no cache: at 10,000 specs its entries alone were tens of MiB.
+    load(dir, config, None)
 }
 
 /// What the last load of a directory checked, per file, keyed by the file's text: the daemon
@@ -290,8 +291,10 @@ pub struct SpecCache {
 struct CacheEntry {
     /// The hash of the file's text.
     hash: u64,
-    /// What checking the file found, without its app (that is in [`SpecCache::last`]).
-    checked: Checked,
+    /// What checking the file found, but its app (that is in [`SpecCache::last`]).
+    diagnostics: Vec<Diagnostic>,
+    name_hint: String,
+    namespace_hint: Option<String>,
     /// The app's `(namespace, name)` when the file was valid on its own.
     app: Option<AppKey>,
 }
@@ -310,7 +313,7 @@ pub fn load_dir_cached(
     config: &Config,
     cache: &mut SpecCache,
 ) -> Result<Arc<Loaded>, LoadError> {
-    let loaded = Arc::new(load(dir, config, cache)?);
+    let loaded = Arc::new(load(dir, config, Some(&mut *cache))?);
     cache.last = loaded.clone();
     Ok(loaded)
 }
@@ -334,12 +337,20 @@ fn from_cache(entry: &CacheEntry, last: &Loaded, rel: &Path) -> Option<Checked> 
     };
     Some(Checked {
         app,
-        ..entry.checked.clone()
+        diagnostics: entry.diagnostics.clone(),
+        name_hint: entry.name_hint.clone(),
+        namespace_hint: entry.namespace_hint.clone(),
     })
 }
 
-fn load(dir: &Path, config: &Config, cache: &mut SpecCache) -> Result<Loaded, LoadError> {
-    if cache.config.as_ref() != Some(config) {
+fn load(
+    dir: &Path,
+    config: &Config,
+    mut cache: Option<&mut SpecCache>,
+) -> Result<Loaded, LoadError> {
+    if let Some(cache) = cache.as_deref_mut()
+        && cache.config.as_ref() != Some(config)
+    {
         cache.entries.clear();
         cache.last = Arc::default();
         cache.config = Some(config.clone());
@@ -372,11 +383,15 @@ fn load(dir: &Path, config: &Config, cache: &mut SpecCache) -> Result<Loaded, Lo
         loaded.diagnostics.push(diagnostic);
     }
 
-    let mut checked: Vec<(PathBuf, Checked)> = Vec::new();
+    let mut checked: Vec<(PathBuf, Checked)> = Vec::with_capacity(walked.specs.len());
     for walk::Found { path, open } in walked.specs {
         let rel = path.strip_prefix(dir).unwrap_or(&path).to_path_buf();
         let c = match open.and_then(|open| read(&path, &open).map_err(Box::new)) {
             Ok(text) => {
+                let Some(cache) = cache.as_deref_mut() else {
+                    checked.push((path.clone(), check_source(&path, &rel, &text, config)));
+                    continue;
+                };
                 let hash = text_hash(&text);
                 let cached = cache
                     .entries
@@ -389,12 +404,9 @@ fn load(dir: &Path, config: &Config, cache: &mut SpecCache) -> Result<Loaded, Lo
                         let c = check_source(&path, &rel, &text, config);
                         let entry = CacheEntry {
                             hash,
-                            checked: Checked {
-                                app: None,
-                                diagnostics: c.diagnostics.clone(),
-                                name_hint: c.name_hint.clone(),
-                                namespace_hint: c.namespace_hint.clone(),
-                            },
+                            diagnostics: c.diagnostics.clone(),
+                            name_hint: c.name_hint.clone(),
+                            namespace_hint: c.namespace_hint.clone(),
                             app: c.app.as_ref().map(App::key),
                         };
                         cache.entries.insert(path.clone(), entry);
@@ -414,8 +426,10 @@ fn load(dir: &Path, config: &Config, cache: &mut SpecCache) -> Result<Loaded, Lo
         };
         checked.push((path, c));
     }
-    let present: std::collections::HashSet<&PathBuf> = checked.iter().map(|(p, _)| p).collect();
-    cache.entries.retain(|path, _| present.contains(path));
+    if let Some(cache) = cache {
+        let present: std::collections::HashSet<&PathBuf> = checked.iter().map(|(p, _)| p).collect();
+        cache.entries.retain(|path, _| present.contains(path));
+    }
     cross_file_rules(&mut checked);
     dependencies::check(&mut checked, &config.defaults.namespace);
 
