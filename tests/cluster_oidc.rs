@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
+use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, RoleBinding};
 use kube::Api;
 use kube::api::{Patch, PatchParams};
 use support::{Specs, TestNamespace, berth_kubeconfig, berth_with_env, grant_namespace_to};
@@ -111,8 +111,9 @@ fn oidc_env(kubeconfig: &Path) -> Vec<(&'static str, std::ffi::OsString)> {
     ]
 }
 
-/// Gives the OIDC user what config/rbac.yaml gives `berth`: the cluster-wide role, and the
-/// namespace's bindings.
+/// Gives the OIDC user what config/rbac.yaml gives `berth`: the cluster-wide role, the Lease
+/// Role in `default` (where berth keeps its removal ledger), and the test namespace's bindings.
+/// Bindings of its own, so that applying the shipped file again never drops the OIDC user.
 async fn grant_oidc_user(ns: &TestNamespace) {
     let subject = serde_json::json!({
         "apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": OIDC_USER,
@@ -134,10 +135,26 @@ async fn grant_oidc_user(ns: &TestNamespace) {
         )
         .await
         .expect("bind the OIDC user to the berth ClusterRole");
+    let leases: RoleBinding = serde_json::from_value(serde_json::json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {"name": "berth-oidc-tests-leases", "namespace": "default"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "berth-leases"},
+        "subjects": [subject],
+    }))
+    .expect("a RoleBinding");
+    Api::<RoleBinding>::namespaced(ns.client.clone(), "default")
+        .patch(
+            "berth-oidc-tests-leases",
+            &PatchParams::apply("berth-tests").force(),
+            &Patch::Apply(&leases),
+        )
+        .await
+        .expect("bind the OIDC user to the berth-leases Role in default");
     grant_namespace_to(&ns.client, &ns.name, &[subject]).await;
 }
 
-fn as_env(env: &[(&'static str, std::ffi::OsString)]) -> Vec<(&'static str, &OsStr)> {
+fn as_env<'a>(env: &'a [(&'static str, std::ffi::OsString)]) -> Vec<(&'static str, &'a OsStr)> {
     env.iter().map(|(k, v)| (*k, v.as_os_str())).collect()
 }
 

@@ -161,7 +161,11 @@ impl Issuer {
     /// to the refresh log.
     fn token(&self, request: &Request) -> Result<Response> {
         let form = form_fields(&request.body);
-        let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+        let field = |name: &str| {
+            form.iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+        };
         if let Some(id) = client_id(request, &form)
             && id != CLIENT_ID
         {
