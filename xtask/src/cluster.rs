@@ -1,6 +1,7 @@
 //! A real local Kubernetes control plane on loopback: etcd, kube-apiserver,
 //! kube-controller-manager, kube-scheduler, kwok (one fake node), the harness's own storage
-//! provisioner and its OIDC issuer. State lives in target/cluster/; `down` stops only the PIDs `up` recorded.
+//! provisioner and its OIDC issuer. State lives in target/cluster/; `down` stops only the PIDs
+//! `up` recorded.
 //!
 //! A second, named instance (`--name faults`: target/cluster-faults/, every port + 1000) serves
 //! the fault tests, which stop and restart its components one at a time
