@@ -1,6 +1,7 @@
 //! A real local Kubernetes control plane on loopback: etcd, kube-apiserver,
-//! kube-controller-manager, kube-scheduler, kwok (one fake node) and the harness's own storage
-//! provisioner. State lives in target/cluster/; `down` stops only the PIDs `up` recorded.
+//! kube-controller-manager, kube-scheduler, kwok (one fake node), the harness's own storage
+//! provisioner and its OIDC issuer. State lives in target/cluster/; `down` stops only the PIDs
+//! `up` recorded.
 //!
 //! A second, named instance (`--name faults`: target/cluster-faults/, every port + 1000) serves
 //! the fault tests, which stop and restart its components one at a time
@@ -19,8 +20,8 @@ use kube::Api;
 use kube::api::PostParams;
 
 use crate::gobuild::{self, Binaries};
-use crate::kube_client;
 use crate::process::{self, Started};
+use crate::{kube_client, oidc_issuer, pki};
 
 pub const ETCD_CLIENT_PORT: u16 = 12379;
 pub const ETCD_PEER_PORT: u16 = 12380;
@@ -28,15 +29,11 @@ pub const APISERVER_PORT: u16 = 16443;
 pub const KCM_PORT: u16 = 20257;
 pub const SCHEDULER_PORT: u16 = 20259;
 pub const KWOK_PORT: u16 = 20247;
+pub const OIDC_ISSUER_PORT: u16 = 20243;
 pub const NODE_NAME: &str = "kwok-node-0";
 pub const STORAGE_CLASS: &str = "standard";
 /// The provisioner name the StorageClass points at; served by `xtask provisioner`.
 pub const PROVISIONER: &str = "berth.dev/local-hostpath";
-
-/// The `berth` user's bearer token (pki/), read by the exec credential plugin tests.
-const BERTH_TOKEN: &str = "berth.token";
-/// The API server's static token file (pki/): the one line for [`BERTH_TOKEN`].
-const TOKEN_AUTH_FILE: &str = "tokens.csv";
 
 /// The named instances and the offset added to every port of the default one.
 const INSTANCES: [(&str, u16); 2] = [("default", 0), ("faults", 1000)];
@@ -50,6 +47,7 @@ pub struct Ports {
     pub kcm: u16,
     pub scheduler: u16,
     pub kwok: u16,
+    pub oidc_issuer: u16,
 }
 
 impl Ports {
@@ -61,6 +59,7 @@ impl Ports {
             "kube-controller-manager" => Some(self.kcm),
             "kube-scheduler" => Some(self.scheduler),
             "kwok" => Some(self.kwok),
+            "oidc-issuer" => Some(self.oidc_issuer),
             _ => None,
         }
     }
@@ -73,6 +72,7 @@ impl Ports {
             kcm: KCM_PORT + offset,
             scheduler: SCHEDULER_PORT + offset,
             kwok: KWOK_PORT + offset,
+            oidc_issuer: OIDC_ISSUER_PORT + offset,
         }
     }
 }
@@ -129,8 +129,10 @@ impl Layout {
 
 /// Start order; `down` walks it backwards. The second field is a string the process's command
 /// line must contain, so a recycled PID is never signalled.
-const COMPONENTS: [(&str, &str); 6] = [
+const COMPONENTS: [(&str, &str); 7] = [
     ("etcd", "etcd"),
+    // Before the API server, which fetches the issuer's keys to verify OIDC tokens.
+    ("oidc-issuer", "oidc-issuer"),
     ("kube-apiserver", "kube-apiserver"),
     ("kube-controller-manager", "kube-controller-manager"),
     ("kube-scheduler", "kube-scheduler"),
@@ -172,9 +174,10 @@ pub fn up_instance(root: &Path, layout: &Layout) -> Result<bool> {
     for d in [&layout.pki, &layout.logs, &layout.pids] {
         fs::create_dir_all(d)?;
     }
-    make_pki(&layout.pki)?;
-    write_kubeconfig(layout, &layout.kubeconfig, "admin")?;
-    write_kubeconfig(layout, &layout.berth_kubeconfig, "berth")?;
+    pki::make_pki(&layout.pki)?;
+    oidc_issuer::prepare(&layout.pki, layout.ports.oidc_issuer)?;
+    pki::write_kubeconfig(layout, &layout.kubeconfig, "admin")?;
+    pki::write_kubeconfig(layout, &layout.berth_kubeconfig, "berth")?;
     write_ports(layout)?;
     let result = start_all(layout, &bins);
     if let Err(err) = result {
@@ -225,6 +228,7 @@ fn write_ports(layout: &Layout) -> Result<()> {
         "kube_controller_manager": p.kcm,
         "kube_scheduler": p.scheduler,
         "kwok": p.kwok,
+        "oidc_issuer": p.oidc_issuer,
     });
     let path = layout.dir.join("ports.json");
     fs::write(&path, serde_json::to_string_pretty(&json)?)
@@ -234,8 +238,14 @@ fn write_ports(layout: &Layout) -> Result<()> {
 fn start_all(layout: &Layout, bins: &Binaries) -> Result<()> {
     let mut etcd = spawn_component(layout, bins, "etcd")?;
     wait_component_ready(layout, "etcd", &mut [&mut etcd])?;
+    let mut issuer = spawn_component(layout, bins, "oidc-issuer")?;
+    wait_component_ready(layout, "oidc-issuer", &mut [&mut etcd, &mut issuer])?;
     let mut apiserver = spawn_component(layout, bins, "kube-apiserver")?;
-    wait_component_ready(layout, "kube-apiserver", &mut [&mut etcd, &mut apiserver])?;
+    wait_component_ready(
+        layout,
+        "kube-apiserver",
+        &mut [&mut etcd, &mut issuer, &mut apiserver],
+    )?;
     let mut kcm = spawn_component(layout, bins, "kube-controller-manager")?;
     let mut scheduler = spawn_component(layout, bins, "kube-scheduler")?;
     let mut kwok = spawn_component(layout, bins, "kwok")?;
@@ -249,6 +259,7 @@ fn start_all(layout: &Layout, bins: &Binaries) -> Result<()> {
 
     let all: &mut [&mut Started] = &mut [
         &mut etcd,
+        &mut issuer,
         &mut apiserver,
         &mut kcm,
         &mut scheduler,
@@ -313,7 +324,12 @@ fn component_command(layout: &Layout, bins: &Binaries, component: &str) -> Resul
                 format!("--tls-cert-file={}", p("apiserver.crt")),
                 format!("--tls-private-key-file={}", p("apiserver.key")),
                 format!("--client-ca-file={}", p("ca.crt")),
-                format!("--token-auth-file={}", p(TOKEN_AUTH_FILE)),
+                format!("--token-auth-file={}", p(pki::TOKEN_AUTH_FILE)),
+                // The OIDC issuer's tokens (xtask/src/oidc_issuer), beside the static tokens.
+                format!(
+                    "--authentication-config={}",
+                    p(oidc_issuer::AUTHENTICATION_CONFIG)
+                ),
                 "--service-account-issuer=https://kubernetes.default.svc.cluster.local".to_string(),
                 format!("--service-account-key-file={}", p("sa.pub")),
                 format!("--service-account-signing-key-file={}", p("sa.key")),
@@ -367,6 +383,13 @@ fn component_command(layout: &Layout, bins: &Binaries, component: &str) -> Resul
                 "--node-ip=10.0.0.1".to_string(),
                 format!("--server-address=127.0.0.1:{}", ports.kwok),
             ]);
+            cmd
+        }
+        "oidc-issuer" => {
+            let mut cmd = Command::new(std::env::current_exe()?);
+            cmd.arg("oidc-issuer")
+                .arg(&layout.dir)
+                .arg(ports.oidc_issuer.to_string());
             cmd
         }
         "provisioner" => {
@@ -689,130 +712,4 @@ fn http_get_ok(port: u16, path: &str) -> bool {
     let mut response = String::new();
     let _ = stream.read_to_string(&mut response);
     response.starts_with("HTTP/1.0 200") || response.starts_with("HTTP/1.1 200")
-}
-
-/// One CA signs everything: the apiserver's serving cert (IP SAN 127.0.0.1, which rustls and Go
-/// require), an admin client cert in system:masters, a `berth` client cert with no groups (its
-/// rights come only from config/rbac.yaml), and the service-account signing key pair.
-fn make_pki(pki: &Path) -> Result<()> {
-    let openssl = |args: &[&str]| -> Result<()> {
-        let out = Command::new("openssl")
-            .current_dir(pki)
-            .args(args)
-            .output()
-            .context(
-                "running openssl (Debian package `openssl`) to make the cluster's certificates",
-            )?;
-        if !out.status.success() {
-            bail!(
-                "openssl {} failed: {}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        Ok(())
-    };
-    fs::write(
-        pki.join("server.ext"),
-        "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n\
-         extendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,\
-         DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,\
-         DNS:kubernetes.default.svc.cluster.local\n",
-    )?;
-    fs::write(
-        pki.join("client.ext"),
-        "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n\
-         extendedKeyUsage=clientAuth\n",
-    )?;
-    openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.crt",
-        "-days",
-        "3650",
-        "-subj",
-        "/CN=berth-local-ca",
-    ])?;
-    for (name, subject, ext) in [
-        ("apiserver", "/CN=kube-apiserver", "server.ext"),
-        (
-            "admin",
-            "/O=system:masters/CN=kubernetes-admin",
-            "client.ext",
-        ),
-        ("berth", "/CN=berth", "client.ext"),
-    ] {
-        let (key, csr, crt) = (
-            format!("{name}.key"),
-            format!("{name}.csr"),
-            format!("{name}.crt"),
-        );
-        openssl(&[
-            "req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-out", &csr, "-subj",
-            subject,
-        ])?;
-        openssl(&[
-            "x509",
-            "-req",
-            "-in",
-            &csr,
-            "-CA",
-            "ca.crt",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "3650",
-            "-extfile",
-            ext,
-            "-out",
-            &crt,
-        ])?;
-    }
-    openssl(&["genrsa", "-out", "sa.key", "2048"])?;
-    openssl(&["rsa", "-in", "sa.key", "-pubout", "-out", "sa.pub"])?;
-    write_berth_token(pki)
-}
-
-/// A bearer token the API server accepts for the same `berth` user as berth.crt (static token
-/// file), so the tests can log in the way managed clusters do — through an exec credential
-/// plugin that prints a token — with exactly the rights of the shipped role.
-fn write_berth_token(pki: &Path) -> Result<()> {
-    let mut bytes = [0u8; 24];
-    fs::File::open("/dev/urandom")
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
-        .context("reading /dev/urandom for the test token")?;
-    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    fs::write(pki.join(BERTH_TOKEN), &token)?;
-    // token,user,uid: the user name is the client certificate's CN, so one RBAC binding covers
-    // both ways of logging in.
-    fs::write(pki.join(TOKEN_AUTH_FILE), format!("{token},berth,berth\n"))?;
-    Ok(())
-}
-
-/// Writes a kubeconfig with the certificates embedded, so it works from any working directory.
-fn write_kubeconfig(layout: &Layout, path: &Path, user: &str) -> Result<()> {
-    use base64::Engine as _;
-    let b64 = |f: &str| -> Result<String> {
-        let bytes = fs::read(layout.pki.join(f))?;
-        Ok(base64::engine::general_purpose::STANDARD.encode(bytes))
-    };
-    let text = format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: berth-local\n  cluster:\n    server: \
-         https://127.0.0.1:{}\n    certificate-authority-data: {}\nusers:\n- name: \
-         {user}\n  user:\n    client-certificate-data: {}\n    client-key-data: {}\ncontexts:\n- \
-         name: berth-local\n  context:\n    cluster: berth-local\n    user: {user}\n    \
-         namespace: default\ncurrent-context: berth-local\n",
-        layout.ports.apiserver,
-        b64("ca.crt")?,
-        b64(&format!("{user}.crt"))?,
-        b64(&format!("{user}.key"))?,
-    );
-    fs::write(path, text).with_context(|| format!("writing {}", path.display()))
 }

@@ -6,6 +6,9 @@
 //! - [`kwok_stages`]: the kwok stages the cluster runs with, and the slow pod profile.
 //! - [`cluster`]: starts, stops and reports a real local control plane on loopback.
 //! - [`provisioner`]: the storage side of that cluster (what a cloud's CSI driver does).
+//! - [`oidc_issuer`]: that cluster's OpenID Connect issuer (what a company's identity provider
+//!   does), for the `oidc` login.
+//! - [`pki`]: that cluster's certificates, static token and kubeconfigs.
 //! - [`tasks`]: `test` and `demo`, built on the two above.
 //! - [`man`]: `man`, man pages generated from berth's CLI definition.
 //! - [`bench`]: `bench`, berth against kubectl at fleet scale on the local control plane.
@@ -16,6 +19,8 @@ mod gobuild;
 mod kube_client;
 mod kwok_stages;
 mod man;
+mod oidc_issuer;
+mod pki;
 mod process;
 mod provisioner;
 mod tasks;
@@ -27,8 +32,9 @@ const USAGE: &str = "\
 usage: cargo xtask <task>
 
 tasks:
-  cluster up       start a local control plane (etcd, kube-apiserver, kube-controller-manager,
-                   kube-scheduler, kwok, storage provisioner); reuses a running one
+  cluster up       start a local control plane (etcd, OIDC issuer, kube-apiserver,
+                   kube-controller-manager, kube-scheduler, kwok, storage provisioner); reuses a
+                   running one
   cluster down     stop what `cluster up` started and remove its state
   cluster status   say what runs
   cluster stop-component COMPONENT [--kill]     stop one component (SIGTERM, or SIGKILL)
@@ -61,6 +67,10 @@ fn main() -> ExitCode {
         ["bench", rest @ ..] => bench::bench(&workspace_root(), rest),
         // Started by `cluster up` as a background process; not meant to be run by hand.
         ["provisioner", kubeconfig] => provisioner::run(PathBuf::from(kubeconfig)),
+        ["oidc-issuer", dir, port] => match port.parse() {
+            Ok(port) => oidc_issuer::run(PathBuf::from(dir), port),
+            Err(err) => Err(anyhow::anyhow!("oidc-issuer: port `{port}`: {err}")),
+        },
         ["help" | "--help" | "-h"] | [] => {
             print!("{USAGE}");
             return ExitCode::SUCCESS;

@@ -169,6 +169,7 @@ fn finish_clusters(root: &Path, layout: &Layout, we_started: bool, failed: bool)
             "kube-controller-manager",
             "kwok",
             "provisioner",
+            "oidc-issuer",
         ]
         .map(|name| layout.logs.join(format!("{name}.log")));
         let fault_logs =
