@@ -43,15 +43,40 @@ pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
+/// The issuer of the kubeconfig's `oidc` login, for the error when its refresh fails (kube's
+/// own message does not say which identity provider it asked).
+static OIDC_ISSUER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Records the issuer URL of the kubeconfig's `oidc` auth provider.
+pub fn name_oidc_issuer(issuer: &str) {
+    let _ = OIDC_ISSUER.set(issuer.to_string());
+}
+
 /// One error's own message; kube's for a failed exec credential plugin is rewritten, since it
-/// prints the plugin's output as a Rust struct with its environment in front.
+/// prints the plugin's output as a Rust struct with its environment in front, and its failed
+/// `oidc` login is named as such, with what to do.
 fn describe(err: &(dyn std::error::Error + 'static)) -> String {
     match err.downcast_ref::<kube::client::AuthError>() {
         Some(kube::client::AuthError::AuthExecRun { cmd, out }) => {
             exec_plugin_failure(cmd, out.status, &out.stderr)
         }
+        Some(kube::client::AuthError::Oidc(cause)) => oidc_failure(
+            OIDC_ISSUER.get().map(String::as_str).unwrap_or_default(),
+            &error_chain(cause),
+        ),
         _ => err.to_string(),
     }
+}
+
+fn oidc_failure(issuer: &str, cause: &str) -> String {
+    let at = match issuer {
+        "" => String::new(),
+        issuer => format!(" (issuer {issuer})"),
+    };
+    format!(
+        "the kubeconfig's oidc login{at} failed: {cause}; log in to the identity provider again \
+         (`kubectl oidc-login`, or your provider's login command) for a new refresh token"
+    )
 }
 
 /// `cmd` is the plugin's `Command` in `Debug` form: `KUBERNETES_EXEC_INFO="{…}" "/path" "arg"`.
@@ -79,10 +104,23 @@ pub fn is_transport_error(err: &(dyn std::error::Error + 'static)) -> bool {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(e) = source {
         if let Some(kube_err) = e.downcast_ref::<kube::Error>() {
+            // A failed login is an answer of sorts (from the identity provider or the
+            // credential plugin), whatever layer kube wraps it in.
             return matches!(
                 kube_err,
                 kube::Error::HyperError(_) | kube::Error::Service(_)
-            );
+            ) && !caused_by_login(e);
+        }
+        source = e.source();
+    }
+    false
+}
+
+fn caused_by_login(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(err);
+    while let Some(e) = source {
+        if e.downcast_ref::<kube::client::AuthError>().is_some() {
+            return true;
         }
         source = e.source();
     }
@@ -91,7 +129,7 @@ pub fn is_transport_error(err: &(dyn std::error::Error + 'static)) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::{error_chain, exec_plugin_failure};
+    use super::{error_chain, exec_plugin_failure, oidc_failure};
     use std::os::unix::process::ExitStatusExt;
 
     #[derive(Debug)]
@@ -144,5 +182,19 @@ mod tests {
              status: 1): error: not logged in; run it by hand to see why (often: log in to the \
              cluster's identity provider first)"
         );
+    }
+
+    #[test]
+    fn a_failed_oidc_login_names_its_issuer_and_what_to_do() {
+        assert_eq!(
+            oidc_failure(
+                "https://idp.example.com",
+                "ID token expired and refreshing failed: invalid_grant"
+            ),
+            "the kubeconfig's oidc login (issuer https://idp.example.com) failed: ID token expired \
+             and refreshing failed: invalid_grant; log in to the identity provider again \
+             (`kubectl oidc-login`, or your provider's login command) for a new refresh token"
+        );
+        assert!(oidc_failure("", "x").starts_with("the kubeconfig's oidc login failed: x;"));
     }
 }

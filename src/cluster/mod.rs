@@ -185,6 +185,7 @@ impl Cluster {
         let (mut config, kubeconfig_proxy) = match Kubeconfig::read() {
             Ok(mut kubeconfig) => {
                 let insecure = skips_tls_verification(&kubeconfig, context);
+                let oidc_issuer = public_oidc_client(&mut kubeconfig, context);
                 // berth decides on the proxy (below); kube, given a `proxy-url`, would drop it
                 // when NO_PROXY names the proxy's own host.
                 let proxy_url = selected_cluster(&mut kubeconfig, context)
@@ -197,6 +198,9 @@ impl Cluster {
                         }
                         err => ClusterError::Kubeconfig(err),
                     })?;
+                if let Some(issuer) = oidc_issuer {
+                    crate::output::name_oidc_issuer(&issuer);
+                }
                 if config.accept_invalid_certs
                     && let Some(warning) = insecure
                 {
@@ -346,6 +350,44 @@ fn selected_cluster_name(kubeconfig: &Kubeconfig, context: Option<&str>) -> Opti
     )
 }
 
+/// For the `oidc` auth provider of `context`'s user (the current context when None): gives a
+/// public client (no `client-secret`, as kubectl allows) the empty secret kube needs to refresh
+/// its ID token at all (it then authenticates as `client-id:`, as kubectl does), and returns the
+/// provider's issuer URL, for the error when a refresh fails.
+fn public_oidc_client(kubeconfig: &mut Kubeconfig, context: Option<&str>) -> Option<String> {
+    let context_name = context
+        .map(str::to_string)
+        .or_else(|| kubeconfig.current_context.clone())?;
+    let user = kubeconfig
+        .contexts
+        .iter()
+        .find(|c| c.name == context_name)?
+        .context
+        .as_ref()?
+        .user
+        .clone()?;
+    let provider = kubeconfig
+        .auth_infos
+        .iter_mut()
+        .find(|a| a.name == user)?
+        .auth_info
+        .as_mut()?
+        .auth_provider
+        .as_mut()
+        .filter(|p| p.name == "oidc")?;
+    provider
+        .config
+        .entry("client-secret".to_string())
+        .or_default();
+    Some(
+        provider
+            .config
+            .get("idp-issuer-url")
+            .cloned()
+            .unwrap_or_default(),
+    )
+}
+
 /// The cluster entry of `context` (the current context when None), as kube selects it.
 fn selected_cluster<'k>(
     kubeconfig: &'k mut Kubeconfig,
@@ -416,5 +458,49 @@ users:
         );
         assert_eq!(skips_tls_verification(&kubeconfig, Some("prod")), None);
         assert_eq!(skips_tls_verification(&kubeconfig, Some("missing")), None);
+    }
+
+    /// Issue 13: a public OIDC client (no `client-secret`, as kubectl allows) can refresh.
+    #[test]
+    fn a_public_oidc_client_gets_an_empty_secret_and_its_issuer_is_named() {
+        let with_oidc = |secret: &str| {
+            KUBECONFIG.replace(
+                "user: { token: x }",
+                &format!(
+                    "user: {{ auth-provider: {{ name: oidc, config: {{ client-id: berth, \
+                     idp-issuer-url: 'https://idp.example.com'{secret} }} }} }}"
+                ),
+            )
+        };
+        let config_of = |k: &Kubeconfig| {
+            k.auth_infos[0]
+                .auth_info
+                .as_ref()
+                .and_then(|a| a.auth_provider.as_ref())
+                .map(|p| p.config.clone())
+                .unwrap_or_default()
+        };
+        let mut public = Kubeconfig::from_yaml(&with_oidc("")).expect("kubeconfig");
+        assert_eq!(
+            public_oidc_client(&mut public, None).as_deref(),
+            Some("https://idp.example.com")
+        );
+        assert_eq!(
+            config_of(&public).get("client-secret").map(String::as_str),
+            Some("")
+        );
+
+        let mut confidential =
+            Kubeconfig::from_yaml(&with_oidc(", client-secret: s3cret")).expect("kubeconfig");
+        public_oidc_client(&mut confidential, Some("prod"));
+        assert_eq!(
+            config_of(&confidential)
+                .get("client-secret")
+                .map(String::as_str),
+            Some("s3cret")
+        );
+
+        let mut token = Kubeconfig::from_yaml(KUBECONFIG).expect("kubeconfig");
+        assert_eq!(public_oidc_client(&mut token, None), None);
     }
 }
