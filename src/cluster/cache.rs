@@ -41,8 +41,57 @@ struct Cached {
     json: Box<str>,
 }
 
-/// The objects of one kind, by namespace and name.
-type Objects = HashMap<(String, String), Cached>;
+/// The objects of one kind, by namespace and name, and the names of each app's objects: an
+/// app's inventory is looked up, not filtered out of every object (a reconcile costs its app,
+/// and a first sync of N apps is not N passes over N apps' objects).
+#[derive(Debug, Default)]
+struct Objects {
+    by_id: HashMap<(String, String), Cached>,
+    /// Kept in step with `by_id` by [`Objects::insert`] and [`Objects::remove`]; an app with
+    /// no object left has no entry.
+    by_app: HashMap<AppKey, BTreeSet<String>>,
+}
+
+impl Objects {
+    fn insert(&mut self, id: (String, String), cached: Cached) {
+        let key = AppKey::new(id.0.clone(), cached.app.clone());
+        if let Some(old) = self.by_id.insert(id.clone(), cached)
+            && old.app != key.name
+        {
+            self.unlist(&AppKey::new(id.0.clone(), old.app), &id.1);
+        }
+        self.by_app.entry(key).or_default().insert(id.1);
+    }
+
+    fn remove(&mut self, id: &(String, String)) {
+        if let Some(old) = self.by_id.remove(id) {
+            self.unlist(&AppKey::new(id.0.clone(), old.app), &id.1);
+        }
+    }
+
+    /// Takes `name` off the app's list, and the app off the index once it has no object left.
+    fn unlist(&mut self, key: &AppKey, name: &str) {
+        if let Some(names) = self.by_app.get_mut(key) {
+            names.remove(name);
+            if names.is_empty() {
+                self.by_app.remove(key);
+            }
+        }
+    }
+
+    /// The objects of one app.
+    fn of_app<'a>(&'a self, key: &'a AppKey) -> impl Iterator<Item = &'a Cached> + 'a {
+        self.by_app
+            .get(key)
+            .into_iter()
+            .flatten()
+            .filter_map(|name| self.by_id.get(&(key.namespace.clone(), name.clone())))
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&(String, String), &Cached)> {
+        self.by_id.iter()
+    }
+}
 
 /// The readers of the owned-object caches.
 #[derive(Clone)]
@@ -111,11 +160,9 @@ impl OwnedCache {
     pub fn inventory_of(&self, scope: &BTreeSet<AppKey>) -> Result<Inventory, serde_json::Error> {
         let mut inventory = Inventory::default();
         for cache in &self.kinds {
-            for ((namespace, _), cached) in cache.read().iter() {
-                if scope
-                    .iter()
-                    .any(|key| key.namespace == *namespace && key.name == cached.app)
-                {
+            let objects = cache.read();
+            for key in scope {
+                for cached in objects.of_app(key) {
                     inventory.add(cache.kind, parse(cached)?);
                 }
             }
@@ -130,10 +177,7 @@ impl OwnedCache {
 }
 
 fn keys(objects: &Objects) -> BTreeSet<AppKey> {
-    objects
-        .iter()
-        .map(|((namespace, _), cached)| AppKey::new(namespace.clone(), cached.app.clone()))
-        .collect()
+    objects.by_app.keys().cloned().collect()
 }
 
 /// An owned object as a list page or a watch event delivers it, trimmed as it is read: one
@@ -239,9 +283,7 @@ impl Trimmed {
                     },
                 );
             }
-            None => {
-                objects.remove(&id);
-            }
+            None => objects.remove(&id),
         }
     }
 }
@@ -278,7 +320,7 @@ impl Cluster {
             apis.into_iter().map(move |(ns, api)| (kind, ns, api))
         });
         for (kind, namespace, api) in watches {
-            let objects = Arc::new(RwLock::new(Objects::new()));
+            let objects = Arc::new(RwLock::new(Objects::default()));
             let (ready_tx, ready) = watch::channel(false);
             // A watch over a connection that died without a FIN or RST (a network blip, a NAT
             // dropping the flow) receives nothing and raises nothing: the watcher's only way out
@@ -313,7 +355,7 @@ impl Cluster {
                                 before_relist = Some(keys(&write()));
                             }
                             listed = false;
-                            listing = Some(Objects::new());
+                            listing = Some(Objects::default());
                         }
                         Some(Ok(watcher::Event::InitApply(o))) => {
                             o.store(listing.get_or_insert_default());
@@ -388,9 +430,9 @@ mod tests {
         assert_eq!(trimmed.source.as_deref(), Some("shop/web.toml"));
         assert_eq!(trimmed.metadata.resource_version.as_deref(), Some("42"));
 
-        let mut objects = Objects::new();
+        let mut objects = Objects::default();
         trimmed.store(&mut objects);
-        let cached = &objects[&("shop".to_string(), "web".to_string())];
+        let cached = &objects.by_id[&("shop".to_string(), "web".to_string())];
         let object = parse(cached).expect("parse");
         let mut expected: DynamicObject = serde_json::from_value(json).expect("object");
         expected.metadata.managed_fields = None;
@@ -407,6 +449,57 @@ mod tests {
         let trimmed: Trimmed = serde_json::from_value(unlabelled).expect("deserialize");
         assert_eq!(trimmed.app_key(), None);
         trimmed.store(&mut objects);
-        assert!(objects.is_empty());
+        assert!(objects.by_id.is_empty() && objects.by_app.is_empty());
+    }
+
+    fn cached(app: &str) -> Cached {
+        Cached {
+            app: app.to_string(),
+            source: None,
+            json: "{}".into(),
+        }
+    }
+
+    fn names(objects: &Objects, namespace: &str, app: &str) -> Vec<String> {
+        let key = AppKey::new(namespace, app);
+        let mut found: Vec<String> = objects
+            .by_app
+            .get(&key)
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect();
+        found.sort();
+        assert_eq!(found.len(), objects.of_app(&key).count());
+        found
+    }
+
+    #[test]
+    fn each_app_finds_its_own_objects_through_inserts_relabels_and_removals() {
+        let id = |ns: &str, name: &str| (ns.to_string(), name.to_string());
+        let mut objects = Objects::default();
+        objects.insert(id("a", "web"), cached("web"));
+        objects.insert(id("a", "web-headless"), cached("web"));
+        // Same app name in another namespace: another app.
+        objects.insert(id("b", "web"), cached("web"));
+        objects.insert(id("a", "db"), cached("db"));
+        assert_eq!(names(&objects, "a", "web"), ["web", "web-headless"]);
+        assert_eq!(names(&objects, "b", "web"), ["web"]);
+        assert_eq!(names(&objects, "a", "db"), ["db"]);
+
+        // An object relabelled to another app moves with it; the old app keeps the rest.
+        objects.insert(id("a", "web-headless"), cached("db"));
+        assert_eq!(names(&objects, "a", "web"), ["web"]);
+        assert_eq!(names(&objects, "a", "db"), ["db", "web-headless"]);
+
+        // The last object gone, the app is gone from the index (and from `keys`).
+        objects.remove(&id("b", "web"));
+        objects.remove(&id("b", "never-there"));
+        assert!(!objects.by_app.contains_key(&AppKey::new("b", "web")));
+        assert_eq!(
+            keys(&objects),
+            BTreeSet::from([AppKey::new("a", "db"), AppKey::new("a", "web")])
+        );
+        assert_eq!(objects.by_id.len(), 3);
     }
 }

@@ -125,5 +125,6 @@ pub(super) fn plan_options(config: &Config, flags: &ConvergeFlags, dir: &Path) -
         concurrency: flags.concurrency,
         // A fresh list per run: what it shows is what the server has.
         live_from_cache: false,
+        spec_changed: false,
     }
 }

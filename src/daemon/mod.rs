@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod app_health;
 pub mod app_state;
+mod file_reload;
 mod git_wait;
 pub mod leader;
 pub mod metrics;

@@ -36,7 +36,7 @@ use reconcile::worker;
 mod specs;
 mod states;
 
-use specs::{reload, reload_unless_git_busy};
+use specs::{LastLoad, reload, reload_unless_git_busy};
 use states::AppStates;
 
 /// How the daemon runs, from the command line.
@@ -91,6 +91,9 @@ struct Shared {
     elects: bool,
     /// Checked specs by file text, so a reload re-checks only the files that changed.
     spec_cache: Mutex<SpecCache>,
+    /// What the last full load was made with (None before one succeeded): whether changed
+    /// files may be read alone.
+    last_load: Mutex<Option<LastLoad>>,
     /// Apps whose current drift was already counted and logged (once per occurrence, not per
     /// look: in report mode every status change would count it again).
     drift_seen: Mutex<HashSet<AppKey>>,
@@ -268,6 +271,7 @@ pub async fn run(
         arrivals: Mutex::default(),
         held: Mutex::default(),
         spec_cache: Mutex::new(SpecCache::default()),
+        last_load: Mutex::new(None),
         elects,
         health: AppHealth::default(),
         notifier: tell::notifier(&config_notify, &instance, &metrics),
@@ -333,16 +337,19 @@ pub async fn run(
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
-            Some(WatchEvent::Rescan { reason }) = file_events.recv() => {
-                info!(reason = %reason, "rescanning the spec directory");
+            Some(WatchEvent::Rescan { reason, files }) = file_events.recv() => {
+                info!(reason = %reason, files = files.as_ref().map_or(0, BTreeSet::len), "rescanning the spec directory");
                 let all = reason == RescanReason::Resync;
                 let started = std::time::Instant::now();
-                if let Some(keys) = reload_unless_git_busy(&shared, &mut git_wait, all).await {
+                if let Some((keys, scope)) = reload_unless_git_busy(&shared, &mut git_wait, all, files).await {
                     let keys = if all { all_keys(&shared) } else { keys };
-                    // How long an edit spends in the reload (the bench reads it).
+                    // How long an edit spends in the reload (the bench reads it), what was read
+                    // (the changed files alone, or the directory) and which apps changed.
                     info!(
                         reload_ms = (started.elapsed().as_secs_f64() * 1e4).round() / 10.0,
+                        read = %scope,
                         changed = keys.len(),
+                        apps = %shown(&keys),
                         "spec directory reloaded"
                     );
                     for key in keys {
@@ -428,7 +435,7 @@ pub async fn run(
                 systemd.reloading();
                 info!("daemon config reloaded");
                 *shared.config.write().unwrap_or_else(|p| p.into_inner()) = *config;
-                let _ = reload_unless_git_busy(&shared, &mut git_wait, true).await;
+                let _ = reload_unless_git_busy(&shared, &mut git_wait, true, None).await;
                 for key in all_keys(&shared) {
                     shared.queue.add(key);
                 }
@@ -481,6 +488,21 @@ async fn finish(
     }
     info!("stopped");
     Ok(())
+}
+
+/// The first few of `keys`, for a log line: a reload after a checkout may change thousands.
+fn shown(keys: &BTreeSet<AppKey>) -> String {
+    const SHOWN: usize = 5;
+    let mut text = keys
+        .iter()
+        .take(SHOWN)
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if keys.len() > SHOWN {
+        text.push_str(&format!(" and {} more", keys.len() - SHOWN));
+    }
+    text
 }
 
 /// Every app that is either in the directory or in the cluster.

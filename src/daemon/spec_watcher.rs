@@ -1,10 +1,11 @@
 //! File events → "rescan" signals for the daemon.
 //!
 //! This module owns the inotify side of `berth watch DIR`: it turns the raw, noisy stream of
-//! file-system events into a few coalesced [`WatchEvent::Rescan`] signals, and the daemon reloads
-//! the whole directory on each one. It never reads a spec itself: whatever the events were, the
-//! answer is always "read everything again", which keeps this module small and lets a lost or
-//! misread event cost at most one redundant reload.
+//! file-system events into a few coalesced [`WatchEvent::Rescan`] signals. It never reads a spec
+//! itself. A signal names the spec files it saw change when nothing else happened (no removal,
+//! no directory, no lost events, no link swap): the daemon may then re-check just those files,
+//! and it checks itself whether that is enough. Anything else says "read everything again", so
+//! a lost or misread event costs at most one redundant reload.
 //!
 //! What it copes with (README.md, "The daemon: `berth watch`"):
 //! - edits, creates, deletes and renames of `*.toml` files, including atomic saves (write a temp
@@ -33,7 +34,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
-use notify::event::{CreateKind, EventKind, ModifyKind, RemoveKind};
+use notify::event::{CreateKind, EventKind, ModifyKind, RemoveKind, RenameMode};
 use notify::{Event, RecursiveMode};
 use notify_debouncer_full::{DebounceEventResult, Debouncer, RecommendedCache};
 use tokio::sync::{Notify, mpsc};
@@ -42,12 +43,18 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 use tracing::{debug, info, warn};
 
 use crate::spec::is_spec_file_name;
+pub use signal::Rescans;
+use signal::{Outbox, Settle, signal_of};
 
-/// A signal to the daemon. Coalesced: one queued signal stands for any number of changes, and
-/// the daemon answers each by reloading the whole directory.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A signal to the daemon. Coalesced: one signal stands for every change since the last one.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WatchEvent {
-    Rescan { reason: RescanReason },
+    Rescan {
+        reason: RescanReason,
+        /// The spec files seen changed, when they are all that happened (each still there);
+        /// `None` when the whole directory is to be read again.
+        files: Option<BTreeSet<PathBuf>>,
+    },
 }
 
 /// Why a rescan was signalled; for logs and metrics, never for deciding what to reload.
@@ -81,6 +88,10 @@ pub struct WatchOptions {
     /// Quiet time after the last event before a burst is reported (roughly: part of it is
     /// notify's own delay, see [`spawn`]).
     pub debounce: Duration,
+    /// Quiet time after a lone change of spec files that are still there: nothing says wait,
+    /// so it is reported this soon; a second event within it makes it a burst, which waits out
+    /// `debounce`. Removals, directories and link swaps always wait out `debounce`.
+    pub quick: Duration,
     /// Interval of the safety-net resync.
     pub resync: Duration,
 }
@@ -89,10 +100,16 @@ impl Default for WatchOptions {
     fn default() -> Self {
         WatchOptions {
             debounce: Duration::from_millis(50),
+            quick: Duration::from_millis(5),
             resync: Duration::from_secs(5 * 60),
         }
     }
 }
+
+/// The longest notify holds an event back (less when `debounce` is shorter). notify pairs the
+/// two halves of a rename as they are read, so its delay only merges repeated events of one
+/// path: a short one keeps a lone edit quick, and the quiet window in the task coalesces bursts.
+const NOTIFY_DELAY: Duration = Duration::from_millis(10);
 
 /// Failures to start watching. Once running, problems are logged and answered by a rescan
 /// instead: a daemon must not stop because a checkout briefly removed its directory.
@@ -164,8 +181,8 @@ impl SpecWatcher {
 }
 
 /// Start watching `dir` (recursively, following symlinks). Must be called inside a tokio
-/// runtime. Signals arrive on the returned receiver, which holds at most one: a rescan that is
-/// already queued covers every later change, because the daemon reloads everything.
+/// runtime. Signals arrive on the returned receiver, which holds at most one: changes made
+/// before the daemon takes it are merged into it.
 ///
 /// Start it before the daemon's initial load, so that a change made during that load is
 /// signalled rather than missed; the first resync comes one `resync` interval after start.
@@ -176,7 +193,7 @@ pub fn spawn(
     dir: &Path,
     options: WatchOptions,
     shutdown: CancellationToken,
-) -> Result<(SpecWatcher, mpsc::Receiver<WatchEvent>), WatchError> {
+) -> Result<(SpecWatcher, Rescans), WatchError> {
     let runtime = tokio::runtime::Handle::try_current().map_err(WatchError::Runtime)?;
     // A zero debounce would make the debouncer thread spin (it sleeps a fraction of it between
     // checks) and a zero resync would panic in `tokio::time::interval`; the config layer should
@@ -184,23 +201,24 @@ pub fn spawn(
     let debounce = options.debounce.max(Duration::from_millis(8));
     let resync = options.resync.max(Duration::from_millis(10));
     // notify-debouncer-full delays each event by its timeout and merges what expires in the same
-    // tick; it pairs renames, but a burst longer than a tick still comes out in pieces. So half
-    // of the budget goes to it and half to a quiet window in the task (`settle`), which is what
-    // turns a burst into one signal.
-    let notify_delay = debounce / 2;
+    // tick; it pairs renames, but a burst longer than a tick still comes out in pieces. A quiet
+    // window in the task (`settle`) is what turns a burst into one signal.
+    let notify_delay = (debounce / 2).min(NOTIFY_DELAY);
     let settle = Settle {
+        quick: options.quick.min(debounce / 2),
         quiet: debounce / 2,
         cap: debounce * SETTLE_CAP_FACTOR,
     };
 
     let shared = Arc::new(Shared {
         pending: AtomicU8::new(0),
+        files: Mutex::new(BTreeSet::new()),
         wake: Notify::new(),
         root: Mutex::new(None),
     });
     let handler_shared = Arc::clone(&shared);
     let mut debouncer =
-        // The tick keeps the debouncer's default wake-up rate for the default debounce (12.5 ms).
+        // A tick of half the delay: the debouncer's thread wakes this often, events or not.
         notify_debouncer_full::new_debouncer(
             notify_delay,
             Some(notify_delay / 2),
@@ -212,13 +230,17 @@ pub fn spawn(
     armed.arm_initial(&mut debouncer, &shared)?;
 
     let debouncer = Arc::new(Mutex::new(debouncer));
-    let (tx, rx) = mpsc::channel(1);
+    let (tx, wake) = mpsc::channel(1);
+    let outbox = Arc::new(Mutex::new(None));
     let token = shutdown.child_token();
     let task = runtime.spawn(run(
         armed,
         Arc::downgrade(&debouncer),
         Arc::clone(&shared),
-        tx,
+        Outbox {
+            wake: tx,
+            pending: Arc::clone(&outbox),
+        },
         token.clone(),
         resync,
         settle,
@@ -230,7 +252,13 @@ pub fn spawn(
         #[cfg(test)]
         shared,
     };
-    Ok((watcher, rx))
+    Ok((
+        watcher,
+        Rescans {
+            wake,
+            pending: outbox,
+        },
+    ))
 }
 
 /// Whether a path names a spec file by its name alone (the rules of the spec loader:
@@ -295,11 +323,16 @@ const OVERFLOW: u8 = 1 << 1;
 const DATA_LINK: u8 = 1 << 2;
 /// Something happened next to a link on the way to DIR, or to DIR itself: re-resolve it.
 const RESOLVE: u8 = 1 << 3;
+/// A directory that may hold specs appeared or went, or a spec file went: read everything.
+const TREE: u8 = 1 << 4;
 
 /// State shared between the debouncer's callback (a notify thread) and the task.
 struct Shared {
     /// Signal bits not yet taken by the task; OR-ed together, so bursts coalesce for free.
     pending: AtomicU8,
+    /// The spec files behind the [`FILES`] bit not yet taken by the task. Added before the bit
+    /// is set, so the task that takes the bit finds them.
+    files: Mutex<BTreeSet<PathBuf>>,
     /// Wakes the task. `notify_one` stores a permit when the task is busy, so no wake-up is lost.
     wake: Notify,
     /// The directory currently watched recursively, to tell its events from those of the
@@ -317,9 +350,17 @@ impl Shared {
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
                     .clone();
-                events
-                    .iter()
-                    .fold(0, |bits, event| bits | classify(event, root.as_deref()))
+                let mut files = Vec::new();
+                let bits = events.iter().fold(0, |bits, event| {
+                    bits | classify(event, root.as_deref(), &mut files)
+                });
+                if !files.is_empty() {
+                    self.files
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .extend(files);
+                }
+                bits
             }
             Err(errors) => {
                 for error in &errors {
@@ -339,8 +380,8 @@ impl Shared {
     }
 }
 
-/// The signal bits one debounced event stands for.
-fn classify(event: &Event, root: Option<&Path>) -> u8 {
+/// The signal bits one debounced event stands for; the spec files it touched go to `files`.
+fn classify(event: &Event, root: Option<&Path>, files: &mut Vec<PathBuf>) -> u8 {
     if event.need_rescan() {
         return OVERFLOW;
     }
@@ -350,7 +391,11 @@ fn classify(event: &Event, root: Option<&Path>) -> u8 {
         return 0;
     }
     event.paths.iter().fold(0, |bits, path| {
-        bits | classify_path(&event.kind, path, root)
+        let bit = classify_path(&event.kind, path, root);
+        if bit == FILES {
+            files.push(path.clone());
+        }
+        bits | bit
     })
 }
 
@@ -376,11 +421,26 @@ fn classify_path(kind: &EventKind, path: &Path, root: Option<&Path>) -> u8 {
     {
         return 0;
     }
-    if is_spec_event_path(path) || may_hold_specs(kind, path) {
-        FILES
+    if is_spec_event_path(path) {
+        spec_file_bit(kind, path)
+    } else if may_hold_specs(kind, path) {
+        TREE
     } else {
         0
     }
+}
+
+/// A spec file's event: [`FILES`] when the file is (still) there to be read, [`TREE`] when it
+/// went (removed, or renamed away): a spec that goes may be a removal, which waits for the whole
+/// directory (and the full debounce, in case it is the first half of a move).
+fn spec_file_bit(kind: &EventKind, path: &Path) -> u8 {
+    let went = match kind {
+        EventKind::Remove(_) | EventKind::Modify(ModifyKind::Name(RenameMode::From)) => true,
+        // Both halves of a rename come as one event: the first path is where it came from.
+        // Any other kind is judged by whether the file is there now.
+        _ => !path.exists(),
+    };
+    if went { TREE } else { FILES }
 }
 
 /// Whether a non-spec path is a directory whose appearance or disappearance changes the set of
@@ -588,36 +648,12 @@ fn link_parents(dir: &Path, root: Option<&Path>) -> BTreeSet<PathBuf> {
 /// directory that never stops changing is still reloaded now and then.
 const SETTLE_CAP_FACTOR: u32 = 20;
 
-/// The quiet window that ends a burst.
-#[derive(Debug, Clone, Copy)]
-struct Settle {
-    /// No new signal for this long ends the burst.
-    quiet: Duration,
-    /// Longest a burst is held back, counted from its first signal.
-    cap: Duration,
-}
-
-impl Settle {
-    /// Wait until signals stop for `quiet` (or `cap` has passed). False when stopped.
-    async fn wait(&self, shared: &Shared, stop: &CancellationToken) -> bool {
-        let deadline = tokio::time::Instant::now() + self.cap;
-        loop {
-            let until = deadline.min(tokio::time::Instant::now() + self.quiet);
-            tokio::select! {
-                () = stop.cancelled() => return false,
-                () = tokio::time::sleep_until(until) => return true,
-                () = shared.wake.notified() => {}
-            }
-        }
-    }
-}
-
 /// The task: wait for a signal or the resync tick, re-arm if needed, tell the daemon.
 async fn run(
     mut armed: Armed,
     debouncer: Weak<Mutex<NotifyDebouncer>>,
     shared: Arc<Shared>,
-    tx: mpsc::Sender<WatchEvent>,
+    outbox: Outbox,
     stop: CancellationToken,
     resync: Duration,
     settle: Settle,
@@ -635,6 +671,10 @@ async fn run(
         if !resync_due && !settle.wait(&shared, &stop).await {
             break;
         }
+        // The files first: the handler adds them before it sets the bit, so every file whose
+        // bit is taken here is in the set (a later file at worst comes one signal early).
+        let files =
+            std::mem::take(&mut *shared.files.lock().unwrap_or_else(PoisonError::into_inner));
         let bits = shared.pending.swap(0, Ordering::AcqRel);
 
         let mut relinked = false;
@@ -663,27 +703,18 @@ async fn run(
             }
         }
 
-        let reason = if bits & OVERFLOW != 0 {
-            RescanReason::Overflow
-        } else if relinked || bits & DATA_LINK != 0 {
-            RescanReason::LinkSwapped
-        } else if bits & FILES != 0 {
-            RescanReason::Files
-        } else if resync_due {
-            RescanReason::Resync
-        } else {
+        let Some(signal) = signal_of(bits, relinked, resync_due, files) else {
             continue; // only parent-directory noise, and DIR still resolves to the same place
         };
-        match tx.try_send(WatchEvent::Rescan { reason }) {
-            Ok(()) => debug!(%reason, "rescan signalled"),
-            // One rescan is queued and the daemon has not started it: it will see this change.
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                debug!(%reason, "rescan already queued")
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => break,
+        let reason = signal.reason;
+        if !outbox.send(signal) {
+            break;
         }
+        debug!(%reason, "rescan signalled");
     }
 }
+
+mod signal;
 
 #[cfg(test)]
 mod tests;

@@ -80,9 +80,8 @@ impl Cluster {
                     .map(|(_, obj)| obj.clone())
             })
             .collect();
-        // A cache is trusted only to say "nothing to do": anything else is decided on what the
-        // server has now.
-        let reread = options.live_from_cache && !cache_in_sync(&desired, &cached);
+        let reread =
+            options.live_from_cache && must_reread(&desired, &cached, options.spec_changed);
         let mut live: Vec<Option<DynamicObject>> = Vec::new();
         for ((kind, want), cached) in desired.iter().zip(cached) {
             let name = name_of(want);
@@ -391,6 +390,20 @@ fn cache_in_sync(desired: &[(Kind, Value)], cached: &[Option<DynamicObject>]) ->
     })
 }
 
+/// Whether a plan from the caches reads the app's objects from the server first. A cache is
+/// trusted to say "nothing to do"; and, for a spec that changed since it last converged, to stand
+/// for the objects that differ from it (they differ because the spec did; the gate of immutable
+/// fields needs no fresher copy, and the write answers with what the server has). Anything else
+/// (a difference under a spec that already converged: drift, or the cache lagging behind berth's
+/// own last write) is decided on what the server has now.
+fn must_reread(
+    desired: &[(Kind, Value)],
+    cached: &[Option<DynamicObject>],
+    spec_changed: bool,
+) -> bool {
+    !spec_changed && !cache_in_sync(desired, cached)
+}
+
 /// The owned objects that the rendered app no longer has (no desired object of the same kind
 /// and name): deleted once the rest is applied.
 fn stale_objects(
@@ -578,6 +591,32 @@ mod tests {
             service.data["spec"]["replicas"] = json!(1);
         }
         assert!(!cache_in_sync(&desired, &drifted));
+    }
+
+    #[test]
+    fn a_changed_spec_is_planned_from_the_cache_and_drift_is_read_again() {
+        let desired = vec![
+            rendered(Kind::StatefulSet, "db"),
+            rendered(Kind::Service, "db-headless"),
+        ];
+        // The live StatefulSet was applied from an older spec.
+        let mut older = desired[0].1.clone();
+        older["spec"]["replicas"] = json!(2);
+        let older = stamp_fingerprint(older);
+        let cached = vec![Some(live_copy(&older)), Some(live_copy(&desired[1].1))];
+        assert!(
+            !must_reread(&desired, &cached, true),
+            "the spec changed: the cached copy stands for the live one"
+        );
+        assert!(
+            must_reread(&desired, &cached, false),
+            "the spec converged already: a difference is read again"
+        );
+        let in_sync: Vec<Option<DynamicObject>> = desired
+            .iter()
+            .map(|(_, want)| Some(live_copy(want)))
+            .collect();
+        assert!(!must_reread(&desired, &in_sync, false));
     }
 
     #[test]

@@ -100,6 +100,13 @@ pub struct PlanOptions {
     /// last writes: an app that looks changed is read again from the server before anything
     /// is decided (otherwise the echo of a converge would be taken for drift, and re-applied).
     pub live_from_cache: bool,
+    /// With `live_from_cache`: the specs planned changed since they last converged (the daemon
+    /// knows it from what it converged). A cached object that differs from what is wanted then
+    /// stands for the live one without a read: it carries an older fingerprint because the spec
+    /// changed, not because someone changed it, and the write that follows answers with what the
+    /// server has. Without it a difference may be the cache lagging behind berth's own last
+    /// write, and the app is read again (see `live_from_cache`).
+    pub spec_changed: bool,
 }
 
 impl PlanOptions {
@@ -122,6 +129,7 @@ impl Default for PlanOptions {
             commit: None,
             concurrency: PlanOptions::DEFAULT_CONCURRENCY,
             live_from_cache: false,
+            spec_changed: false,
         }
     }
 }

@@ -97,6 +97,15 @@ async fn reconcile(shared: &Shared, key: &AppKey, refused_before: u64) -> Outcom
             .unwrap_or_else(|p| p.into_inner())
             .clone(),
     );
+    let spec = find_app(&specs, key).map(spec_hash);
+    // Not what last converged (or never converged): the cached objects stand for the live ones.
+    let spec_changed = spec.is_some()
+        && shared
+            .converged
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key)
+            != spec.as_ref();
     let options = PlanOptions {
         allow_recreate: shared.options.allow_recreate,
         abandon_claims: false,
@@ -110,9 +119,9 @@ async fn reconcile(shared: &Shared, key: &AppKey, refused_before: u64) -> Outcom
         // One app per reconcile: the workers are the daemon's concurrency.
         concurrency: 1,
         live_from_cache: true,
+        spec_changed,
     };
     let scope = BTreeSet::from([key.clone()]);
-    let spec = find_app(&specs, key).map(spec_hash);
     if spec.is_some()
         && shared.is_leader()
         && !shared.options.dry_run

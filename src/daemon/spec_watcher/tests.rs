@@ -15,26 +15,31 @@ const QUIET: Duration = Duration::from_millis(300);
 
 fn options() -> WatchOptions {
     WatchOptions {
-        debounce: Duration::from_millis(50),
         resync: Duration::from_secs(3600),
+        ..WatchOptions::default()
     }
 }
 
-fn start(dir: &Path) -> (SpecWatcher, mpsc::Receiver<WatchEvent>, CancellationToken) {
+fn start(dir: &Path) -> (SpecWatcher, Rescans, CancellationToken) {
     let token = CancellationToken::new();
     let (watcher, rx) = spawn(dir, options(), token.clone()).expect("watcher starts");
     (watcher, rx, token)
 }
 
-async fn next(rx: &mut mpsc::Receiver<WatchEvent>) -> RescanReason {
+async fn next(rx: &mut Rescans) -> RescanReason {
+    next_event(rx).await.0
+}
+
+/// The next signal's reason and the files it names.
+async fn next_event(rx: &mut Rescans) -> (RescanReason, Option<BTreeSet<PathBuf>>) {
     match timeout(EXPECT, rx.recv()).await {
-        Ok(Some(WatchEvent::Rescan { reason })) => reason,
+        Ok(Some(WatchEvent::Rescan { reason, files })) => (reason, files),
         Ok(None) => panic!("watcher stopped"),
         Err(_) => panic!("no rescan within {EXPECT:?}"),
     }
 }
 
-async fn assert_quiet(rx: &mut mpsc::Receiver<WatchEvent>) {
+async fn assert_quiet(rx: &mut Rescans) {
     if let Ok(event) = timeout(QUIET, rx.recv()).await {
         panic!("expected no event, got {event:?}");
     }
@@ -82,7 +87,7 @@ async fn a_burst_of_writes_is_coalesced() -> TestResult {
 }
 
 #[tokio::test]
-async fn atomic_rename_save_is_seen() -> TestResult {
+async fn atomic_rename_save_is_seen_and_names_its_file() -> TestResult {
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("app.toml");
     write(&path, "a = 1\n");
@@ -91,7 +96,64 @@ async fn atomic_rename_save_is_seen() -> TestResult {
     let temp = dir.path().join("app.toml.tmp1234");
     write(&temp, "a = 2\n");
     fs::rename(&temp, &path)?;
-    assert_eq!(next(&mut rx).await, RescanReason::Files);
+    let named = BTreeSet::from([dir.path().canonicalize()?.join("app.toml")]);
+    assert_eq!(
+        next_event(&mut rx).await,
+        (RescanReason::Files, Some(named))
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_lone_edit_is_signalled_without_waiting_out_the_debounce() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("app.toml");
+    write(&path, "a = 1\n");
+    // A debounce far longer than the check: only the quick window can make the signal early.
+    let options = WatchOptions {
+        debounce: Duration::from_secs(2),
+        ..options()
+    };
+    let (_watcher, mut rx) = spawn(dir.path(), options, CancellationToken::new())?;
+    let started = std::time::Instant::now();
+    write(&path, "a = 2\n");
+    let (reason, files) = next_event(&mut rx).await;
+    let waited = started.elapsed();
+    assert_eq!(reason, RescanReason::Files);
+    assert_eq!(
+        files,
+        Some(BTreeSet::from([dir
+            .path()
+            .canonicalize()?
+            .join("app.toml")]))
+    );
+    assert!(
+        waited < Duration::from_secs(1),
+        "a lone edit waited {waited:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_removal_waits_out_the_debounce_and_names_no_file() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("app.toml");
+    write(&path, "a = 1\n");
+    let options = WatchOptions {
+        debounce: Duration::from_secs(1),
+        ..options()
+    };
+    let (_watcher, mut rx) = spawn(dir.path(), options, CancellationToken::new())?;
+    let started = std::time::Instant::now();
+    fs::remove_file(&path)?;
+    let (reason, files) = next_event(&mut rx).await;
+    let waited = started.elapsed();
+    assert_eq!((reason, files), (RescanReason::Files, None));
+    // Half the debounce is the quiet window; the first half of a move waits for the second.
+    assert!(
+        waited >= Duration::from_millis(450),
+        "a removal waited only {waited:?}"
+    );
     Ok(())
 }
 
@@ -288,7 +350,8 @@ async fn resync_fires_periodically() -> TestResult {
         assert_eq!(
             event,
             Ok(Some(WatchEvent::Rescan {
-                reason: RescanReason::Resync
+                reason: RescanReason::Resync,
+                files: None,
             }))
         );
     }

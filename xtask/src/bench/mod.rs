@@ -175,6 +175,9 @@ pub fn bench(root: &Path, args: &[&str]) -> Result<()> {
         None => build(root, !options.dev)?,
     };
     let work = root.join("target").join("bench");
+    // The identity's kubeconfig is written here before anything else (with --bin, no build has
+    // made the directory).
+    fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -10,7 +10,7 @@
 //! | stage | from → to |
 //! |---|---|
 //! | debounce | rename → rescanning (file event, debounce wait) |
-//! | reload | rescanning → reloaded (read and check the directory, compare, `git rev-parse`) |
+//! | reload | rescanning → reloaded (read and check the changed files, or the directory; `git rev-parse`) |
 //! | queue | reloaded → plan start (the work queue and a free worker) |
 //! | read, dry-run | the plan's reads and server-side dry-runs |
 //! | plan (rest) | the rest of the plan: render, compare with the cached objects |
