@@ -84,11 +84,16 @@ pub(super) fn replacements(
 /// apps, cycles) and its patches (checked against the render over the whole load).
 fn same_identity(old: &App, new: &App) -> bool {
     let after = |a: &App| a.after.iter().map(|d| d.key()).collect::<Vec<_>>();
+    let services = |a: &App| {
+        a.access_services()
+            .map(|s| s.name.clone())
+            .collect::<Vec<_>>()
+    };
     old.namespace == new.namespace
         && old.name == new.name
         && old.source_path == new.source_path
         && old.headless == new.headless
-        && old.service.as_ref().map(|s| &s.name) == new.service.as_ref().map(|s| &s.name)
+        && services(old) == services(new)
         && after(old) == after(new)
         && old.patches.is_empty()
         && new.patches.is_empty()
@@ -208,6 +213,13 @@ mod tests {
             ("a.toml", format!("namespace = \"other\"\n{}", app(1))),
             // Another Service name may clash with another app's.
             ("a.toml", format!("headless = \"b\"\n{}", app(1))),
+            (
+                "a.toml",
+                format!(
+                    "{}ports = {{ http = 80 }}\n\n[services.b]\nports = {{ http = 80 }}\n",
+                    app(1)
+                ),
+            ),
             // `after` names apps: unknown ones and cycles are rules across files.
             ("a.toml", format!("after = [\"b\"]\n{}", app(1))),
         ];
