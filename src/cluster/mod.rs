@@ -335,19 +335,21 @@ fn warn_once(warning: &str) {
 /// The name of the cluster entry of `context` (the current context when None), as kube selects
 /// it.
 fn selected_cluster_name(kubeconfig: &Kubeconfig, context: Option<&str>) -> Option<String> {
-    let context_name = context
-        .map(str::to_string)
-        .or_else(|| kubeconfig.current_context.clone())?;
-    Some(
-        kubeconfig
-            .contexts
-            .iter()
-            .find(|c| c.name == context_name)?
-            .context
-            .as_ref()?
-            .cluster
-            .clone(),
-    )
+    Some(selected_context(kubeconfig, context)?.cluster.clone())
+}
+
+/// The context entry `context` names (the current context when None), as kube selects it.
+fn selected_context<'k>(
+    kubeconfig: &'k Kubeconfig,
+    context: Option<&str>,
+) -> Option<&'k kube::config::Context> {
+    let name = context.or(kubeconfig.current_context.as_deref())?;
+    kubeconfig
+        .contexts
+        .iter()
+        .find(|c| c.name == name)?
+        .context
+        .as_ref()
 }
 
 /// For the `oidc` auth provider of `context`'s user (the current context when None): gives a
@@ -355,17 +357,7 @@ fn selected_cluster_name(kubeconfig: &Kubeconfig, context: Option<&str>) -> Opti
 /// its ID token at all (it then authenticates as `client-id:`, as kubectl does), and returns the
 /// provider's issuer URL, for the error when a refresh fails.
 fn public_oidc_client(kubeconfig: &mut Kubeconfig, context: Option<&str>) -> Option<String> {
-    let context_name = context
-        .map(str::to_string)
-        .or_else(|| kubeconfig.current_context.clone())?;
-    let user = kubeconfig
-        .contexts
-        .iter()
-        .find(|c| c.name == context_name)?
-        .context
-        .as_ref()?
-        .user
-        .clone()?;
+    let user = selected_context(kubeconfig, context)?.user.clone()?;
     let provider = kubeconfig
         .auth_infos
         .iter_mut()

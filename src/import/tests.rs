@@ -31,6 +31,12 @@ fn check(file: &str, text: &str, config: &Config) -> App {
     }
 }
 
+/// The spec `text` checked (it must be valid) and rendered.
+fn rendered_app(file: &str, text: &str, config: &Config) -> Rendered {
+    let app = check(file, text, config);
+    render_app(&app, &RenderContext::new(&config.instance, &app))
+}
+
 /// The objects as berth sends them (`[patches]` applied), as the import reads them back.
 fn live_of(r: &Rendered) -> LiveObjects {
     let values = r.to_values();
@@ -121,12 +127,11 @@ fn every_fixture_and_example_round_trips_through_import() {
 #[test]
 fn only_fields_that_differ_from_the_defaults_are_written() {
     let config = Config::fixtures();
-    let app = check(
+    let rendered = rendered_app(
         "web.toml",
         "[containers.web]\nimage = \"nginx:1.27\"\n",
         &config,
     );
-    let rendered = render_app(&app, &RenderContext::new(&config.instance, &app));
     let imported = import(
         &live_of(&rendered),
         ImportContext {
@@ -148,12 +153,11 @@ fn only_fields_that_differ_from_the_defaults_are_written() {
 #[test]
 fn server_defaults_do_not_become_spec_fields() {
     let config = Config::fixtures();
-    let app = check(
+    let rendered = rendered_app(
         "web.toml",
         "[containers.web]\nimage = \"nginx:1.27\"\nliveness = { tcp = 80 }\n",
         &config,
     );
-    let rendered = render_app(&app, &RenderContext::new(&config.instance, &app));
     let mut sts = json(&rendered.statefulset);
     let pod = sts
         .pointer_mut("/spec/template/spec")
@@ -318,7 +322,7 @@ fn import_node_ports(kind: &str, keep_node_ports: bool) -> super::Imported {
     } else {
         ""
     };
-    let app = check(
+    let rendered = rendered_app(
         "db.toml",
         &format!(
             "[containers.db]\nimage = \"mysql:8\"\nports = {{ mysql = 3306 }}\n[service]\n\
@@ -326,7 +330,6 @@ fn import_node_ports(kind: &str, keep_node_ports: bool) -> super::Imported {
         ),
         &config,
     );
-    let rendered = render_app(&app, &RenderContext::new(&config.instance, &app));
     let mut live = live_of(&rendered);
     let port = live
         .service
@@ -533,13 +536,12 @@ fn a_hardened_hand_written_set_keeps_every_field_through_import() {
 #[test]
 fn fields_without_a_spelling_are_kept_as_patches_that_render_them_back() {
     let config = Config::fixtures();
-    let app = check(
+    let rendered = rendered_app(
         "web.toml",
         "[containers.web]\nimage = \"nginx:1.27\"\nmounts = { data = \"/data\" }\n\n\
          [volumes.data]\nsize = \"1Gi\"\n",
         &config,
     );
-    let rendered = render_app(&app, &RenderContext::new(&config.instance, &app));
     let mut sts = json(&rendered.statefulset);
     let c = sts
         .pointer_mut("/spec/template/spec/containers/0")

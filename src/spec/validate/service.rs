@@ -266,21 +266,12 @@ pub(super) fn access_service(
 fn main_name(cx: &mut Ctx<'_>, raw: &Spanned<RawService>, app: &str, headless: &str) -> String {
     match &raw.get_ref().name {
         Some(n) => {
-            let errs = names::dns1035_label(n.get_ref());
-            cx.name(
-                "service-name",
-                "Service name",
-                n.get_ref(),
-                n.span(),
-                errs,
-                NAME_HELP,
+            given_name(
+                cx,
+                n,
+                headless,
+                "choose another name, or leave `name` out to use the app name",
             );
-            if n.get_ref() == headless {
-                let d = cx
-                    .error("service-name", n.span(), format!("the access Service cannot share the headless Service's name `{headless}`"))
-                    .help("choose another name, or leave `name` out to use the app name");
-                cx.push(d);
-            }
             n.get_ref().clone()
         }
         None => {
@@ -296,6 +287,29 @@ fn main_name(cx: &mut Ctx<'_>, raw: &Spanned<RawService>, app: &str, headless: &
     }
 }
 
+/// A Service name someone wrote: a DNS-1035 label, and not the headless Service's.
+fn given_name(cx: &mut Ctx<'_>, name: &Spanned<String>, headless: &str, help: &str) {
+    let errs = names::dns1035_label(name.get_ref());
+    cx.name(
+        "service-name",
+        "Service name",
+        name.get_ref(),
+        name.span(),
+        errs,
+        NAME_HELP,
+    );
+    if name.get_ref() == headless {
+        let d = cx
+            .error(
+                "service-name",
+                name.span(),
+                format!("the access Service cannot share the headless Service's name `{headless}`"),
+            )
+            .help(help);
+        cx.push(d);
+    }
+}
+
 /// The name of `[services.NAME]`: its key, which must be a Service name; a `name` inside would
 /// say it twice.
 fn named(
@@ -304,25 +318,7 @@ fn named(
     key: &Spanned<String>,
     headless: &str,
 ) -> String {
-    let errs = names::dns1035_label(key.get_ref());
-    cx.name(
-        "service-name",
-        "Service name",
-        key.get_ref(),
-        key.span(),
-        errs,
-        NAME_HELP,
-    );
-    if key.get_ref() == headless {
-        let d = cx
-            .error(
-                "service-name",
-                key.span(),
-                format!("the access Service cannot share the headless Service's name `{headless}`"),
-            )
-            .help("choose another name");
-        cx.push(d);
-    }
+    given_name(cx, key, headless, "choose another name");
     if let Some(n) = &raw.get_ref().name {
         let d = cx
             .error(
