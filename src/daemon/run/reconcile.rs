@@ -214,7 +214,7 @@ async fn reconcile(shared: &Shared, key: &AppKey, refused_before: u64) -> Outcom
             warn!(app = %app_name, reason = %reason, "blocked; nothing is changed for this app");
             // Once per block, not on every look at it.
             if shared.state_of(key) != Some(AppState::Blocked) {
-                record_event(shared, &inventory, key, Reason::Blocked, reason);
+                record_event(shared, &inventory, key, Reason::Blocked, reason).await;
                 notify(shared, key, Event::Blocked, reason);
             }
             shared.set_state(key, AppState::Blocked);
@@ -229,7 +229,7 @@ async fn reconcile(shared: &Shared, key: &AppKey, refused_before: u64) -> Outcom
                 .unwrap_or_else(|p| p.into_inner())
                 .insert(key.clone());
             if newly_held {
-                record_event(shared, &inventory, key, Reason::RemovalHeld, reason);
+                record_event(shared, &inventory, key, Reason::RemovalHeld, reason).await;
                 notify(shared, key, Event::Held, reason);
             }
             if !shared.options.dry_run
@@ -368,7 +368,7 @@ async fn reconcile(shared: &Shared, key: &AppKey, refused_before: u64) -> Outcom
             "live objects drifted from the spec and were set back: {}",
             plan.summary.join("; ")
         );
-        record_event(shared, &inventory, key, Reason::DriftCorrected, &detail);
+        record_event(shared, &inventory, key, Reason::DriftCorrected, &detail).await;
     }
     shared
         .drift_seen
@@ -462,7 +462,7 @@ fn unmet_order(shared: &Shared, specs: &Loaded, key: &AppKey, action: &Action) -
 /// not yet created, or a same-name object that is not berth's: nothing to record it on).
 /// Best effort and never awaited, like every event (see `cluster::events`); a standby or a
 /// dry run writes nothing.
-fn record_event(
+async fn record_event(
     shared: &Shared,
     inventory: &crate::cluster::Inventory,
     key: &AppKey,
@@ -474,6 +474,20 @@ fn record_event(
     }
     if let Some(sts) = inventory.apps.get(key).and_then(|live| live.statefulset()) {
         shared.cluster.record_event(sts, reason, Some(detail));
+        return;
+    }
+    // The cache may not have seen a StatefulSet created moments ago (the plan read it from the
+    // server): read it, so the Event is not lost to the watch's lag.
+    match shared
+        .cluster
+        .get(crate::cluster::Kind::StatefulSet, &key.namespace, &key.name)
+        .await
+    {
+        Ok(Some(sts)) => shared.cluster.record_event(&sts, reason, Some(detail)),
+        Ok(None) => {}
+        Err(err) => {
+            warn!(app = %key, reason = ?reason, error = %crate::output::error_chain(&err), "could not read the StatefulSet to record an Event on it");
+        }
     }
 }
 
