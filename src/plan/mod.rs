@@ -23,7 +23,7 @@ use std::fmt;
 use serde::Serialize;
 
 pub use diff::{ColorChoice, unified_diff};
-pub use normalize::{contained_in, fingerprint, mask, normalize};
+pub use normalize::{contained_in, fingerprint, fingerprint_in_place, mask, normalize};
 pub use replicas::hold_owned_replicas;
 pub use summary::{ImmutableChange, immutable_changes, summarize};
 

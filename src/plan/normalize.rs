@@ -234,20 +234,55 @@ pub fn contained_in(desired: &Value, live: &Value) -> bool {
 /// berth applied, recorded on the object so an unchanged spec needs no dry-run to prove it.
 pub fn fingerprint(desired: &Value) -> String {
     let mut value = desired.clone();
-    if let Some(annotations) = value
+    fingerprint_in_place(&mut value)
+}
+
+/// [`fingerprint`] of an object the caller owns: the two annotations left out are taken off
+/// and put back instead of the whole object being copied (a plan fingerprints every object it
+/// renders), and the JSON is hashed as it is written, never held as text. Maps are ordered, so
+/// putting an annotation back restores the object exactly.
+pub fn fingerprint_in_place(value: &mut Value) -> String {
+    let annotations = value
         .pointer_mut("/metadata/annotations")
-        .and_then(Value::as_object_mut)
+        .and_then(Value::as_object_mut);
+    let taken = annotations.map(|a| {
+        let commit = a.remove(COMMIT_ANNOTATION);
+        let print = a.remove(FINGERPRINT_ANNOTATION);
+        (commit, print)
+    });
+    let mut hasher = Fnv1a(0xcbf2_9ce4_8422_2325);
+    // Writing JSON into a hasher cannot fail (its writes always succeed).
+    let _ = serde_json::to_writer(&mut hasher, &*value);
+    if let Some((commit, print)) = taken
+        && let Some(a) = value
+            .pointer_mut("/metadata/annotations")
+            .and_then(Value::as_object_mut)
     {
-        annotations.remove(COMMIT_ANNOTATION);
-        annotations.remove(FINGERPRINT_ANNOTATION);
+        if let Some(commit) = commit {
+            a.insert(COMMIT_ANNOTATION.to_string(), commit);
+        }
+        if let Some(print) = print {
+            a.insert(FINGERPRINT_ANNOTATION.to_string(), print);
+        }
     }
-    let text = serde_json::to_string(&value).unwrap_or_default();
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in text.bytes() {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    format!("{:016x}", hasher.0)
+}
+
+/// FNV-1a as an `io::Write`, so serde_json writes into the hash directly.
+struct Fnv1a(u64);
+
+impl std::io::Write for Fnv1a {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        for byte in bytes {
+            self.0 ^= u64::from(*byte);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+        Ok(bytes.len())
     }
-    format!("{hash:016x}")
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 use crate::labels::FINGERPRINT_ANNOTATION;
@@ -256,6 +291,27 @@ use crate::labels::FINGERPRINT_ANNOTATION;
 mod containment_tests {
     use super::*;
     use serde_json::json;
+
+    /// The in-place fingerprint hashes what the copying one does (live objects carry
+    /// fingerprints made by either) and leaves the object as it found it.
+    #[test]
+    fn fingerprint_in_place_matches_and_restores_the_object() {
+        let original = json!({"metadata": {"name": "a", "annotations": {
+                "berth.dev/commit": "abc", "berth.dev/applied": "old", "team": "x"}},
+            "spec": {"replicas": 2}});
+        let mut value = original.clone();
+        assert_eq!(fingerprint_in_place(&mut value), fingerprint(&original));
+        assert_eq!(value, original);
+        // Left out: another commit or an older fingerprint does not change it.
+        let mut other = original.clone();
+        other["metadata"]["annotations"]["berth.dev/commit"] = json!("def");
+        other["metadata"]["annotations"]["berth.dev/applied"] = json!("older");
+        assert_eq!(fingerprint(&other), fingerprint(&original));
+        other["spec"]["replicas"] = json!(3);
+        assert_ne!(fingerprint(&other), fingerprint(&original));
+        let bare = json!({"metadata": {"name": "a"}});
+        assert_eq!(fingerprint_in_place(&mut bare.clone()), fingerprint(&bare));
+    }
 
     #[test]
     fn live_with_server_defaults_contains_the_desired_object() {

@@ -15,8 +15,8 @@ use crate::labels::{
     FINGERPRINT_ANNOTATION, REMOVING_ANNOTATION, RESTART_MARK, SUSPENDED_ANNOTATION,
 };
 use crate::plan::{
-    Action, AppPlan, ObjectChange, ObjectRef, contained_in, fingerprint, hold_owned_replicas,
-    immutable_changes, normalize, recreate, summarize,
+    Action, AppPlan, ObjectChange, ObjectRef, contained_in, fingerprint_in_place,
+    hold_owned_replicas, immutable_changes, normalize, recreate, summarize,
 };
 use crate::render::{RenderContext, render_app};
 use crate::spec::App;
@@ -358,7 +358,7 @@ pub(super) fn suspended_live(live: &LiveApp) -> Option<String> {
 }
 
 fn stamp_fingerprint(mut value: Value) -> Value {
-    let print = fingerprint(&value);
+    let print = fingerprint_in_place(&mut value);
     if let Some(meta) = value.get_mut("metadata").and_then(Value::as_object_mut) {
         let annotations = meta
             .entry("annotations")
@@ -463,6 +463,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::plan::fingerprint;
 
     fn rendered(kind: Kind, name: &str) -> (Kind, Value) {
         let resource = kind.resource();
