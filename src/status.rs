@@ -229,7 +229,7 @@ pub async fn collect(
         .apps
         .values()
         .filter(|a| {
-            let sts = a.statefulset().map(to_json);
+            let sts = a.statefulset_json();
             assess(&Observed {
                 statefulset: sts.as_ref(),
                 ..Observed::default()
@@ -248,15 +248,14 @@ pub async fn collect(
         inventory
             .apps
             .get(&AppKey::new(ns, name))
-            .and_then(|a| a.statefulset())
-            .map(to_json)
+            .and_then(|a| a.statefulset_json())
     };
     let Some(loaded) = loaded else {
         return Ok(inventory
             .apps
             .values()
             .map(|a| {
-                let sts = a.statefulset().map(to_json);
+                let sts = a.statefulset_json();
                 let status = AppStatus::from_live(
                     &a.namespace,
                     &a.name,
@@ -398,8 +397,13 @@ fn drifted(
         let applied = live
             .objects
             .iter()
-            .find(|(k, o)| k.to_string() == c.object.kind && o.name_any() == c.object.name)
-            .and_then(|(_, o)| o.annotations().get(FINGERPRINT_ANNOTATION).cloned());
+            .find(|o| o.kind.to_string() == c.object.kind && o.name == c.object.name)
+            .and_then(|o| {
+                o.object()
+                    .annotations()
+                    .get(FINGERPRINT_ANNOTATION)
+                    .cloned()
+            });
         match (want, applied) {
             (Some(w), Some(a)) => fingerprint(w) == a,
             _ => false,

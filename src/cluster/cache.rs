@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::inventory::{Inventory, app_of};
+use super::inventory::{Inventory, LiveObject, app_of};
 use super::{Cluster, Kind};
 use crate::labels::{SOURCE_ANNOTATION, owner_selector};
 use crate::spec::AppKey;
@@ -79,13 +79,20 @@ impl Objects {
         }
     }
 
-    /// The objects of one app.
-    fn of_app<'a>(&'a self, key: &'a AppKey) -> impl Iterator<Item = &'a Cached> + 'a {
+    /// The objects of one app, with their names.
+    fn of_app<'a>(
+        &'a self,
+        key: &'a AppKey,
+    ) -> impl Iterator<Item = (&'a String, &'a Cached)> + 'a {
         self.by_app
             .get(key)
             .into_iter()
             .flatten()
-            .filter_map(|name| self.by_id.get(&(key.namespace.clone(), name.clone())))
+            .filter_map(|name| {
+                self.by_id
+                    .get(&(key.namespace.clone(), name.clone()))
+                    .map(|cached| (name, cached))
+            })
     }
 
     fn iter(&self) -> impl Iterator<Item = (&(String, String), &Cached)> {
@@ -115,10 +122,9 @@ impl KindCache {
     }
 }
 
-/// The cached object parsed again. It is JSON the cache wrote from a parsed object, so this fails
-/// only if serde_json cannot read its own output.
-fn parse(cached: &Cached) -> Result<DynamicObject, serde_json::Error> {
-    serde_json::from_str(&cached.json)
+/// A cached object for an inventory: its text is copied, parsed only when a plan reads it.
+fn live_object(kind: Kind, name: &str, cached: &Cached) -> LiveObject {
+    LiveObject::from_json_text(kind, name.to_string(), cached.json.clone())
 }
 
 impl OwnedCache {
@@ -133,23 +139,25 @@ impl OwnedCache {
     }
 
     /// The inventory: full objects for apps in `scope` (all when None), identities for the rest.
-    pub fn inventory(
-        &self,
-        scope: Option<&BTreeSet<AppKey>>,
-    ) -> Result<Inventory, serde_json::Error> {
+    pub fn inventory(&self, scope: Option<&BTreeSet<AppKey>>) -> Inventory {
         let mut inventory = Inventory::default();
         for cache in &self.kinds {
-            for ((namespace, _), cached) in cache.read().iter() {
+            for ((namespace, name), cached) in cache.read().iter() {
                 if scope
                     .is_none_or(|s| s.contains(&AppKey::new(namespace.clone(), cached.app.clone())))
                 {
-                    inventory.add(cache.kind, parse(cached)?);
+                    inventory.add_live(
+                        namespace,
+                        &cached.app,
+                        cached.source.as_deref(),
+                        live_object(cache.kind, name, cached),
+                    );
                 } else {
                     inventory.add_identity(namespace, &cached.app, cached.source.as_deref());
                 }
             }
         }
-        Ok(inventory)
+        inventory
     }
 
     /// The inventory of the apps in `scope` alone: their objects, and no identities of other
@@ -157,17 +165,22 @@ impl OwnedCache {
     /// without one), at the cost of one pass over the caches without copying anything else:
     /// [`OwnedCache::inventory`] builds every app's identity, which for each of N apps at
     /// start-up made the first sync quadratic.
-    pub fn inventory_of(&self, scope: &BTreeSet<AppKey>) -> Result<Inventory, serde_json::Error> {
+    pub fn inventory_of(&self, scope: &BTreeSet<AppKey>) -> Inventory {
         let mut inventory = Inventory::default();
         for cache in &self.kinds {
             let objects = cache.read();
             for key in scope {
-                for cached in objects.of_app(key) {
-                    inventory.add(cache.kind, parse(cached)?);
+                for (name, cached) in objects.of_app(key) {
+                    inventory.add_live(
+                        &key.namespace,
+                        &cached.app,
+                        cached.source.as_deref(),
+                        live_object(cache.kind, name, cached),
+                    );
                 }
             }
         }
-        Ok(inventory)
+        inventory
     }
 
     /// Every app that has owned objects.
@@ -433,7 +446,7 @@ mod tests {
         let mut objects = Objects::default();
         trimmed.store(&mut objects);
         let cached = &objects.by_id[&("shop".to_string(), "web".to_string())];
-        let object = parse(cached).expect("parse");
+        let object = live_object(Kind::StatefulSet, "web", cached).object();
         let mut expected: DynamicObject = serde_json::from_value(json).expect("object");
         expected.metadata.managed_fields = None;
         expected.data.as_object_mut().expect("map").remove("status");

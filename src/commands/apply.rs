@@ -5,10 +5,10 @@ use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use super::diff::{ConvergeFlags, load_specs, plan_options};
+use super::diff::{ConvergeFlags, load_and_list, plan_options};
 use super::{Exit, print, runtime, unreachable_hint};
+use crate::cluster::Progress;
 use crate::cluster::wait::{Waited, until_healthy};
-use crate::cluster::{Cluster, Progress};
 use crate::config::Config;
 use crate::plan::ColorChoice;
 use crate::spec::AppKey;
@@ -48,12 +48,14 @@ pub(crate) fn exec(
         timeout,
         flags,
     } = args;
-    let Some(loaded) = load_specs(dir, config, flags) else {
+    let rt = runtime()?;
+    let Some((loaded, cluster, inventory)) = load_and_list(dir, config, flags, &rt, context)?
+    else {
         return Ok(Exit::Error);
     };
-    let rt = runtime()?;
-    let cluster = rt.block_on(Cluster::connect(context, config))?;
-    let planned = rt.block_on(cluster.plan(&loaded, &plan_options(config, flags, dir)))?;
+    let planned =
+        rt.block_on(cluster.plan_with(&loaded, &inventory, &plan_options(config, flags, dir)))?;
+    drop(inventory);
     let plan = &planned.plan;
     print(plan.render_text(ColorChoice::for_stdout()), Exit::Error)?;
     let blocked = plan.blocked().count();

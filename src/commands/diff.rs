@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use super::{Exit, OutputFormat, print, runtime};
-use crate::cluster::{Cluster, PlanOptions, head_commit};
+use crate::cluster::{Cluster, Inventory, PlanOptions, head_commit};
 use crate::config::Config;
 use crate::plan::ColorChoice;
 use crate::spec::{LoadError, Loaded, load_dir, use_color};
@@ -50,17 +50,14 @@ pub(crate) fn exec(
     context: Option<&str>,
 ) -> anyhow::Result<Exit> {
     let DiffArgs { dir, flags } = args;
-    let Some(loaded) = load_specs(dir, config, flags) else {
+    let rt = runtime()?;
+    let Some((loaded, cluster, inventory)) = load_and_list(dir, config, flags, &rt, context)?
+    else {
         return Ok(Exit::Error);
     };
-    let planned = runtime()?.block_on(async {
-        let cluster = Cluster::connect(context, config).await?;
-        anyhow::Ok(
-            cluster
-                .plan(&loaded, &plan_options(config, flags, dir))
-                .await?,
-        )
-    })?;
+    let planned =
+        rt.block_on(cluster.plan_with(&loaded, &inventory, &plan_options(config, flags, dir)))?;
+    drop(inventory);
     let plan = &planned.plan;
     let exit = if loaded.has_errors() {
         Exit::Error
@@ -77,6 +74,37 @@ pub(crate) fn exec(
     };
     print(text, exit)?;
     Ok(exit)
+}
+
+/// The specs and what this instance owns in the cluster, read side by side: the directory is
+/// loaded on a thread of its own while the cluster is reached and listed (at 10,000 apps each
+/// takes about as long as the other). None when the directory cannot be used (its error
+/// printed); the cluster's error counts only once the specs loaded.
+pub(super) fn load_and_list(
+    dir: &Path,
+    config: &Config,
+    flags: &ConvergeFlags,
+    rt: &tokio::runtime::Runtime,
+    context: Option<&str>,
+) -> anyhow::Result<Option<(Loaded, Cluster, Inventory)>> {
+    let (loaded, listed) = std::thread::scope(|scope| {
+        let loading = scope.spawn(|| load_specs(dir, config, flags));
+        let listed = rt.block_on(async {
+            let cluster = Cluster::connect(context, config).await?;
+            let inventory = cluster.inventory().await?;
+            anyhow::Ok((cluster, inventory))
+        });
+        (loading.join(), listed)
+    });
+    let loaded = match loaded {
+        Ok(loaded) => loaded,
+        Err(panic) => std::panic::resume_unwind(panic),
+    };
+    let Some(loaded) = loaded else {
+        return Ok(None);
+    };
+    let (cluster, inventory) = listed?;
+    Ok(Some((loaded, cluster, inventory)))
 }
 
 /// Loads the directory and prints its diagnostics; None (after an error message) when the

@@ -37,7 +37,7 @@ impl Cluster {
         // The claims as seen just before the StatefulSet goes, to tell at the end whether any
         // went with it.
         let mut claims_before = Vec::new();
-        if let Some(planned) = live.statefulset() {
+        if let Some(planned) = &live.statefulset() {
             let name = planned.name_any();
             if let Some(sts) = self.stop_statefulset(key, live, planned, progress).await? {
                 let selector = selector_of(&sts);
@@ -77,9 +77,9 @@ impl Cluster {
         }
         // Then the access Service and PDB, the headless Service last: pods kept their DNS names
         // until the very end.
-        let mut rest: Vec<&(Kind, DynamicObject)> = live
-            .objects
-            .iter()
+        let mut rest: Vec<(Kind, DynamicObject)> = live
+            .parsed()
+            .into_iter()
             .filter(|(k, _)| *k != Kind::StatefulSet)
             .collect();
         rest.sort_by_key(|(kind, obj)| {
@@ -87,7 +87,7 @@ impl Cluster {
                 obj.data.pointer("/spec/clusterIP").and_then(Value::as_str) == Some("None");
             (headless, *kind == Kind::Service)
         });
-        for (kind, object) in rest {
+        for (kind, object) in &rest {
             match self
                 .delete_owned(*kind, object, DeleteParams::background())
                 .await?
@@ -475,7 +475,7 @@ impl Cluster {
     /// the selector's labels).
     pub(crate) async fn retained_pvcs(&self, live: &LiveApp) -> Result<Vec<String>, ClusterError> {
         let selector = match live.statefulset() {
-            Some(sts) => selector_of(sts),
+            Some(sts) => selector_of(&sts),
             None => selector_labels(&live.name, &self.instance)
                 .iter()
                 .map(|(k, v)| format!("{k}={v}"))

@@ -8,8 +8,8 @@ use kube::api::DynamicObject;
 use serde_json::Value;
 
 use super::lookups::Lookups;
-use super::{PlanOptions, Work, kind_of, live_json, name_of, to_json};
-use crate::cluster::inventory::LiveApp;
+use super::{PlanOptions, Work, kind_of, live_json, name_of};
+use crate::cluster::inventory::{LiveApp, LiveObject};
 use crate::cluster::{Cluster, ClusterError, Kind};
 use crate::labels::{
     FINGERPRINT_ANNOTATION, REMOVING_ANNOTATION, RESTART_MARK, SUSPENDED_ANNOTATION,
@@ -67,7 +67,8 @@ impl Cluster {
         // The live object of each desired one: from the inventory when berth owns it, else a
         // direct read, which also finds same-name objects that are not berth's. A prefetched
         // name list that lacks the name proves there is nothing to read.
-        let cached: Vec<Option<DynamicObject>> = desired
+        // Each live object is parsed once, as JSON: everything below reads that form.
+        let cached: Vec<Option<Value>> = desired
             .iter()
             .map(|(kind, want)| {
                 let name = name_of(want);
@@ -75,23 +76,26 @@ impl Cluster {
                     .and_then(|o| {
                         o.objects
                             .iter()
-                            .find(|(k, obj)| k == kind && obj.name_any() == name)
+                            .find(|live| live.kind == *kind && live.name == name)
                     })
-                    .map(|(_, obj)| obj.clone())
+                    .map(LiveObject::json)
             })
             .collect();
         let reread =
             options.live_from_cache && must_reread(&desired, &cached, options.spec_changed);
-        let mut live: Vec<Option<DynamicObject>> = Vec::new();
+        let mut live: Vec<Option<Value>> = Vec::new();
         for ((kind, want), cached) in desired.iter().zip(cached) {
             let name = name_of(want);
             let found = match cached {
                 Some(obj) if !reread => Some(obj),
                 None if lookups.absent(*kind, &ns, &name) => None,
-                _ => self.get(*kind, &ns, &name).await?,
+                _ => self
+                    .get(*kind, &ns, &name)
+                    .await?
+                    .map(|o| live_json(*kind, &o)),
             };
             if let Some(obj) = &found
-                && !self.owns(obj)
+                && !self.owns_json(obj)
                 && !app.adopt
             {
                 return Ok(blocked(
@@ -114,32 +118,29 @@ impl Cluster {
             if *kind == Kind::StatefulSet
                 && let Some(found) = found
             {
-                hold_owned_replicas(want, &to_json(found), crate::cluster::FIELD_MANAGER);
+                hold_owned_replicas(want, found, crate::cluster::FIELD_MANAGER);
             }
         }
         let delete: Vec<(Kind, DynamicObject)> = owned
             .map(|o| stale_objects(&o.objects, &desired))
             .unwrap_or_default();
 
-        let live_sts = desired
+        let live_sts: Option<&Value> = desired
             .iter()
             .zip(&live)
             .find(|((k, _), _)| *k == Kind::StatefulSet)
-            .and_then(|(_, l)| l.clone());
-        let cancel_removal = live_sts
-            .as_ref()
-            .is_some_and(|s| s.annotations().contains_key(REMOVING_ANNOTATION));
+            .and_then(|(_, l)| l.as_ref());
+        let cancel_removal = live_sts.is_some_and(|s| has_annotation(s, REMOVING_ANNOTATION));
 
         // Immutable StatefulSet fields: decided before anything is sent.
         let mut recreate = None;
         if let (Some(live_sts), Some((_, want_sts))) = (
-            &live_sts,
+            live_sts,
             desired.iter().find(|(k, _)| *k == Kind::StatefulSet),
         ) {
             let live_set = recreate::LiveSet {
-                name: &live_sts.name_any(),
+                name: &name_of(live_sts),
                 replicas: live_sts
-                    .data
                     .pointer("/spec/replicas")
                     .and_then(Value::as_i64)
                     .unwrap_or(0),
@@ -148,7 +149,7 @@ impl Cluster {
                 recreate: app.allow_recreate || options.allow_recreate,
                 abandon_claims: app.abandon_claims || options.abandon_claims,
             };
-            let changes = immutable_changes(&to_json(live_sts), want_sts);
+            let changes = immutable_changes(live_sts, want_sts);
             match recreate::gate(changes, live_set, allowed, &app.source_path) {
                 recreate::Gate::InPlace => {}
                 recreate::Gate::Blocked { reason } => return Ok(blocked(app_plan, reason, true)),
@@ -164,7 +165,7 @@ impl Cluster {
                             abandoned.join(", ")
                         ));
                     }
-                    recreate = Some((reasons, expand, restart_pods, live_sts.clone()));
+                    recreate = Some((reasons, expand, restart_pods, parsed(live_sts)));
                 }
             }
         }
@@ -178,11 +179,11 @@ impl Cluster {
             // dry-run is needed to prove it (no request at all for this object).
             if !must_write
                 && let Some(l) = live_obj
-                && in_sync(&live_json(*kind, l), want)
+                && in_sync(l, want)
             {
                 continue;
             }
-            let before = live_obj.as_ref().map(|o| normalize(&live_json(*kind, o)));
+            let before = live_obj.as_ref().map(normalize);
             // A recreated StatefulSet cannot be dry-run as an update (the server refuses the
             // immutable change), so its rendered form stands in for the server's. So does a
             // new object: with nothing live there is no drift to hide, and the server's
@@ -243,7 +244,7 @@ impl Cluster {
                 .insert(0, "removal cancelled: the spec is back".to_string());
         }
         let marked = pending_restarts(
-            live_sts.as_ref(),
+            live_sts,
             lookups.restarts.get(&app.key()).map(Vec::as_slice),
         );
         match &marked {
@@ -349,12 +350,22 @@ fn suspension(app: &App, owned: Option<&LiveApp>) -> Option<String> {
 
 /// The `berth suspend` mark on a live app's StatefulSet, as the reason shown.
 pub(super) fn suspended_live(live: &LiveApp) -> Option<String> {
-    let value = live
-        .statefulset()?
-        .annotations()
-        .get(SUSPENDED_ANNOTATION)?
-        .clone();
+    let value = live.live_statefulset()?.annotation(SUSPENDED_ANNOTATION)?;
     Some(format!("berth suspend ({value}); `berth resume` ends it"))
+}
+
+/// Whether a live object (as JSON) carries the annotation.
+fn has_annotation(object: &Value, key: &str) -> bool {
+    object
+        .pointer("/metadata/annotations")
+        .and_then(|a| a.get(key))
+        .is_some()
+}
+
+/// A live object read as JSON, as the typed object the executor takes. It was parsed from an
+/// object of this shape, so it converts back.
+fn parsed(object: &Value) -> DynamicObject {
+    serde_json::from_value(object.clone()).expect("a live object's JSON is an object again")
 }
 
 fn stamp_fingerprint(mut value: Value) -> Value {
@@ -383,11 +394,11 @@ fn in_sync(live: &Value, want: &Value) -> bool {
 
 /// False when some desired object has no cached live copy, or one out of step with it: a cache
 /// is trusted only to say "nothing to do", so such an app is read again from the server.
-fn cache_in_sync(desired: &[(Kind, Value)], cached: &[Option<DynamicObject>]) -> bool {
-    !desired.iter().zip(cached).any(|((kind, want), c)| {
-        c.as_ref()
-            .is_none_or(|c| !in_sync(&live_json(*kind, c), want))
-    })
+fn cache_in_sync(desired: &[(Kind, Value)], cached: &[Option<Value>]) -> bool {
+    !desired
+        .iter()
+        .zip(cached)
+        .any(|((_, want), c)| c.as_ref().is_none_or(|c| !in_sync(c, want)))
 }
 
 /// Whether a plan from the caches reads the app's objects from the server first. A cache is
@@ -396,28 +407,21 @@ fn cache_in_sync(desired: &[(Kind, Value)], cached: &[Option<DynamicObject>]) ->
 /// fields needs no fresher copy, and the write answers with what the server has). Anything else
 /// (a difference under a spec that already converged: drift, or the cache lagging behind berth's
 /// own last write) is decided on what the server has now.
-fn must_reread(
-    desired: &[(Kind, Value)],
-    cached: &[Option<DynamicObject>],
-    spec_changed: bool,
-) -> bool {
+fn must_reread(desired: &[(Kind, Value)], cached: &[Option<Value>], spec_changed: bool) -> bool {
     !spec_changed && !cache_in_sync(desired, cached)
 }
 
 /// The owned objects that the rendered app no longer has (no desired object of the same kind
 /// and name): deleted once the rest is applied.
-fn stale_objects(
-    owned: &[(Kind, DynamicObject)],
-    desired: &[(Kind, Value)],
-) -> Vec<(Kind, DynamicObject)> {
+fn stale_objects(owned: &[LiveObject], desired: &[(Kind, Value)]) -> Vec<(Kind, DynamicObject)> {
     owned
         .iter()
-        .filter(|(k, obj)| {
+        .filter(|live| {
             !desired
                 .iter()
-                .any(|(dk, dv)| dk == k && name_of(dv) == obj.name_any())
+                .any(|(kind, want)| *kind == live.kind && name_of(want) == live.name)
         })
-        .cloned()
+        .map(|live| (live.kind, live.object()))
         .collect()
 }
 
@@ -425,12 +429,11 @@ fn stale_objects(
 /// recreate stopped between deleting and creating it) and marked pods remain. `None` when
 /// there is no such recreate to finish; `Some` of no pods when only its mark is left to clear.
 fn pending_restarts(
-    live_statefulset: Option<&DynamicObject>,
+    live_statefulset: Option<&Value>,
     marked_pods: Option<&[String]>,
 ) -> Option<Vec<String>> {
     let marked_pods = marked_pods.filter(|pods| !pods.is_empty());
-    let restart_pending =
-        live_statefulset.is_some_and(|s| s.annotations().contains_key(RESTART_MARK));
+    let restart_pending = live_statefulset.is_some_and(|s| has_annotation(s, RESTART_MARK));
     (restart_pending || (live_statefulset.is_none() && marked_pods.is_some()))
         .then(|| marked_pods.map(<[String]>::to_vec).unwrap_or_default())
 }
@@ -486,6 +489,11 @@ mod tests {
         value["metadata"]["uid"] = json!("0b7e");
         value["status"] = json!({"replicas": 3});
         serde_json::from_value(value).expect("a DynamicObject")
+    }
+
+    /// A live copy as a plan reads it: through the inventory's text, as JSON.
+    fn cached_copy(kind: Kind, want: &Value) -> Value {
+        LiveObject::new(kind, &live_copy(want)).json()
     }
 
     fn object(kind: Kind, name: &str) -> DynamicObject {
@@ -578,9 +586,9 @@ mod tests {
             rendered(Kind::StatefulSet, "db"),
             rendered(Kind::Service, "db-headless"),
         ];
-        let cached: Vec<Option<DynamicObject>> = desired
+        let cached: Vec<Option<Value>> = desired
             .iter()
-            .map(|(_, want)| Some(live_copy(want)))
+            .map(|(kind, want)| Some(cached_copy(*kind, want)))
             .collect();
         assert!(cache_in_sync(&desired, &cached));
 
@@ -589,7 +597,7 @@ mod tests {
 
         let mut drifted = cached.clone();
         if let Some(service) = drifted[1].as_mut() {
-            service.data["spec"]["replicas"] = json!(1);
+            service["spec"]["replicas"] = json!(1);
         }
         assert!(!cache_in_sync(&desired, &drifted));
     }
@@ -604,7 +612,10 @@ mod tests {
         let mut older = desired[0].1.clone();
         older["spec"]["replicas"] = json!(2);
         let older = stamp_fingerprint(older);
-        let cached = vec![Some(live_copy(&older)), Some(live_copy(&desired[1].1))];
+        let cached = vec![
+            Some(cached_copy(Kind::StatefulSet, &older)),
+            Some(cached_copy(Kind::Service, &desired[1].1)),
+        ];
         assert!(
             !must_reread(&desired, &cached, true),
             "the spec changed: the cached copy stands for the live one"
@@ -613,9 +624,9 @@ mod tests {
             must_reread(&desired, &cached, false),
             "the spec converged already: a difference is read again"
         );
-        let in_sync: Vec<Option<DynamicObject>> = desired
+        let in_sync: Vec<Option<Value>> = desired
             .iter()
-            .map(|(_, want)| Some(live_copy(want)))
+            .map(|(kind, want)| Some(cached_copy(*kind, want)))
             .collect();
         assert!(!must_reread(&desired, &in_sync, false));
     }
@@ -626,16 +637,16 @@ mod tests {
             rendered(Kind::StatefulSet, "db"),
             rendered(Kind::Service, "db-headless"),
         ];
-        let owned = vec![
-            (Kind::StatefulSet, object(Kind::StatefulSet, "db")),
-            (Kind::Service, object(Kind::Service, "db-headless")),
-            (Kind::Service, object(Kind::Service, "db-public")),
+        let owned: Vec<LiveObject> = [
+            (Kind::StatefulSet, "db"),
+            (Kind::Service, "db-headless"),
+            (Kind::Service, "db-public"),
             // Same name as the StatefulSet, other kind: not the same object.
-            (
-                Kind::PodDisruptionBudget,
-                object(Kind::PodDisruptionBudget, "db"),
-            ),
-        ];
+            (Kind::PodDisruptionBudget, "db"),
+        ]
+        .into_iter()
+        .map(|(kind, name)| LiveObject::new(kind, &object(kind, name)))
+        .collect();
         let stale: Vec<(Kind, String)> = stale_objects(&owned, &desired)
             .into_iter()
             .map(|(kind, o)| (kind, o.name_any()))
@@ -652,7 +663,10 @@ mod tests {
 
     #[test]
     fn a_marked_statefulset_restarts_its_marked_pods_or_just_clears_the_mark() {
-        let marked = annotated(object(Kind::StatefulSet, "db"), RESTART_MARK);
+        let marked = live_json(
+            Kind::StatefulSet,
+            &annotated(object(Kind::StatefulSet, "db"), RESTART_MARK),
+        );
         let waiting = pods(&["db-0", "db-2"]);
         assert_eq!(
             pending_restarts(Some(&marked), Some(&waiting)),
@@ -664,7 +678,7 @@ mod tests {
 
     #[test]
     fn marked_pods_of_an_unmarked_statefulset_are_left_alone() {
-        let unmarked = object(Kind::StatefulSet, "db");
+        let unmarked = live_json(Kind::StatefulSet, &object(Kind::StatefulSet, "db"));
         assert_eq!(
             pending_restarts(Some(&unmarked), Some(&pods(&["db-0"]))),
             None

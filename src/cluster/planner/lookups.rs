@@ -155,8 +155,8 @@ impl Cluster {
                 let sts = inventory
                     .apps
                     .get(&AppKey::new(app.namespace.clone(), app.name.clone()))
-                    .and_then(LiveApp::statefulset);
-                sts.is_none_or(|s| s.annotations().contains_key(RESTART_MARK))
+                    .and_then(LiveApp::live_statefulset);
+                sts.is_none_or(|s| s.annotation(RESTART_MARK).is_some())
             })
             .map(|a| a.namespace.as_str())
             .collect();

@@ -161,7 +161,7 @@ impl Planned {
                         after: live
                             .statefulset()
                             .and_then(|s| {
-                                kube::ResourceExt::annotations(s)
+                                kube::ResourceExt::annotations(&s)
                                     .get(crate::labels::AFTER_ANNOTATION)
                                     .cloned()
                             })

@@ -5,7 +5,7 @@
 use kube::ResourceExt;
 use serde_json::Value;
 
-use super::{PlanOptions, Planned, Work, live_json};
+use super::{PlanOptions, Planned, Work};
 use crate::cluster::inventory::{Inventory, LiveApp};
 use crate::cluster::ledger::unix_now;
 use crate::cluster::{Cluster, ClusterError, Kind};
@@ -66,7 +66,7 @@ impl Cluster {
                 objects: live
                     .objects
                     .iter()
-                    .map(|(kind, o)| (kind.to_string(), o.name_any()))
+                    .map(|o| (o.kind.to_string(), o.name.clone()))
                     .collect(),
             })
             .collect();
@@ -159,14 +159,14 @@ impl Cluster {
                     }
                     app_plan.summary.extend(removal_summary(live));
                     app_plan.retained_pvcs = self.retained_pvcs(live).await?;
-                    for (kind, object) in &live.objects {
+                    for object in &live.objects {
                         app_plan.changes.push(ObjectChange::new(
                             ObjectRef {
-                                kind: kind.to_string(),
+                                kind: object.kind.to_string(),
                                 namespace: live.namespace.clone(),
-                                name: object.name_any(),
+                                name: object.name.clone(),
                             },
-                            Some(normalize(&live_json(*kind, object))),
+                            Some(normalize(&object.json())),
                             None,
                         ));
                     }

@@ -161,14 +161,6 @@ async fn reconcile(shared: &Shared, key: &AppKey, refused_before: u64) -> Outcom
     } else {
         shared.cache.inventory(Some(&scope))
     };
-    let inventory = match inventory {
-        Ok(inventory) => inventory,
-        Err(err) => {
-            error!(app = %app_name, error = %err, "reading the cached objects failed; retrying with backoff");
-            shared.set_state(key, AppState::Error);
-            return Outcome::Failed;
-        }
-    };
     let plan_started = Instant::now();
     let (planned, requests) = shared
         .cluster
@@ -434,7 +426,7 @@ fn unmet_order(shared: &Shared, specs: &Loaded, key: &AppKey, action: &Action) -
         Action::Remove if shared.state_of(key) == Some(AppState::Removing) => None,
         Action::Remove => {
             // Live apps without a spec that named this one: they go first.
-            let inventory = shared.cache.inventory(None).ok()?;
+            let inventory = shared.cache.inventory(None);
             let key_text = key.to_string();
             let first: Vec<String> = inventory
                 .apps
@@ -443,7 +435,7 @@ fn unmet_order(shared: &Shared, specs: &Loaded, key: &AppKey, action: &Action) -
                 .filter(|(_, live)| {
                     live.statefulset()
                         .and_then(|s| {
-                            kube::ResourceExt::annotations(s)
+                            kube::ResourceExt::annotations(&s)
                                 .get(crate::labels::AFTER_ANNOTATION)
                                 .cloned()
                         })
@@ -473,7 +465,7 @@ async fn record_event(
         return;
     }
     if let Some(sts) = inventory.apps.get(key).and_then(|live| live.statefulset()) {
-        shared.cluster.record_event(sts, reason, Some(detail));
+        shared.cluster.record_event(&sts, reason, Some(detail));
         return;
     }
     // The cache may not have seen a StatefulSet created moments ago (the plan read it from the
