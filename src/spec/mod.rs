@@ -433,6 +433,11 @@ fn load(
     cross_file_rules(&mut checked);
     dependencies::check(&mut checked, &config.defaults.namespace);
 
+    // Exactly as many apps as there are: the daemon keeps them for its whole life, and a
+    // vector grown by doubling holds up to twice that (an App is large).
+    loaded
+        .apps
+        .reserve_exact(checked.iter().filter(|(_, c)| c.app.is_some()).count());
     for (path, c) in checked {
         loaded.diagnostics.extend(c.diagnostics);
         match c.app {

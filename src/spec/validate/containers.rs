@@ -36,8 +36,11 @@ pub(super) fn containers(
     volumes: &BTreeSet<String>,
     seen: &mut BTreeMap<String, Range<usize>>,
 ) -> Vec<Container> {
-    let mut out = Vec::new();
-    let Some(raw) = raw else { return out };
+    let Some(raw) = raw else {
+        return Vec::new();
+    };
+    // Sized to the spec: a daemon holds every app's containers for its whole life.
+    let mut out = Vec::with_capacity(raw.get_ref().0.len());
     let section = if init {
         "init_containers"
     } else {
