@@ -388,7 +388,7 @@ fn drifted(
     };
     let ctx = RenderContext::new(instance, app).with_commit(commit);
     let desired = render_app(app, &ctx).to_values();
-    changes.iter().filter(|c| c.before.is_some()).any(|c| {
+    changes.iter().filter(|c| c.live).any(|c| {
         let want = desired.iter().find(|v| {
             v.get("kind").and_then(Value::as_str) == Some(c.object.kind.as_str())
                 && v.pointer("/metadata/name").and_then(Value::as_str)

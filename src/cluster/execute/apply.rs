@@ -3,8 +3,9 @@
 //! renders, and the cancel of a removal the spec brought the app back from.
 
 use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams};
-use serde_json::{Value, json};
+use serde_json::json;
 
+use crate::cluster::planner::ToApply;
 use crate::cluster::{Cluster, ClusterError, FIELD_MANAGER, Kind};
 use crate::labels::REMOVING_ANNOTATION;
 
@@ -14,7 +15,7 @@ impl Cluster {
         &self,
         ns: &str,
         name: &str,
-        objects: &[(Kind, Value)],
+        objects: &[ToApply],
         delete: &[(Kind, DynamicObject)],
         cancel_removal: bool,
     ) -> Result<Option<DynamicObject>, ClusterError> {
@@ -39,9 +40,9 @@ impl Cluster {
         }
         // Rendered order: the headless Service exists before the StatefulSet that names it.
         let mut statefulset = None;
-        for (kind, object) in objects {
-            let applied = self.apply_object(*kind, ns, object).await?;
-            if *kind == Kind::StatefulSet {
+        for object in objects {
+            let applied = self.apply_object(ns, object).await?;
+            if object.kind == Kind::StatefulSet {
                 statefulset = Some(applied);
             }
         }
@@ -57,19 +58,16 @@ impl Cluster {
 
     async fn apply_object(
         &self,
-        kind: Kind,
         ns: &str,
-        object: &Value,
+        object: &ToApply,
     ) -> Result<DynamicObject, ClusterError> {
-        let name = object
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
+        let ToApply { kind, name, json } = object;
+        let kind = *kind;
         // force: berth takes back fields it owns from whoever changed them (drift); fields that
         // only others set are untouched, as berth's objects never name them.
         let params = PatchParams::apply(FIELD_MANAGER).force();
         kind.api(&self.client, ns)
-            .patch(name, &params, &Patch::Apply(object))
+            .patch(name, &params, &Patch::Apply(&**json))
             .await
             .map_err(|source| ClusterError::Apply {
                 kind,

@@ -14,7 +14,7 @@ use kube::api::{
 use serde_json::{Value, json};
 
 use super::{POLL, PROGRESS_EVERY, Progress, WAIT_TIMEOUT, crash_point, not_this_app, selector_of};
-use crate::cluster::planner::mark_restart_pending;
+use crate::cluster::planner::ToApply;
 use crate::cluster::{Cluster, ClusterError, Kind, Reason};
 use crate::labels::{NAME_LABEL, RESTART_MARK};
 
@@ -34,7 +34,7 @@ impl Cluster {
         &self,
         key: &str,
         ns: &str,
-        objects: &[(Kind, Value)],
+        objects: &[ToApply],
         delete: &[(Kind, DynamicObject)],
         live_sts: &DynamicObject,
         expand: &[(String, String)],
@@ -125,9 +125,9 @@ impl Cluster {
         let mut objects = objects.to_vec();
         if restart_marked {
             // Created with the mark, so a crash before the restarts are done leaves it to see.
-            for (kind, object) in objects.iter_mut() {
-                if *kind == Kind::StatefulSet {
-                    mark_restart_pending(object);
+            for object in objects.iter_mut() {
+                if object.kind == Kind::StatefulSet {
+                    *object = object.marked_for_restart();
                 }
             }
         }

@@ -8,7 +8,7 @@ use kube::api::DynamicObject;
 use serde_json::Value;
 
 use super::lookups::Lookups;
-use super::{PlanOptions, Work, kind_of, live_json, name_of};
+use super::{PlanOptions, ToApply, Work, kind_of, live_json, name_of};
 use crate::cluster::inventory::{LiveApp, LiveObject};
 use crate::cluster::{Cluster, ClusterError, Kind};
 use crate::labels::{
@@ -206,8 +206,8 @@ impl Cluster {
                     namespace: ns.clone(),
                     name: name.clone(),
                 },
-                before.clone(),
-                Some(after.clone()),
+                before.as_ref(),
+                Some(&after),
             );
             if change.changed() || (cancel_removal && *kind == Kind::StatefulSet) {
                 if before.is_some() {
@@ -234,7 +234,7 @@ impl Cluster {
                     namespace: ns.clone(),
                     name: object.name_any(),
                 },
-                Some(normalize(&live_json(*kind, object))),
+                Some(&normalize(&live_json(*kind, object))),
                 None,
             ));
         }
@@ -286,9 +286,14 @@ impl Cluster {
                 }
             ));
         }
+        let objects: Vec<ToApply> = changed_objects
+            .iter()
+            .map(|(kind, object)| ToApply::new(*kind, object))
+            .collect();
+        drop(changed_objects);
         let work = match recreate {
             Some((_, expand, mark_pods, live_statefulset)) => Some(Work::Recreate {
-                objects: changed_objects,
+                objects,
                 delete,
                 live_statefulset: Box::new(live_statefulset),
                 expand,
@@ -312,7 +317,7 @@ impl Cluster {
                     );
                 }
                 Some(Work::Apply {
-                    objects: changed_objects,
+                    objects,
                     delete,
                     cancel_removal,
                     restart_marked: marked.is_some(),

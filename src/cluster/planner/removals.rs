@@ -166,7 +166,7 @@ impl Cluster {
                                 namespace: live.namespace.clone(),
                                 name: object.name.clone(),
                             },
-                            Some(normalize(&object.json())),
+                            Some(&normalize(&object.json())),
                             None,
                         ));
                     }
