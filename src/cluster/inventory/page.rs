@@ -58,32 +58,19 @@ impl<'a> Page<'a> {
 type Fields<'a> = BTreeMap<Cow<'a, str>, &'a RawValue>;
 
 /// One listed object as [`Identified`]: its metadata read (name, namespace, labels,
-/// annotations), of managedFields only whether berth's apply owns `spec.replicas` (as
-/// `trimmed` keeps it), and the rest copied as text. None for an object that names no app.
+/// annotations), of managedFields only whether berth's apply owns `spec.replicas` (the field
+/// sets are the bulk of an object, and nothing else in them is read), and the rest copied as
+/// text. None for an object that names no app.
 fn identify(kind: Kind, text: &str) -> Result<Option<Identified>, serde_json::Error> {
     let object: Fields = serde_json::from_str(text)?;
     let Some(metadata) = object.get("metadata") else {
         return Ok(None);
     };
     let metadata: Fields = serde_json::from_str(metadata.get())?;
-    let read = |key: &str| -> Result<BTreeMap<String, String>, serde_json::Error> {
-        metadata
-            .get(key)
-            .map(|raw| serde_json::from_str(raw.get()))
-            .transpose()
-            .map(Option::unwrap_or_default)
-    };
-    let labels = read("labels")?;
-    let annotations = read("annotations")?;
-    let text_of = |key: &str| -> Result<String, serde_json::Error> {
-        metadata
-            .get(key)
-            .map(|raw| serde_json::from_str(raw.get()))
-            .transpose()
-            .map(Option::unwrap_or_default)
-    };
-    let namespace = text_of("namespace")?;
-    let name = text_of("name")?;
+    let labels: BTreeMap<String, String> = read(&metadata, "labels")?;
+    let annotations: BTreeMap<String, String> = read(&metadata, "annotations")?;
+    let namespace: String = read(&metadata, "namespace")?;
+    let name: String = read(&metadata, "name")?;
     let Some(app) = app_of(&namespace, &labels, &annotations) else {
         return Ok(None);
     };
@@ -132,6 +119,18 @@ fn identify(kind: Kind, text: &str) -> Result<Option<Identified>, serde_json::Er
         namespace,
         app,
     }))
+}
+
+/// One field of an object's metadata, or its default when it is missing.
+fn read<'a, T: Deserialize<'a> + Default>(
+    metadata: &Fields<'a>,
+    key: &str,
+) -> Result<T, serde_json::Error> {
+    metadata
+        .get(key)
+        .map(|raw| serde_json::from_str(raw.get()))
+        .transpose()
+        .map(Option::unwrap_or_default)
 }
 
 /// berth's apply owning `spec.replicas`, as the one managedFields entry kept.
@@ -200,8 +199,8 @@ mod tests {
             .to_string()
     }
 
-    /// The kept text is the object as `trimmed` keeps it: everything but managedFields, of
-    /// which only whether berth owns the replica count.
+    /// The kept text is the whole object but managedFields, of which only whether berth owns
+    /// the replica count.
     #[test]
     fn a_page_keeps_each_object_whole_but_managed_fields() {
         let owning = listed(json!({"f:spec": {"f:replicas": {}, "f:template": {}}}));
