@@ -44,14 +44,9 @@ impl LiveObject {
 
     /// The object as JSON with its apiVersion and kind, which list responses leave out of items.
     pub fn json(&self) -> Value {
-        let mut value: Value = serde_json::from_str(&self.json)
+        let value = serde_json::from_str(&self.json)
             .expect("berth's own JSON of a parsed object parses again");
-        if let Some(map) = value.as_object_mut() {
-            let resource = self.kind.resource();
-            map.insert("apiVersion".into(), Value::String(resource.api_version));
-            map.insert("kind".into(), Value::String(resource.kind));
-        }
-        value
+        with_type(self.kind, value)
     }
 
     /// One annotation's value. The text is searched for the key first: an object that does not
@@ -67,6 +62,16 @@ impl LiveObject {
     pub fn object(&self) -> DynamicObject {
         serde_json::from_str(&self.json).expect("berth's own JSON of a parsed object parses again")
     }
+}
+
+/// A live object's JSON with its apiVersion and kind, which list responses leave out of items.
+pub(crate) fn with_type(kind: Kind, mut value: Value) -> Value {
+    if let Some(map) = value.as_object_mut() {
+        let resource = kind.resource();
+        map.insert("apiVersion".into(), Value::String(resource.api_version));
+        map.insert("kind".into(), Value::String(resource.kind));
+    }
+    value
 }
 
 /// The live objects of one app that berth owns.

@@ -283,13 +283,7 @@ fn to_json(object: &DynamicObject) -> Value {
 
 /// A live object as JSON with its apiVersion and kind, which list responses leave out of items.
 fn live_json(kind: Kind, object: &DynamicObject) -> Value {
-    let mut value = to_json(object);
-    if let Some(map) = value.as_object_mut() {
-        let resource = kind.resource();
-        map.insert("apiVersion".into(), Value::String(resource.api_version));
-        map.insert("kind".into(), Value::String(resource.kind));
-    }
-    value
+    super::inventory::with_type(kind, to_json(object))
 }
 
 impl Cluster {
