@@ -259,6 +259,39 @@ fn render_refuses_invalid_specs() {
 }
 
 #[test]
+fn a_large_fleet_renders_every_app_once_in_directory_order() {
+    // More apps than one batch of the renderer (it renders batches on every core).
+    const APPS: usize = 1300;
+    let tmp = tempdir();
+    for i in 0..APPS {
+        std::fs::write(
+            tmp.path().join(format!("app-{i:04}.toml")),
+            "[containers.web]\nimage = \"nginx:1.27\"\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let o = berth(&["render", &tmp.path().to_string_lossy()]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let out = stdout(&o);
+    // Each app is a headless Service and a StatefulSet, named after the app.
+    let documents: Vec<&str> = out.split("---\n").filter(|d| !d.is_empty()).collect();
+    assert_eq!(documents.len(), 2 * APPS);
+    let apps_in_order: Vec<String> = documents
+        .iter()
+        .map(|d| {
+            d.lines()
+                .find_map(|l| l.strip_prefix("    app.kubernetes.io/name: "))
+                .unwrap_or_else(|| panic!("no app label in {d}"))
+                .to_string()
+        })
+        .collect();
+    let expected: Vec<String> = (0..APPS)
+        .flat_map(|i| [format!("app-{i:04}"), format!("app-{i:04}")])
+        .collect();
+    assert_eq!(apps_in_order, expected);
+}
+
+#[test]
 fn bad_config_and_overrides_exit_2() {
     let tmp = tempdir();
     let cfg = tmp.path().join("berth.toml");

@@ -9,6 +9,7 @@ use std::time::Duration;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::events::v1::Event;
+use kube::ResourceExt;
 use kube::api::{DeleteParams, ListParams};
 use support::{Specs, TestNamespace, berth, ensure_rbac, wait_for};
 
@@ -21,15 +22,18 @@ const KAFKA: &str = "after = [\"zookeeper\"]\n\n[containers.kafka]\nimage = \"ap
 
 /// Once ZooKeeper's StatefulSet has the schedulable template, deletes the pod that never
 /// started, as a person would: the StatefulSet controller does not replace a pod that was never
-/// Ready with the new revision by itself (kubernetes/kubernetes#67250).
+/// Ready with the new revision by itself (kubernetes/kubernetes#67250). A pod it makes again
+/// before its status counts the old pod gone is of the old revision, and stuck again: such a
+/// pod is deleted too, until zookeeper-0 is of the new revision.
 async fn replace_stuck_zookeeper_pod(ns: &TestNamespace) {
     let sets = ns.api::<StatefulSet>();
+    let pods = ns.api::<Pod>();
     wait_for(
-        "zookeeper's new template",
-        Duration::from_secs(30),
+        "zookeeper-0 of the new template",
+        Duration::from_secs(60),
         || async {
             let sts = sets.get("zookeeper").await.ok()?;
-            let cpu = sts.spec?.template.spec?.containers[0]
+            let cpu = sts.spec.as_ref()?.template.spec.as_ref()?.containers[0]
                 .resources
                 .as_ref()?
                 .requests
@@ -37,14 +41,29 @@ async fn replace_stuck_zookeeper_pod(ns: &TestNamespace) {
                 .get("cpu")?
                 .0
                 .clone();
-            (cpu == "100m").then_some(())
+            let status = sts.status.as_ref()?;
+            // Seen by the StatefulSet controller too, which then names the new revision.
+            if cpu != "100m" || status.observed_generation < sts.metadata.generation {
+                return None;
+            }
+            let update_revision = status.update_revision.as_deref()?;
+            let pod = pods.get_opt("zookeeper-0").await.ok()?;
+            let revision = pod
+                .as_ref()
+                .and_then(|p| p.labels().get("controller-revision-hash").cloned());
+            match (pod, revision) {
+                (Some(_), Some(revision)) if revision == update_revision => Some(()),
+                (Some(pod), _) if pod.metadata.deletion_timestamp.is_none() => {
+                    pods.delete("zookeeper-0", &DeleteParams::default())
+                        .await
+                        .ok()?;
+                    None
+                }
+                _ => None,
+            }
         },
     )
     .await;
-    ns.api::<Pod>()
-        .delete("zookeeper-0", &DeleteParams::default())
-        .await
-        .expect("delete the stuck pod");
 }
 
 /// When berth recorded `reason` on StatefulSet `name`.

@@ -53,11 +53,11 @@ pub(crate) fn exec(
     else {
         return Ok(Exit::Error);
     };
-    let planned =
+    let mut planned =
         rt.block_on(cluster.plan_with(&loaded, &inventory, &plan_options(config, flags, dir)))?;
     drop(inventory);
     let plan = &planned.plan;
-    print(plan.render_text(ColorChoice::for_stdout()), Exit::Error)?;
+    plan.write_text(ColorChoice::for_stdout(), |text| print(text, Exit::Error))?;
     let blocked = plan.blocked().count();
     let failed_exit = if loaded.has_errors() || blocked > 0 {
         Exit::Error
@@ -76,6 +76,9 @@ pub(crate) fn exec(
         print("nothing applied\n", Exit::Error)?;
         return Ok(Exit::Error);
     }
+    // The diffs were shown and nothing below reads them; a cold apply's diffs are a large part
+    // of its memory, which the writes that follow would add to.
+    planned.plan.drop_diffs();
     // Removals are counted against the budget before their first write.
     rt.block_on(cluster.record(&planned, true))?;
     let progress = StderrProgress::new();

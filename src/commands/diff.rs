@@ -68,11 +68,12 @@ pub(crate) fn exec(
     } else {
         Exit::Ok
     };
-    let text = match flags.output {
-        OutputFormat::Json => serde_json::to_string_pretty(plan)? + "\n",
-        OutputFormat::Text => plan.render_text(ColorChoice::for_stdout()),
-    };
-    print(text, exit)?;
+    match flags.output {
+        OutputFormat::Json => print(serde_json::to_string_pretty(plan)? + "\n", exit)?,
+        OutputFormat::Text => {
+            plan.write_text(ColorChoice::for_stdout(), |text| print(text, exit))?
+        }
+    }
     Ok(exit)
 }
 

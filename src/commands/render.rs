@@ -6,6 +6,7 @@ use super::validate::{load, summary};
 use super::{Exit, print, print_diagnostics};
 use crate::config::Config;
 use crate::render::{RenderContext, render_app, render_yaml};
+use crate::spec::App;
 
 #[derive(Debug, clap::Args)]
 pub struct RenderArgs {
@@ -28,19 +29,38 @@ pub(crate) fn exec(args: &RenderArgs, config: &Config) -> anyhow::Result<Exit> {
     if loaded.files == 0 {
         eprintln!("warning: no spec files (*.toml) in {}", dir.display());
     }
-    // Written as rendered, a chunk at a time: the output of a large fleet is never held whole.
-    let mut chunk = String::new();
-    for app in &loaded.apps {
-        let rendered = render_app(app, &RenderContext::new(&config.instance, app));
-        chunk.push_str(&render_yaml(std::slice::from_ref(&rendered)));
-        if chunk.len() >= CHUNK_BYTES {
-            print(&chunk, Exit::Ok)?;
-            chunk.clear();
-        }
+    // Written as rendered, a batch of apps at a time: the output of a large fleet is never held
+    // whole, and each batch is rendered on every core (rendering is all CPU).
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    for batch in loaded.apps.chunks(APPS_PER_BATCH) {
+        let per_thread = batch.len().div_ceil(threads);
+        let parts: Vec<String> = std::thread::scope(|scope| {
+            let handles: Vec<_> = batch
+                .chunks(per_thread)
+                .map(|apps| scope.spawn(|| render_apps(apps, &config.instance)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|handle| match handle.join() {
+                    Ok(text) => text,
+                    Err(panic) => std::panic::resume_unwind(panic),
+                })
+                .collect()
+        });
+        print(parts.concat(), Exit::Ok)?;
     }
-    print(&chunk, Exit::Ok)?;
     Ok(Exit::Ok)
 }
 
-/// How much YAML is gathered before it is written.
-const CHUNK_BYTES: usize = 64 * 1024;
+/// The YAML of `apps`, in their order.
+fn render_apps(apps: &[App], instance: &str) -> String {
+    let mut text = String::new();
+    for app in apps {
+        let rendered = render_app(app, &RenderContext::new(instance, app));
+        text.push_str(&render_yaml(std::slice::from_ref(&rendered)));
+    }
+    text
+}
+
+/// How many apps are rendered before their YAML is written (a few MiB of text at most).
+const APPS_PER_BATCH: usize = 512;

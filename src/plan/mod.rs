@@ -220,9 +220,32 @@ impl Plan {
             .count()
     }
 
+    /// Forgets the object diffs, once shown: the actions, summaries and work stay.
+    pub fn drop_diffs(&mut self) {
+        for app in &mut self.apps {
+            app.changes = Vec::new();
+        }
+    }
+
     /// The human-readable plan: one summary block per app that is not unchanged, then the
     /// object diffs.
     pub fn render_text(&self, color: ColorChoice) -> String {
+        let mut out = String::new();
+        let written: Result<(), std::convert::Infallible> = self.write_text(color, |text| {
+            out.push_str(text);
+            Ok(())
+        });
+        let Ok(()) = written;
+        out
+    }
+
+    /// [`Plan::render_text`] handed to `write` a piece at a time, so it is never held whole: the
+    /// plan of a cold apply of a large fleet is every object's diff, hundreds of MiB as one text.
+    pub fn write_text<E>(
+        &self,
+        color: ColorChoice,
+        mut write: impl FnMut(&str) -> Result<(), E>,
+    ) -> Result<(), E> {
         let mut out = String::new();
         let mut unchanged = 0;
         for app in &self.apps {
@@ -240,6 +263,7 @@ impl Plan {
                     app.retained_pvcs.join(", ")
                 ));
             }
+            flush_full(&mut out, &mut write)?;
         }
         if unchanged > 0 {
             out.push_str(&format!("{unchanged} app(s) unchanged\n"));
@@ -247,18 +271,126 @@ impl Plan {
         for refusal in &self.refusals {
             out.push_str(&format!("refused: {refusal}\n"));
         }
-        let diffs: Vec<&ObjectChange> = self
+        let mut diffs = self
             .apps
             .iter()
             .flat_map(|a| a.changes.iter())
             .filter(|c| c.changed())
-            .collect();
-        if !diffs.is_empty() {
+            .peekable();
+        if diffs.peek().is_some() {
             out.push('\n');
             for change in diffs {
                 out.push_str(&diff::paint(&change.diff, color));
+                flush_full(&mut out, &mut write)?;
             }
         }
-        out
+        if out.is_empty() {
+            return Ok(());
+        }
+        write(&out)
+    }
+}
+
+/// How much text [`Plan::write_text`] gathers before it hands it on.
+const WRITE_CHUNK_BYTES: usize = 64 * 1024;
+
+/// Hands `out` to `write` and empties it once it holds [`WRITE_CHUNK_BYTES`].
+fn flush_full<E>(out: &mut String, write: &mut impl FnMut(&str) -> Result<(), E>) -> Result<(), E> {
+    if out.len() < WRITE_CHUNK_BYTES {
+        return Ok(());
+    }
+    write(out)?;
+    out.clear();
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A plan that creates `apps` apps, each with one object of `lines` lines.
+    fn cold_plan(apps: usize, lines: usize) -> Plan {
+        let plan_of = |i: usize| {
+            let labels: serde_json::Map<String, serde_json::Value> = (0..lines)
+                .map(|l| (format!("label-{l:04}"), format!("value-{i}").into()))
+                .collect();
+            let object =
+                serde_json::json!({"metadata": {"name": format!("app-{i}"), "labels": labels}});
+            let change = ObjectChange::new(
+                ObjectRef {
+                    kind: "Service".into(),
+                    namespace: "ns".into(),
+                    name: format!("app-{i}"),
+                },
+                None,
+                Some(&object),
+            );
+            AppPlan {
+                namespace: "ns".into(),
+                name: format!("app-{i}"),
+                action: Action::Create,
+                summary: vec![format!("new app {i}")],
+                changes: vec![change],
+                retained_pvcs: Vec::new(),
+            }
+        };
+        Plan {
+            apps: (0..apps).map(plan_of).collect(),
+            refusals: vec!["too many removals".into()],
+        }
+    }
+
+    #[test]
+    fn a_large_plan_is_written_in_pieces_that_make_up_the_whole_text() {
+        let plan = cold_plan(400, 40);
+        let mut pieces = Vec::new();
+        let written: Result<(), ()> = plan.write_text(ColorChoice::Never, |text| {
+            pieces.push(text.to_string());
+            Ok(())
+        });
+        assert_eq!(written, Ok(()));
+        let whole = plan.render_text(ColorChoice::Never);
+        assert!(whole.len() > 4 * WRITE_CHUNK_BYTES, "{} bytes", whole.len());
+        assert_eq!(pieces.concat(), whole);
+        assert!(pieces.len() >= 4, "{} pieces", pieces.len());
+        assert!(pieces.iter().all(|p| p.len() < 2 * WRITE_CHUNK_BYTES));
+        assert!(whole.starts_with("ns/app-0: "));
+        assert!(whole.contains("refused: too many removals\n"));
+        assert!(
+            whole.contains("+    label-0039: value-399\n"),
+            "{}",
+            &whole[whole.len() - 300..]
+        );
+    }
+
+    #[test]
+    fn writing_stops_at_the_first_error() {
+        let plan = cold_plan(400, 40);
+        let mut calls = 0;
+        let written = plan.write_text(ColorChoice::Never, |_| {
+            calls += 1;
+            Err("reader gone")
+        });
+        assert_eq!(written, Err("reader gone"));
+        assert_eq!(calls, 1);
+    }
+
+    #[test]
+    fn a_plan_with_nothing_to_show_writes_nothing() {
+        let mut pieces = 0;
+        let written: Result<(), ()> = Plan::default().write_text(ColorChoice::Never, |_| {
+            pieces += 1;
+            Ok(())
+        });
+        assert_eq!((written, pieces), (Ok(()), 0));
+    }
+
+    #[test]
+    fn dropped_diffs_leave_the_actions_and_summaries() {
+        let mut plan = cold_plan(3, 2);
+        plan.drop_diffs();
+        assert!(plan.apps.iter().all(|a| a.changes.is_empty()));
+        assert!(plan.has_changes());
+        assert_eq!(plan.apps[2].summary, ["new app 2"]);
     }
 }

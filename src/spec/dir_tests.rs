@@ -539,3 +539,35 @@ fn apps_that_wait_for_each_other_are_refused_with_the_circle() {
         rendered(dir.path(), &loaded)
     );
 }
+
+#[test]
+fn a_large_directory_checked_on_every_core_loads_as_one_checked_file_by_file() {
+    let dir = tempdir();
+    // Enough files for several threads, with what the order of diagnostics and the rules
+    // across files depend on: broken files, and two files that declare the same app.
+    for i in 0..3 * FILES_PER_THREAD {
+        let text = match i % 97 {
+            0 => "replicas = \"three\"\n".to_string(),
+            1 => format!("name = \"twin\"\n{CONTAINER}"),
+            _ => format!("namespace = \"ns-{}\"\n{CONTAINER}", i % 5),
+        };
+        write(
+            dir.path(),
+            &format!("team-{}/app-{i:04}.toml", i % 3),
+            &text,
+        );
+    }
+    let parallel = load(dir.path());
+    let one_by_one =
+        load_dir_cached(dir.path(), &Config::default(), &mut SpecCache::default()).expect("load");
+
+    assert_eq!(parallel.files, 3 * FILES_PER_THREAD);
+    assert_eq!(parallel.apps, one_by_one.apps);
+    assert_eq!(parallel.broken, one_by_one.broken);
+    assert_eq!(
+        rendered(dir.path(), &parallel),
+        rendered(dir.path(), &one_by_one)
+    );
+    assert!(parallel.broken.len() >= 8, "{:?}", parallel.broken);
+    assert!(!parallel.apps.iter().any(|a| a.name == "twin"));
+}

@@ -383,49 +383,14 @@ fn load(
         loaded.diagnostics.push(diagnostic);
     }
 
-    let mut checked: Vec<(PathBuf, Checked)> = Vec::with_capacity(walked.specs.len());
-    for walk::Found { path, open } in walked.specs {
-        let rel = path.strip_prefix(dir).unwrap_or(&path).to_path_buf();
-        let c = match open.and_then(|open| read(&path, &open).map_err(Box::new)) {
-            Ok(text) => {
-                let Some(cache) = cache.as_deref_mut() else {
-                    checked.push((path.clone(), check_source(&path, &rel, &text, config)));
-                    continue;
-                };
-                let hash = text_hash(&text);
-                let cached = cache
-                    .entries
-                    .get(&path)
-                    .filter(|e| e.hash == hash)
-                    .and_then(|e| from_cache(e, &cache.last, &rel));
-                match cached {
-                    Some(c) => c,
-                    None => {
-                        let c = check_source(&path, &rel, &text, config);
-                        let entry = CacheEntry {
-                            hash,
-                            diagnostics: c.diagnostics.clone(),
-                            name_hint: c.name_hint.clone(),
-                            namespace_hint: c.namespace_hint.clone(),
-                            app: c.app.as_ref().map(App::key),
-                        };
-                        cache.entries.insert(path.clone(), entry);
-                        c
-                    }
-                }
-            }
-            Err(d) => Checked {
-                app: None,
-                diagnostics: vec![*d],
-                name_hint: rel
-                    .file_stem()
-                    .map(|s| s.to_string_lossy().into_owned())
-                    .unwrap_or_default(),
-                namespace_hint: None,
-            },
-        };
-        checked.push((path, c));
-    }
+    let mut checked: Vec<(PathBuf, Checked)> = match cache.as_deref_mut() {
+        None => check_in_parallel(dir, walked.specs, config),
+        Some(cache) => walked
+            .specs
+            .into_iter()
+            .map(|found| check_found(dir, found, config, Some(&mut *cache)))
+            .collect(),
+    };
     if let Some(cache) = cache {
         let present: std::collections::HashSet<&PathBuf> = checked.iter().map(|(p, _)| p).collect();
         cache.entries.retain(|path, _| present.contains(path));
@@ -454,6 +419,103 @@ fn load(
         .apps
         .sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
     Ok(loaded)
+}
+
+/// How many files one thread of [`check_in_parallel`] takes at least: below that a thread costs
+/// more than it saves.
+const FILES_PER_THREAD: usize = 256;
+
+/// Every found file checked, in the walk's order, the work split across the cores: checking is
+/// all CPU (parse and validate), and `validate`, `render` and a one-shot plan of a large fleet
+/// wait on it.
+fn check_in_parallel(
+    dir: &Path,
+    specs: Vec<walk::Found>,
+    config: &Config,
+) -> Vec<(PathBuf, Checked)> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(specs.len() / FILES_PER_THREAD)
+        .max(1);
+    if threads == 1 {
+        return specs
+            .into_iter()
+            .map(|found| check_found(dir, found, config, None))
+            .collect();
+    }
+    let per_thread = specs.len().div_ceil(threads);
+    let mut specs = specs.into_iter();
+    let parts: Vec<Vec<walk::Found>> = (0..threads)
+        .map(|_| specs.by_ref().take(per_thread).collect())
+        .collect();
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = parts
+            .into_iter()
+            .map(|part| {
+                scope.spawn(move || {
+                    part.into_iter()
+                        .map(|found| check_found(dir, found, config, None))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|handle| match handle.join() {
+                Ok(checked) => checked,
+                Err(panic) => std::panic::resume_unwind(panic),
+            })
+            .collect()
+    })
+}
+
+/// One found file read and checked; with a cache, taken from it when its text is unchanged.
+fn check_found(
+    dir: &Path,
+    found: walk::Found,
+    config: &Config,
+    cache: Option<&mut SpecCache>,
+) -> (PathBuf, Checked) {
+    let walk::Found { path, open } = found;
+    let rel = path.strip_prefix(dir).unwrap_or(&path).to_path_buf();
+    let checked = match open.and_then(|open| read(&path, &open).map_err(Box::new)) {
+        Ok(text) => match cache {
+            None => check_source(&path, &rel, &text, config),
+            Some(cache) => {
+                let hash = text_hash(&text);
+                let cached = cache
+                    .entries
+                    .get(&path)
+                    .filter(|e| e.hash == hash)
+                    .and_then(|e| from_cache(e, &cache.last, &rel));
+                match cached {
+                    Some(c) => c,
+                    None => {
+                        let c = check_source(&path, &rel, &text, config);
+                        let entry = CacheEntry {
+                            hash,
+                            diagnostics: c.diagnostics.clone(),
+                            name_hint: c.name_hint.clone(),
+                            namespace_hint: c.namespace_hint.clone(),
+                            app: c.app.as_ref().map(App::key),
+                        };
+                        cache.entries.insert(path.clone(), entry);
+                        c
+                    }
+                }
+            }
+        },
+        Err(d) => Checked {
+            app: None,
+            diagnostics: vec![*d],
+            name_hint: rel
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            namespace_hint: None,
+        },
+    };
+    (path, checked)
 }
 
 /// Two files must not declare the same app, and two apps of a namespace must not render Services

@@ -8,7 +8,8 @@ use kube::api::DynamicObject;
 use serde_json::Value;
 
 use super::lookups::Lookups;
-use super::{PlanOptions, ToApply, Work, kind_of, live_json, name_of};
+use super::prepare::{Objects, Prepared};
+use super::{PlanOptions, ToApply, Work, live_json, name_of};
 use crate::cluster::inventory::{LiveApp, LiveObject};
 use crate::cluster::{Cluster, ClusterError, Kind};
 use crate::labels::{
@@ -18,7 +19,6 @@ use crate::plan::{
     Action, AppPlan, ObjectChange, ObjectRef, contained_in, fingerprint_in_place,
     hold_owned_replicas, immutable_changes, normalize, recreate, summarize,
 };
-use crate::render::{RenderContext, render_app};
 use crate::spec::App;
 
 impl Cluster {
@@ -26,28 +26,30 @@ impl Cluster {
         &self,
         app: &App,
         owned: Option<&LiveApp>,
+        prepared: Prepared,
         options: &PlanOptions,
         lookups: &Lookups,
     ) -> Result<(AppPlan, Option<Work>), ClusterError> {
         let ns = app.namespace.clone();
-        if let Some(reason) = suspension(app, owned) {
-            let plan = AppPlan {
-                namespace: ns,
-                name: app.name.clone(),
-                action: Action::Suspended { reason },
-                summary: Vec::new(),
-                changes: Vec::new(),
-                retained_pvcs: Vec::new(),
-            };
-            return Ok((plan, None));
-        }
-        let ctx = RenderContext::new(&self.instance, app).with_commit(options.commit.clone());
-        let rendered = render_app(app, &ctx);
-        let mut desired: Vec<(Kind, Value)> = rendered
-            .to_values()
-            .into_iter()
-            .filter_map(|v| kind_of(&v).map(|k| (k, stamp_fingerprint(v))))
-            .collect();
+        let Objects {
+            mut desired,
+            cached,
+            reread,
+            in_sync: mut synced,
+        } = match prepared {
+            Prepared::Ready(objects) => objects,
+            Prepared::Suspended(reason) => {
+                let plan = AppPlan {
+                    namespace: ns,
+                    name: app.name.clone(),
+                    action: Action::Suspended { reason },
+                    summary: Vec::new(),
+                    changes: Vec::new(),
+                    retained_pvcs: Vec::new(),
+                };
+                return Ok((plan, None));
+            }
+        };
         let mut app_plan = AppPlan {
             namespace: ns.clone(),
             name: app.name.clone(),
@@ -67,32 +69,26 @@ impl Cluster {
         // The live object of each desired one: from the inventory when berth owns it, else a
         // direct read, which also finds same-name objects that are not berth's. A prefetched
         // name list that lacks the name proves there is nothing to read.
-        // Each live object is parsed once, as JSON: everything below reads that form.
-        let cached: Vec<Option<Value>> = desired
-            .iter()
-            .map(|(kind, want)| {
-                let name = name_of(want);
-                owned
-                    .and_then(|o| {
-                        o.objects
-                            .iter()
-                            .find(|live| live.kind == *kind && live.name == name)
-                    })
-                    .map(LiveObject::json)
-            })
-            .collect();
-        let reread =
-            options.live_from_cache && must_reread(&desired, &cached, options.spec_changed);
         let mut live: Vec<Option<Value>> = Vec::new();
-        for ((kind, want), cached) in desired.iter().zip(cached) {
+        for (i, ((kind, want), cached)) in desired.iter_mut().zip(cached).enumerate() {
             let name = name_of(want);
             let found = match cached {
                 Some(obj) if !reread => Some(obj),
                 None if lookups.absent(*kind, &ns, &name) => None,
-                _ => self
-                    .get(*kind, &ns, &name)
-                    .await?
-                    .map(|o| live_json(*kind, &o)),
+                _ => {
+                    let read = self
+                        .get(*kind, &ns, &name)
+                        .await?
+                        .map(|o| live_json(*kind, &o));
+                    // What `prepare` settled for the inventory's copy, settled for this one.
+                    if let Some(read) = &read {
+                        if *kind == Kind::StatefulSet {
+                            hold_owned_replicas(want, read, crate::cluster::FIELD_MANAGER);
+                        }
+                        synced[i] = in_sync(read, want);
+                    }
+                    read
+                }
             };
             if let Some(obj) = &found
                 && !self.owns_json(obj)
@@ -112,15 +108,6 @@ impl Cluster {
             }
             live.push(found);
         }
-        // An external count berth's apply still owns is sent as it is live (see
-        // `hold_owned_replicas`): left out, the server would reset it to 1.
-        for ((kind, want), found) in desired.iter_mut().zip(&live) {
-            if *kind == Kind::StatefulSet
-                && let Some(found) = found
-            {
-                hold_owned_replicas(want, found, crate::cluster::FIELD_MANAGER);
-            }
-        }
         let delete: Vec<(Kind, DynamicObject)> = owned
             .map(|o| stale_objects(&o.objects, &desired))
             .unwrap_or_default();
@@ -132,11 +119,18 @@ impl Cluster {
             .and_then(|(_, l)| l.as_ref());
         let cancel_removal = live_sts.is_some_and(|s| has_annotation(s, REMOVING_ANNOTATION));
 
-        // Immutable StatefulSet fields: decided before anything is sent.
+        // Immutable StatefulSet fields: decided before anything is sent. A StatefulSet in sync
+        // was applied from exactly this object and still holds every field of it: nothing
+        // immutable can differ.
+        let statefulset_in_sync = desired
+            .iter()
+            .zip(&synced)
+            .any(|((k, _), synced)| *k == Kind::StatefulSet && *synced);
         let mut recreate = None;
-        if let (Some(live_sts), Some((_, want_sts))) = (
+        if let (Some(live_sts), Some((_, want_sts)), false) = (
             live_sts,
             desired.iter().find(|(k, _)| *k == Kind::StatefulSet),
+            statefulset_in_sync,
         ) {
             let live_set = recreate::LiveSet {
                 name: &name_of(live_sts),
@@ -171,16 +165,13 @@ impl Cluster {
         }
 
         let mut changed_objects = Vec::new();
-        for ((kind, want), live_obj) in desired.iter().zip(&live) {
+        for (((kind, want), live_obj), synced) in desired.iter().zip(&live).zip(&synced) {
             let name = name_of(want);
             let is_recreated = recreate.is_some() && *kind == Kind::StatefulSet;
             let must_write = is_recreated || (cancel_removal && *kind == Kind::StatefulSet);
             // Same fingerprint and every field in place: applying would change nothing, so no
             // dry-run is needed to prove it (no request at all for this object).
-            if !must_write
-                && let Some(l) = live_obj
-                && in_sync(l, want)
-            {
+            if !must_write && *synced {
                 continue;
             }
             let before = live_obj.as_ref().map(normalize);
@@ -346,7 +337,7 @@ pub(crate) fn mark_restart_pending(statefulset: &mut Value) {
 /// Records the object's fingerprint on it, so a later plan can tell "unchanged" without asking.
 /// Why berth leaves the app alone, if it does: the spec says `suspend = true`, or someone ran
 /// `berth suspend` on its live StatefulSet (which wins: it is the incident's word).
-fn suspension(app: &App, owned: Option<&LiveApp>) -> Option<String> {
+pub(super) fn suspension(app: &App, owned: Option<&LiveApp>) -> Option<String> {
     owned.and_then(suspended_live).or_else(|| {
         app.suspend
             .then(|| "suspend = true in its spec".to_string())
@@ -373,7 +364,7 @@ fn parsed(object: &Value) -> DynamicObject {
     serde_json::from_value(object.clone()).expect("a live object's JSON is an object again")
 }
 
-fn stamp_fingerprint(mut value: Value) -> Value {
+pub(super) fn stamp_fingerprint(mut value: Value) -> Value {
     let print = fingerprint_in_place(&mut value);
     if let Some(meta) = value.get_mut("metadata").and_then(Value::as_object_mut) {
         let annotations = meta
@@ -388,7 +379,7 @@ fn stamp_fingerprint(mut value: Value) -> Value {
 
 /// True when the live object was last applied from exactly this desired object (same
 /// fingerprint) and still holds every field of it (nobody changed a field berth sets).
-fn in_sync(live: &Value, want: &Value) -> bool {
+pub(super) fn in_sync(live: &Value, want: &Value) -> bool {
     let print = |v: &Value| {
         v.pointer("/metadata/annotations")
             .and_then(|a| a.get(FINGERPRINT_ANNOTATION))
@@ -412,7 +403,11 @@ fn cache_in_sync(desired: &[(Kind, Value)], cached: &[Option<Value>]) -> bool {
 /// fields needs no fresher copy, and the write answers with what the server has). Anything else
 /// (a difference under a spec that already converged: drift, or the cache lagging behind berth's
 /// own last write) is decided on what the server has now.
-fn must_reread(desired: &[(Kind, Value)], cached: &[Option<Value>], spec_changed: bool) -> bool {
+pub(super) fn must_reread(
+    desired: &[(Kind, Value)],
+    cached: &[Option<Value>],
+    spec_changed: bool,
+) -> bool {
     !spec_changed && !cache_in_sync(desired, cached)
 }
 

@@ -16,6 +16,7 @@
 
 mod app;
 mod lookups;
+mod prepare;
 mod removals;
 
 use std::cell::Cell;
@@ -344,17 +345,34 @@ impl Cluster {
         // daemon's spawned worker fail the `Send` check.)
         // Each plan's future is made when a slot frees, not all up front: one is several KiB,
         // and made for the whole fleet at once they were a tenth of a one-shot command's memory.
+        // The CPU of a plan is prepared a batch of apps at a time on every core (`prepare.rs`);
+        // this thread then goes on with requests and decisions.
         let lookups = &lookups;
-        let mut next = apps.iter().enumerate();
+        let apps_owned: Vec<(&App, Option<&LiveApp>)> = apps
+            .iter()
+            .map(|app| (*app, inventory.apps.get(&app.key())))
+            .collect();
+        let mut batches = apps_owned.chunks(prepare::PREPARE_BATCH);
+        let mut ready = std::collections::VecDeque::new();
+        let mut next = 0;
         let mut running = futures::stream::FuturesUnordered::new();
         let mut results = Vec::with_capacity(apps.len());
         loop {
             while running.len() < concurrency {
-                let Some((i, app)) = next.next() else { break };
-                let owned = inventory
-                    .apps
-                    .get(&AppKey::new(app.namespace.clone(), app.name.clone()));
-                running.push(async move { (i, self.plan_app(app, owned, options, lookups).await) });
+                if ready.is_empty()
+                    && let Some(batch) = batches.next()
+                {
+                    ready.extend(batch.iter().zip(self.prepare_batch(batch, options)));
+                }
+                let Some((&(app, owned), prepared)) = ready.pop_front() else {
+                    break;
+                };
+                let i = next;
+                next += 1;
+                running.push(async move {
+                    let plan = self.plan_app(app, owned, prepared, options, lookups);
+                    (i, plan.await)
+                });
             }
             match running.next().await {
                 Some(result) => results.push(result),

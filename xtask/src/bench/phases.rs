@@ -313,6 +313,9 @@ impl Bench {
             .berth_command(&["watch", "--log-format", "json"], Some(ns))
             .args(["--admin-addr", &format!("127.0.0.1:{port}")])
             .arg(&self.apps)
+            // As the systemd units run it (systemd/berth.service): the daemon's memory is
+            // measured as the bastion has it.
+            .env("MALLOC_ARENA_MAX", "2")
             .stdout(out.try_clone()?)
             .stderr(out)
             .spawn()
