@@ -9,7 +9,7 @@
 //!
 //! What it copes with (README.md, "The daemon: `berth watch`"):
 //! - edits, creates, deletes and renames of `*.toml` files, including atomic saves (write a temp
-//!   file, rename it over the spec), coalesced by notify-debouncer-full. Editor swap files, hidden
+//!   file, rename it over the spec), coalesced by a quiet window in the task. Editor swap files, hidden
 //!   files and directories (`.git/`), and non-`.toml` files are ignored.
 //! - event-queue overflow (notify's `Flag::Rescan`) and watcher errors: events were lost, so the
 //!   recursive watch is rebuilt (inotify may have missed new subdirectories) and a rescan follows.
@@ -20,9 +20,11 @@
 //!   ConfigMap volumes swap a `..data` symlink inside DIR; that is reported the same way.
 //! - a periodic resync, a safety net for anything the above misses.
 //!
-//! Threads and tasks: notify runs its own threads (inotify reader, debouncer). The debouncer's
-//! callback only sets bits and wakes one tokio task, which re-arms watches and emits signals.
-//! [`SpecWatcher`] owns the debouncer and, through a drop guard, that task: dropping it stops
+//! Threads and tasks: notify runs its own thread (the inotify reader, asleep until an event).
+//! Its callback only sets bits and wakes one tokio task, which waits out the quiet window,
+//! re-arms watches and emits signals. There is no debouncer thread between the two: one would
+//! hold every event back by its delay and wake on a timer whether or not anything happened.
+//! [`SpecWatcher`] owns the watcher and, through a drop guard, that task: dropping it stops
 //! both; cancelling the daemon's shutdown token stops the task.
 
 use std::collections::BTreeSet;
@@ -35,8 +37,7 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 use notify::event::{CreateKind, EventKind, ModifyKind, RemoveKind, RenameMode};
-use notify::{Event, RecursiveMode};
-use notify_debouncer_full::{DebounceEventResult, Debouncer, RecommendedCache};
+use notify::{Event, RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 use tokio_util::sync::{CancellationToken, DropGuard};
@@ -85,8 +86,8 @@ impl fmt::Display for RescanReason {
 /// Tuning for [`spawn`]; the daemon config validates the values users give.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WatchOptions {
-    /// Quiet time after the last event before a burst is reported (roughly: part of it is
-    /// notify's own delay, see [`spawn`]).
+    /// A burst is reported once no event has come for half of this (the other half is the
+    /// margin a move's second half has to arrive in).
     pub debounce: Duration,
     /// Quiet time after a lone change of spec files that are still there: nothing says wait,
     /// so it is reported this soon; a second event within it makes it a burst, which waits out
@@ -106,10 +107,10 @@ impl Default for WatchOptions {
     }
 }
 
-/// The longest notify holds an event back (less when `debounce` is shorter). notify pairs the
-/// two halves of a rename as they are read, so its delay only merges repeated events of one
-/// path: a short one keeps a lone edit quick, and the quiet window in the task coalesces bursts.
-const NOTIFY_DELAY: Duration = Duration::from_millis(10);
+/// Events this close to the first of a change are part of it, not a second change: one save
+/// is several inotify events read together (a truncate and a write; a rename's two halves and
+/// their pair), and they should not turn a lone edit into a burst.
+const SAME_CHANGE: Duration = Duration::from_millis(1);
 
 /// Failures to start watching. Once running, problems are logged and answered by a rescan
 /// instead: a daemon must not stop because a checkout briefly removed its directory.
@@ -139,13 +140,11 @@ pub enum WatchError {
     },
 }
 
-type NotifyDebouncer = Debouncer<notify::RecommendedWatcher, RecommendedCache>;
-
 /// A running watch on a spec directory. Dropping it stops watching at once and ends its task.
 pub struct SpecWatcher {
-    /// The only strong reference to the debouncer: the task holds a `Weak`, so dropping this
+    /// The only strong reference to the watcher: the task holds a `Weak`, so dropping this
     /// handle removes every inotify watch immediately rather than when the task next wakes.
-    debouncer: Arc<Mutex<NotifyDebouncer>>,
+    watcher: Arc<Mutex<RecommendedWatcher>>,
     /// Cancels the task's token when this handle is dropped, so the task never outlives its
     /// owner even if the daemon's shutdown token is never cancelled.
     stop: DropGuard,
@@ -167,13 +166,13 @@ impl SpecWatcher {
     /// Stop watching and wait until the task has ended.
     pub async fn stop(self) {
         let SpecWatcher {
-            debouncer,
+            watcher,
             stop,
             task,
             ..
         } = self;
         drop(stop);
-        drop(debouncer);
+        drop(watcher);
         if let Err(err) = task.await {
             warn!(error = %err, "spec watcher task failed");
         }
@@ -195,19 +194,18 @@ pub fn spawn(
     shutdown: CancellationToken,
 ) -> Result<(SpecWatcher, Rescans), WatchError> {
     let runtime = tokio::runtime::Handle::try_current().map_err(WatchError::Runtime)?;
-    // A zero debounce would make the debouncer thread spin (it sleeps a fraction of it between
-    // checks) and a zero resync would panic in `tokio::time::interval`; the config layer should
-    // reject both, this only keeps a bad value from hurting the host.
+    // A zero debounce would make a burst reload on every event and a zero resync would panic in
+    // `tokio::time::interval`; the config layer should reject both, this only keeps a bad value
+    // from hurting the host.
     let debounce = options.debounce.max(Duration::from_millis(8));
     let resync = options.resync.max(Duration::from_millis(10));
-    // notify-debouncer-full delays each event by its timeout and merges what expires in the same
-    // tick; it pairs renames, but a burst longer than a tick still comes out in pieces. A quiet
-    // window in the task (`settle`) is what turns a burst into one signal.
-    let notify_delay = (debounce / 2).min(NOTIFY_DELAY);
+    // notify hands over each event as inotify reports it; the quiet window in the task
+    // (`settle`) is what turns a burst into one signal.
     let settle = Settle {
         quick: options.quick.min(debounce / 2),
         quiet: debounce / 2,
         cap: debounce * SETTLE_CAP_FACTOR,
+        same_change: SAME_CHANGE,
     };
 
     let shared = Arc::new(Shared {
@@ -217,25 +215,21 @@ pub fn spawn(
         root: Mutex::new(None),
     });
     let handler_shared = Arc::clone(&shared);
-    let mut debouncer =
-        // A tick of half the delay: the debouncer's thread wakes this often, events or not.
-        notify_debouncer_full::new_debouncer(
-            notify_delay,
-            Some(notify_delay / 2),
-            move |result: DebounceEventResult| handler_shared.handle(result),
-        )
-        .map_err(WatchError::StartWatcher)?;
+    let mut watcher = notify::recommended_watcher(move |result: notify::Result<Event>| {
+        handler_shared.handle(result)
+    })
+    .map_err(WatchError::StartWatcher)?;
 
     let mut armed = Armed::new(dir);
-    armed.arm_initial(&mut debouncer, &shared)?;
+    armed.arm_initial(&mut watcher, &shared)?;
 
-    let debouncer = Arc::new(Mutex::new(debouncer));
+    let watcher = Arc::new(Mutex::new(watcher));
     let (tx, wake) = mpsc::channel(1);
     let outbox = Arc::new(Mutex::new(None));
     let token = shutdown.child_token();
     let task = runtime.spawn(run(
         armed,
-        Arc::downgrade(&debouncer),
+        Arc::downgrade(&watcher),
         Arc::clone(&shared),
         Outbox {
             wake: tx,
@@ -245,15 +239,15 @@ pub fn spawn(
         resync,
         settle,
     ));
-    let watcher = SpecWatcher {
-        debouncer,
+    let spec_watcher = SpecWatcher {
+        watcher,
         stop: token.drop_guard(),
         task,
         #[cfg(test)]
         shared,
     };
     Ok((
-        watcher,
+        spec_watcher,
         Rescans {
             wake,
             pending: outbox,
@@ -326,7 +320,7 @@ const RESOLVE: u8 = 1 << 3;
 /// A directory that may hold specs appeared or went, or a spec file went: read everything.
 const TREE: u8 = 1 << 4;
 
-/// State shared between the debouncer's callback (a notify thread) and the task.
+/// State shared between the watcher's callback (notify's thread) and the task.
 struct Shared {
     /// Signal bits not yet taken by the task; OR-ed together, so bursts coalesce for free.
     pending: AtomicU8,
@@ -341,19 +335,19 @@ struct Shared {
 }
 
 impl Shared {
-    /// Runs on the debouncer's thread: classify, record, wake. No blocking beyond a `stat`.
-    fn handle(&self, result: DebounceEventResult) {
+    /// Runs on notify's thread for each event: classify, record, wake. No blocking beyond a
+    /// `stat`.
+    fn handle(&self, result: notify::Result<Event>) {
         let bits = match result {
-            Ok(events) => {
-                let root = self
-                    .root
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .clone();
+            // The daemon's own reads open and close every spec: most events end here, before
+            // any lock is taken.
+            Ok(event) if ignored(&event) => 0,
+            Ok(event) => {
                 let mut files = Vec::new();
-                let bits = events.iter().fold(0, |bits, event| {
-                    bits | classify(event, root.as_deref(), &mut files)
-                });
+                let bits = {
+                    let root = self.root.lock().unwrap_or_else(PoisonError::into_inner);
+                    classify(&event, root.as_deref(), &mut files)
+                };
                 if !files.is_empty() {
                     self.files
                         .lock()
@@ -362,10 +356,8 @@ impl Shared {
                 }
                 bits
             }
-            Err(errors) => {
-                for error in &errors {
-                    warn!(error = %error, "file watcher error; rescanning");
-                }
+            Err(error) => {
+                warn!(error = %error, "file watcher error; rescanning");
                 OVERFLOW
             }
         };
@@ -380,14 +372,19 @@ impl Shared {
     }
 }
 
-/// The signal bits one debounced event stands for; the spec files it touched go to `files`.
+/// Events that never change what the loader reads. Access events include IN_OPEN: the daemon
+/// reading the specs would otherwise trigger rescans of its own reads. Changes always come with
+/// a modify, create, remove or rename.
+fn ignored(event: &Event) -> bool {
+    !event.need_rescan() && matches!(event.kind, EventKind::Access(_) | EventKind::Other)
+}
+
+/// The signal bits one event stands for; the spec files it touched go to `files`.
 fn classify(event: &Event, root: Option<&Path>, files: &mut Vec<PathBuf>) -> u8 {
     if event.need_rescan() {
         return OVERFLOW;
     }
-    // Access events include IN_OPEN: the daemon reading the specs would otherwise trigger
-    // rescans of its own reads. Changes always come with a modify, create, remove or rename.
-    if matches!(event.kind, EventKind::Access(_) | EventKind::Other) {
+    if ignored(event) {
         return 0;
     }
     event.paths.iter().fold(0, |bits, path| {
@@ -444,8 +441,8 @@ fn spec_file_bit(kind: &EventKind, path: &Path) -> u8 {
 }
 
 /// Whether a non-spec path is a directory whose appearance or disappearance changes the set of
-/// specs. Needed because the debouncer reports a removed tree as a single event on its root,
-/// and a renamed directory as one rename.
+/// specs. Needed because a renamed directory is one rename event, and the files in it are
+/// never named.
 fn may_hold_specs(kind: &EventKind, path: &Path) -> bool {
     match kind {
         EventKind::Create(CreateKind::Folder) | EventKind::Remove(RemoveKind::Folder) => true,
@@ -510,7 +507,7 @@ impl Armed {
     /// First arming: every failure is an error for the caller, who can still report it.
     fn arm_initial(
         &mut self,
-        debouncer: &mut NotifyDebouncer,
+        watcher: &mut RecommendedWatcher,
         shared: &Shared,
     ) -> Result<(), WatchError> {
         let target = resolve(&self.dir).map_err(|source| WatchError::ResolveDir {
@@ -518,14 +515,14 @@ impl Armed {
             source,
         })?;
         set_root(shared, Some(target.path.clone()));
-        debouncer
+        watcher
             .watch(&target.path, RecursiveMode::Recursive)
             .map_err(|source| WatchError::WatchDir {
                 dir: target.path.clone(),
                 source,
             })?;
         for parent in link_parents(&self.dir, Some(&target.path)) {
-            debouncer
+            watcher
                 .watch(&parent, RecursiveMode::NonRecursive)
                 .map_err(|source| WatchError::WatchParent {
                     dir: parent.clone(),
@@ -541,7 +538,7 @@ impl Armed {
     /// Re-resolve DIR and move the watches if it changed (or unconditionally with `force`,
     /// after lost events). Returns whether the target changed. Failures are logged, not
     /// returned: the next event or resync retries, and the caller signals a rescan anyway.
-    fn rearm(&mut self, debouncer: &mut NotifyDebouncer, shared: &Shared, force: bool) -> bool {
+    fn rearm(&mut self, watcher: &mut RecommendedWatcher, shared: &Shared, force: bool) -> bool {
         let resolved = resolve(&self.dir);
         let changed = match (&resolved, &self.target) {
             (Ok(new), Some(old)) => new != old,
@@ -552,7 +549,7 @@ impl Armed {
             // Unwatch first: a recreated directory has the same path, and notify keys watches
             // by path. Nothing is lost in the gap, because a rescan follows this re-arm.
             if let Some(old) = self.target.take()
-                && let Err(err) = debouncer.unwatch(&old.path)
+                && let Err(err) = watcher.unwatch(&old.path)
             {
                 // Expected when the old target is gone: inotify dropped the watch already.
                 debug!(dir = %old.path.display(), error = %err, "unwatching the old target");
@@ -560,7 +557,7 @@ impl Armed {
             match resolved {
                 Ok(new) => {
                     set_root(shared, Some(new.path.clone()));
-                    match debouncer.watch(&new.path, RecursiveMode::Recursive) {
+                    match watcher.watch(&new.path, RecursiveMode::Recursive) {
                         Ok(()) => {
                             info!(dir = %self.dir.display(), target = %new.path.display(), "watching new directory target");
                             self.target = Some(new);
@@ -568,7 +565,7 @@ impl Armed {
                         Err(err) => {
                             warn!(dir = %new.path.display(), error = %err, "cannot watch spec directory; retrying on the next event or resync");
                             // A recursive watch can fail half-way; drop what it added.
-                            let _ = debouncer.unwatch(&new.path);
+                            let _ = watcher.unwatch(&new.path);
                             set_root(shared, None);
                         }
                     }
@@ -579,17 +576,17 @@ impl Armed {
                 }
             }
         }
-        self.rearm_parents(debouncer);
+        self.rearm_parents(watcher);
         changed
     }
 
     /// Bring the parent watches in line with the links on the way to DIR now; the set changes
     /// when a swapped link points into a different directory tree.
-    fn rearm_parents(&mut self, debouncer: &mut NotifyDebouncer) {
+    fn rearm_parents(&mut self, watcher: &mut RecommendedWatcher) {
         let root = self.target.as_ref().map(|t| t.path.as_path());
         let wanted = link_parents(&self.dir, root);
         for gone in self.parents.difference(&wanted) {
-            if let Err(err) = debouncer.unwatch(gone) {
+            if let Err(err) = watcher.unwatch(gone) {
                 debug!(dir = %gone.display(), error = %err, "unwatching a parent directory");
             }
         }
@@ -599,7 +596,7 @@ impl Armed {
                 armed.insert(parent);
                 continue;
             }
-            match debouncer.watch(&parent, RecursiveMode::NonRecursive) {
+            match watcher.watch(&parent, RecursiveMode::NonRecursive) {
                 Ok(()) => {
                     armed.insert(parent);
                 }
@@ -651,7 +648,7 @@ const SETTLE_CAP_FACTOR: u32 = 20;
 /// The task: wait for a signal or the resync tick, re-arm if needed, tell the daemon.
 async fn run(
     mut armed: Armed,
-    debouncer: Weak<Mutex<NotifyDebouncer>>,
+    watcher: Weak<Mutex<RecommendedWatcher>>,
     shared: Arc<Shared>,
     outbox: Outbox,
     stop: CancellationToken,
@@ -679,14 +676,14 @@ async fn run(
 
         let mut relinked = false;
         if resync_due || bits & (RESOLVE | OVERFLOW) != 0 {
-            let Some(debouncer) = debouncer.upgrade() else {
+            let Some(watcher) = watcher.upgrade() else {
                 break; // SpecWatcher dropped: nothing is watched any more.
             };
             let shared = Arc::clone(&shared);
             let force = bits & OVERFLOW != 0;
             // canonicalize, stat and a recursive inotify walk are blocking file-system work.
             let joined = tokio::task::spawn_blocking(move || {
-                let mut guard = debouncer.lock().unwrap_or_else(PoisonError::into_inner);
+                let mut guard = watcher.lock().unwrap_or_else(PoisonError::into_inner);
                 let changed = armed.rearm(&mut guard, &shared, force);
                 (armed, changed)
             })

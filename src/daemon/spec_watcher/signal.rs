@@ -21,25 +21,31 @@ pub(super) struct Settle {
     pub(super) quiet: Duration,
     /// Longest a burst is held back, counted from its first signal.
     pub(super) cap: Duration,
+    /// Signals this soon after the first are the same change (one save is several events).
+    pub(super) same_change: Duration,
 }
 
 impl Settle {
     /// Wait until signals stop (or `cap` has passed). False when stopped. The window is
     /// [`Settle::quick`] while nothing says wait: only spec files that are still there changed,
-    /// in one piece. A second signal, or anything else, waits out [`Settle::quiet`].
+    /// in one piece. A second change, or anything else, waits out [`Settle::quiet`].
     pub(super) async fn wait(&self, shared: &Shared, stop: &CancellationToken) -> bool {
-        let deadline = tokio::time::Instant::now() + self.cap;
-        let mut quiet = if shared.pending.load(Ordering::Acquire) == FILES {
-            self.quick
-        } else {
-            self.quiet
-        };
+        let started = tokio::time::Instant::now();
+        let deadline = started + self.cap;
+        let mut quiet = self.quick;
         loop {
+            if shared.pending.load(Ordering::Acquire) != FILES {
+                quiet = self.quiet;
+            }
             let until = deadline.min(tokio::time::Instant::now() + quiet);
             tokio::select! {
                 () = stop.cancelled() => return false,
                 () = tokio::time::sleep_until(until) => return true,
-                () = shared.wake.notified() => quiet = self.quiet,
+                () = shared.wake.notified() => {
+                    if started.elapsed() > self.same_change {
+                        quiet = self.quiet;
+                    }
+                }
             }
         }
     }
@@ -218,6 +224,53 @@ mod tests {
         let merged = resync.merge(files_signal(&["/d/a.toml"]));
         assert_eq!(merged.reason, RescanReason::Files);
         assert_eq!(merged.files, None, "a resync reads everything");
+    }
+
+    fn idle_shared() -> Shared {
+        Shared {
+            pending: std::sync::atomic::AtomicU8::new(0),
+            files: Mutex::new(BTreeSet::new()),
+            wake: tokio::sync::Notify::new(),
+            root: Mutex::new(None),
+        }
+    }
+
+    const SETTLE: Settle = Settle {
+        quick: Duration::from_millis(5),
+        quiet: Duration::from_millis(25),
+        cap: Duration::from_secs(1),
+        same_change: Duration::from_millis(1),
+    };
+
+    #[tokio::test(start_paused = true)]
+    async fn one_saves_events_are_one_change_and_a_later_one_makes_a_burst() {
+        let stop = CancellationToken::new();
+        // A rename over a spec: its halves and their pair come together, each a signal.
+        let shared = idle_shared();
+        shared.signal(FILES);
+        shared.signal(FILES);
+        let started = tokio::time::Instant::now();
+        assert!(SETTLE.wait(&shared, &stop).await);
+        assert_eq!(started.elapsed(), SETTLE.quick, "one save is a lone change");
+
+        // A second save 3 ms into the window: a burst, which waits out the quiet window.
+        let shared = idle_shared();
+        shared.signal(FILES);
+        let started = tokio::time::Instant::now();
+        let second = async {
+            tokio::time::sleep(Duration::from_millis(3)).await;
+            shared.signal(FILES);
+        };
+        let (settled, ()) = tokio::join!(SETTLE.wait(&shared, &stop), second);
+        assert!(settled);
+        assert_eq!(started.elapsed(), Duration::from_millis(3) + SETTLE.quiet);
+
+        // Anything but spec files that are still there waits out the quiet window at once.
+        let shared = idle_shared();
+        shared.signal(TREE);
+        let started = tokio::time::Instant::now();
+        assert!(SETTLE.wait(&shared, &stop).await);
+        assert_eq!(started.elapsed(), SETTLE.quiet);
     }
 
     #[tokio::test]
