@@ -65,6 +65,8 @@ fn main() -> ExitCode {
         ["soak", rest @ ..] => tasks::soak(&workspace_root(), rest),
         ["man"] => man::man(&workspace_root()),
         ["bench", rest @ ..] => bench::bench(&workspace_root(), rest),
+        // Started by `bench` around each measured command; not meant to be run by hand.
+        ["peak-rss", rest @ ..] => bench::peak_rss::task(rest),
         // Started by `cluster up` as a background process; not meant to be run by hand.
         ["provisioner", kubeconfig] => provisioner::run(PathBuf::from(kubeconfig)),
         ["oidc-issuer", dir, port] => match port.parse() {

@@ -10,7 +10,11 @@
 //! 3. edit latency of `berth watch` with N apps loaded: atomic rename of a spec → the changed
 //!    StatefulSet seen through a watch;
 //! 4. idle cost of `berth watch`: requests, CPU seconds and peak RSS over a quiet minute;
-//! 5. `berth validate` and `berth render` time.
+//! 5. `berth validate` and `berth render` time, and a cold `berth diff` (into a namespace with
+//!    nothing live).
+//!
+//! Every one-shot command (apply, diff, render, validate) is also measured for its peak RSS,
+//! taken by the kernel when it is reaped ([`peak_rss`]).
 //!
 //! How requests are counted: the measured commands run as their own ServiceAccount, and one
 //! FlowSchema per verb classifies what it sends, so the API server's priority-and-fairness
@@ -27,11 +31,13 @@
 //! - [`phases`]: the measured phases, in the order they run;
 //! - [`requests`]: the measured commands' identity and the request counters read around them;
 //! - [`namespaces`]: the bench's namespaces, from creation to deletion with their volumes;
+//! - [`peak_rss`]: a one-shot command's exit status, time and peak RSS, through `xtask peak-rss`;
 //! - [`procfs`]: CPU time, resident set and machine facts read from /proc;
 //! - [`report`]: the machine description, the table on stdout and target/bench/report.json.
 
 mod floor;
 mod namespaces;
+pub mod peak_rss;
 mod phases;
 mod procfs;
 mod report;

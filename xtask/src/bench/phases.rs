@@ -1,7 +1,8 @@
 //! The measured phases, in the order [`Bench::run_all`] runs them: `berth validate` and `berth
-//! render` (local work), cold and no-op converge of berth, kubectl and the API floor, then
-//! `berth watch` on the last converged namespace: first full sync, a quiet idle period, and the
-//! edits timed from a spec's rename to the changed StatefulSet seen through a watch.
+//! render` (local work), a cold `berth diff`, cold and no-op converge of berth, kubectl and the
+//! API floor, then `berth watch` on the last converged namespace: first full sync, a quiet idle
+//! period, and the edits timed from a spec's rename to the changed StatefulSet seen through a
+//! watch. The one-shot commands are timed and their peak RSS taken by [`Wrapped`].
 //!
 //! Each phase prints a line per run as it goes and returns its part of the report as JSON.
 
@@ -19,6 +20,7 @@ use kube::api::Api;
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::{Value, json};
 
+use super::peak_rss::{Finished, Wrapped};
 use super::procfs::{cpu_seconds, peak_rss_kib, status_kib};
 use super::report::{median, percentile};
 use super::requests::{RequestCounts, delta, requests_line, writes};
@@ -27,6 +29,9 @@ use super::{Bench, EDIT_ANNOTATION, SETTLE_TIMEOUT, app_name, spec_text};
 
 /// How long one edit may take to show in the StatefulSet before the phase gives up.
 const EDIT_TIMEOUT: Duration = Duration::from_secs(30);
+/// `berth diff`'s exit code for "changes pending" (README.md's command table), the one a diff
+/// against a namespace with nothing live must give: every object is a create.
+const DIFF_CHANGES_PENDING: i32 = 1;
 
 /// Which tool a cold or no-op run measures.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -47,6 +52,8 @@ impl Tool {
 /// One timed command and the requests it sent.
 pub(super) struct Measured {
     seconds: f64,
+    /// None for the API floor, which runs inside the harness.
+    peak_rss_mib: Option<f64>,
     /// Exact, by verb (the FlowSchema counters).
     pub(super) requests: BTreeMap<String, u64>,
     /// Cluster-wide writes to berth's kinds: (real, dry-run).
@@ -59,12 +66,36 @@ impl Measured {
         let cluster_wide = delta(&before.cluster_wide, &after.cluster_wide);
         Measured {
             seconds,
+            peak_rss_mib: None,
             requests: delta(&before.by_verb, &after.by_verb),
             writes_cluster_wide: (
                 cluster_wide.get("write").copied().unwrap_or(0),
                 cluster_wide.get("dry-run").copied().unwrap_or(0),
             ),
         }
+    }
+}
+
+/// Every run of a one-shot command: its times and peak resident sets.
+#[derive(Default)]
+struct Runs {
+    seconds: Vec<f64>,
+    peak_rss_mib: Vec<f64>,
+}
+
+impl Runs {
+    fn push(&mut self, finished: &Finished) {
+        self.seconds.push(finished.seconds);
+        self.peak_rss_mib.push(finished.peak_rss_mib());
+    }
+
+    /// `NAME_s` and `NAME_peak_rss_mib`, the medians, and every run behind them as
+    /// `NAME_runs_s` and `NAME_runs_peak_rss_mib`.
+    fn report_into(&self, name: &str, report: &mut Value) {
+        report[format!("{name}_s")] = json!(median(&self.seconds));
+        report[format!("{name}_runs_s")] = json!(self.seconds);
+        report[format!("{name}_peak_rss_mib")] = json!(median(&self.peak_rss_mib));
+        report[format!("{name}_runs_peak_rss_mib")] = json!(self.peak_rss_mib);
     }
 }
 
@@ -81,6 +112,7 @@ impl Bench {
             "runs": self.options.repeat,
         });
         report["validate_render"] = self.validate_render()?;
+        report["diff"] = self.diff_cold()?;
         let (converge, keep) = self.converge_runs()?;
         report["converge"] = converge;
         let result = self.watch_phases(&keep);
@@ -96,40 +128,106 @@ impl Bench {
 
     /// Phase 5: local work only, no cluster.
     fn validate_render(&self) -> Result<Value> {
-        let mut validate = Vec::new();
-        let mut render = Vec::new();
+        let mut validate = Runs::default();
+        let mut render = Runs::default();
         for _ in 0..self.options.repeat {
-            let started = Instant::now();
-            self.berth_command(&["validate"], None)
+            let log = self.logs.join("validate.log");
+            let mut wrapped = self.berth_measured(
+                &["validate"],
+                None,
+                self.logs.join("validate.peak-rss.json"),
+            );
+            wrapped
+                .command()
                 .arg(&self.apps)
                 .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()?
-                .success()
-                .then_some(())
-                .context("berth validate failed on the generated specs")?;
-            validate.push(started.elapsed().as_secs_f64());
-            let out = fs::File::create(self.logs.join("render.yaml"))?;
-            let started = Instant::now();
-            self.berth_command(&["render"], None)
+                .stderr(fs::File::create(&log)?);
+            let finished = wrapped.run().context("running berth validate")?;
+            if !finished.status.success() {
+                bail!(
+                    "berth validate failed on the generated specs ({}); its errors are in {}",
+                    finished.status,
+                    log.display()
+                );
+            }
+            validate.push(&finished);
+            let mut wrapped =
+                self.berth_measured(&["render"], None, self.logs.join("render.peak-rss.json"));
+            wrapped
+                .command()
                 .arg(&self.apps)
-                .stdout(out)
-                .status()?
-                .success()
-                .then_some(())
-                .context("berth render failed on the generated specs")?;
-            render.push(started.elapsed().as_secs_f64());
+                .stdout(fs::File::create(self.logs.join("render.yaml"))?);
+            let finished = wrapped.run().context("running berth render")?;
+            if !finished.status.success() {
+                bail!(
+                    "berth render failed on the generated specs ({})",
+                    finished.status
+                );
+            }
+            render.push(&finished);
         }
         println!(
-            "validate {:.2}s, render {:.2}s (median of {})",
-            median(&validate),
-            median(&render),
-            validate.len()
+            "validate {:.2}s, peak RSS {:.1} MiB; render {:.2}s, peak RSS {:.1} MiB (medians of {})",
+            median(&validate.seconds),
+            median(&validate.peak_rss_mib),
+            median(&render.seconds),
+            median(&render.peak_rss_mib),
+            validate.seconds.len()
         );
-        Ok(json!({
-            "validate_s": median(&validate), "validate_runs_s": validate,
-            "render_s": median(&render), "render_runs_s": render,
-        }))
+        let mut report = json!({});
+        validate.report_into("validate", &mut report);
+        render.report_into("render", &mut report);
+        Ok(report)
+    }
+
+    /// `berth diff` against a fresh namespace with nothing live in it, once per run: the plan is
+    /// as large as a first apply's, every object a create, and nothing is written.
+    fn diff_cold(&self) -> Result<Value> {
+        let mut cold = Runs::default();
+        for run in 0..self.options.repeat {
+            let ns = format!("bench-diff-{run}");
+            self.create_namespace(&ns)?;
+            let result = self.diff_once(&ns);
+            self.delete_namespaces(std::slice::from_ref(&ns))?;
+            let finished = result?;
+            println!(
+                "run {run}: diff cold {:>7.2}s, peak RSS {:.1} MiB",
+                finished.seconds,
+                finished.peak_rss_mib()
+            );
+            cold.push(&finished);
+        }
+        let mut report = json!({});
+        cold.report_into("cold", &mut report);
+        Ok(report)
+    }
+
+    /// One measured `berth diff` against `ns`; the diff it shows is kept in the logs.
+    fn diff_once(&self, ns: &str) -> Result<Finished> {
+        let log = self.logs.join(format!("diff-{ns}.log"));
+        let mut wrapped = self.berth_measured(
+            &["diff"],
+            Some(ns),
+            self.logs.join(format!("diff-{ns}.peak-rss.json")),
+        );
+        wrapped
+            .command()
+            .arg(&self.apps)
+            .stdout(fs::File::create(self.logs.join(format!("diff-{ns}.txt")))?)
+            .stderr(fs::File::create(&log)?);
+        let finished = wrapped
+            .run()
+            .with_context(|| format!("running berth diff; its errors are in {}", log.display()))?;
+        if finished.status.code() != Some(DIFF_CHANGES_PENDING) {
+            bail!(
+                "berth diff against {ns} gave {}, not {DIFF_CHANGES_PENDING} (changes pending); \
+                 its errors are in {}:\n{}",
+                finished.status,
+                log.display(),
+                crate::process::tail(&log, 20)
+            );
+        }
+        Ok(finished)
     }
 
     /// Phases 1 and 2. Returns the report and the namespace of the last berth run, kept (and
@@ -151,9 +249,11 @@ impl Bench {
                 self.create_namespace(&ns)?;
                 let measured = self.converge_once(tool, &ns, "cold")?;
                 println!(
-                    "run {run}: cold  {:<7} {:>7.2}s  {}; cluster-wide writes {} + dry-runs {}",
+                    "run {run}: cold  {:<7} {:>7.2}s {:>7.1} MiB  {}; cluster-wide writes {} + \
+                     dry-runs {}",
                     tool.name(),
                     measured.seconds,
+                    measured.peak_rss_mib.unwrap_or(f64::NAN),
                     requests_line(&measured.requests),
                     measured.writes_cluster_wide.0,
                     measured.writes_cluster_wide.1
@@ -169,9 +269,11 @@ impl Bench {
             for &tool in order {
                 let measured = self.converge_once(tool, &ns_of(tool), "noop")?;
                 println!(
-                    "run {run}: no-op {:<7} {:>7.2}s  {}; cluster-wide writes {} + dry-runs {}",
+                    "run {run}: no-op {:<7} {:>7.2}s {:>7.1} MiB  {}; cluster-wide writes {} + \
+                     dry-runs {}",
                     tool.name(),
                     measured.seconds,
+                    measured.peak_rss_mib.unwrap_or(f64::NAN),
                     requests_line(&measured.requests),
                     measured.writes_cluster_wide.0,
                     measured.writes_cluster_wide.1
@@ -191,17 +293,27 @@ impl Bench {
             }
             self.delete_namespaces(&delete)?;
         }
-        let pick = |cold: bool, tool: Tool| -> Vec<f64> {
+        // One figure of one tool's cold or no-op runs, every run of it (none without kubectl).
+        let pick = |cold: bool, tool: Tool, figure: fn(&Measured) -> Option<f64>| -> Vec<f64> {
             runs.iter()
                 .map(|(c, n)| {
                     let m = if cold { c } else { n };
-                    m.get(tool.name()).map(|m| m.seconds)
+                    m.get(tool.name()).and_then(figure)
                 })
                 .collect::<Option<Vec<f64>>>()
                 .unwrap_or_default()
         };
+        let seconds = |m: &Measured| Some(m.seconds);
+        let peak_rss = |m: &Measured| m.peak_rss_mib;
         let summary = |cold: bool| {
-            let (b, k) = (pick(cold, Tool::Berth), pick(cold, Tool::Kubectl));
+            let (b, k) = (
+                pick(cold, Tool::Berth, seconds),
+                pick(cold, Tool::Kubectl, seconds),
+            );
+            let (b_rss, k_rss) = (
+                pick(cold, Tool::Berth, peak_rss),
+                pick(cold, Tool::Kubectl, peak_rss),
+            );
             let last = runs.last().map(|(c, n)| if cold { c } else { n });
             let requests = |tool: Tool| {
                 last.and_then(|m| m.get(tool.name()))
@@ -217,6 +329,8 @@ impl Bench {
                 "berth_s": median(&b), "kubectl_s": median(&k),
                 "ratio": median(&k) / median(&b),
                 "berth_runs_s": b, "kubectl_runs_s": k,
+                "berth_peak_rss_mib": median(&b_rss), "kubectl_peak_rss_mib": median(&k_rss),
+                "berth_runs_peak_rss_mib": b_rss, "kubectl_runs_peak_rss_mib": k_rss,
                 "berth_requests": requests(Tool::Berth),
                 "kubectl_requests": requests(Tool::Kubectl),
                 "berth_writes": writes(&requests(Tool::Berth)),
@@ -229,8 +343,11 @@ impl Bench {
             })
         };
         let mut report = json!({"cold": summary(true), "noop": summary(false)});
-        report["floor"] =
-            super::floor::summary(&floors, self.size * 3, median(&pick(true, Tool::Berth)));
+        report["floor"] = super::floor::summary(
+            &floors,
+            self.size * 3,
+            median(&pick(true, Tool::Berth, seconds)),
+        );
         let keep = keep.context("no berth run to keep for the watch phases")?;
         Ok((report, keep))
     }
@@ -253,53 +370,74 @@ impl Bench {
         Ok(objects)
     }
 
-    /// One timed `berth apply --yes`, `kubectl apply --server-side` or API floor into `ns`.
+    /// One timed `berth apply --yes` or `kubectl apply --server-side` into `ns`.
     fn converge_once(&self, tool: Tool, ns: &str, what: &str) -> Result<Measured> {
         let log = self.logs.join(format!("{what}-{ns}.log"));
-        let mut cmd = match tool {
+        let report = self.logs.join(format!("{what}-{ns}.peak-rss.json"));
+        let mut wrapped = match tool {
             Tool::Berth => {
-                let mut cmd = self.berth_command(&["apply", "--yes"], Some(ns));
-                cmd.arg(&self.apps);
-                cmd
+                let mut wrapped = self.berth_measured(&["apply", "--yes"], Some(ns), report);
+                wrapped.command().arg(&self.apps);
+                wrapped
             }
             Tool::Kubectl => {
-                let mut cmd = Command::new("kubectl");
-                cmd.env("KUBECONFIG", &self.kubeconfig)
+                let mut wrapped = Wrapped::new("kubectl", report);
+                wrapped
+                    .command()
+                    .env("KUBECONFIG", &self.kubeconfig)
                     .args(["apply", "--server-side", "-f"])
                     .arg(self.rendered(ns)?);
-                cmd
+                wrapped
             }
         };
         let out = fs::File::create(&log)?;
-        cmd.stdout(out.try_clone()?).stderr(out);
+        wrapped.command().stdout(out.try_clone()?).stderr(out);
         let before = self.request_counts()?;
-        let started = Instant::now();
-        let status = cmd
-            .status()
-            .with_context(|| format!("running {}", tool.name()))?;
-        let seconds = started.elapsed().as_secs_f64();
-        let after = self.request_counts()?;
-        if !status.success() {
-            bail!(
-                "{} {what} into {ns} failed ({status}); its output is in {}:\n{}",
+        let finished = wrapped.run().with_context(|| {
+            format!(
+                "running {}; its output is in {}",
                 tool.name(),
+                log.display()
+            )
+        })?;
+        let after = self.request_counts()?;
+        if !finished.status.success() {
+            bail!(
+                "{} {what} into {ns} failed ({}); its output is in {}:\n{}",
+                tool.name(),
+                finished.status,
                 log.display(),
                 crate::process::tail(&log, 20)
             );
         }
-        Ok(Measured::between(seconds, &before, &after))
+        let mut measured = Measured::between(finished.seconds, &before, &after);
+        measured.peak_rss_mib = Some(finished.peak_rss_mib());
+        Ok(measured)
     }
 
     /// A berth command against the local cluster; `ns` is both the namespace of the specs and
     /// the instance name, so two runs never see each other's objects.
     fn berth_command(&self, args: &[&str], ns: Option<&str>) -> Command {
         let mut cmd = Command::new(&self.berth);
+        self.berth_setup(&mut cmd, args, ns);
+        cmd
+    }
+
+    /// The same berth command, timed and its peak RSS taken through `xtask peak-rss`, which
+    /// writes to `report`.
+    fn berth_measured(&self, args: &[&str], ns: Option<&str>, report: PathBuf) -> Wrapped {
+        let mut wrapped = Wrapped::new(&self.berth, report);
+        self.berth_setup(wrapped.command(), args, ns);
+        wrapped
+    }
+
+    /// Environment, global flags and arguments of a berth command; `cmd` runs berth or starts it.
+    fn berth_setup(&self, cmd: &mut Command, args: &[&str], ns: Option<&str>) {
         cmd.env("KUBECONFIG", &self.kubeconfig).env("NO_COLOR", "1");
         if let Some(ns) = ns {
             cmd.args(["--instance", ns, "--namespace", ns]);
         }
         cmd.args(args);
-        cmd
     }
 
     /// Phases 3 and 4 on the converged apps in `ns`.

@@ -14,6 +14,10 @@ use serde_json::{Value, json};
 use super::Bench;
 use super::procfs;
 
+/// The target of berth's one-shot commands (`apply`, `diff`, `render`), judged at the largest
+/// fleet the goals name.
+const RSS_TARGET: &str = "<= 256 at 10,000 apps";
+
 /// Prints the growth between the sizes (when there are several) and writes the report, every
 /// size's figures and the growth, as pretty JSON to `path`.
 pub(super) fn publish(machine: Value, sizes: Vec<Value>, path: &Path) -> Result<()> {
@@ -91,6 +95,13 @@ pub(super) fn print_table(report: &Value) {
             "    of them dry-run (cluster-wide)",
             u(c, "/berth_cluster_wide_dry_runs"),
             or_skipped(u(c, "/kubectl_cluster_wide_dry_runs").to_string()),
+        );
+        println!(
+            "{:<34} {:>12.1} {:>12} {:>10}   {RSS_TARGET}",
+            format!("  {key}: apply peak RSS (MiB)"),
+            f(c, "/berth_peak_rss_mib"),
+            or_skipped(format!("{:.1}", f(c, "/kubectl_peak_rss_mib"))),
+            ""
         );
     }
     let floor = &report["converge"]["floor"];
@@ -176,7 +187,24 @@ pub(super) fn print_table(report: &Value) {
     );
     let v = &report["validate_render"];
     println!("{:<34} {:>12.2}", "validate (s)", f(v, "/validate_s"));
+    println!(
+        "{:<34} {:>12.1}",
+        "validate peak RSS (MiB)",
+        f(v, "/validate_peak_rss_mib")
+    );
     println!("{:<34} {:>12.2}", "render (s)", f(v, "/render_s"));
+    println!(
+        "{:<34} {:>12.1}   {RSS_TARGET}",
+        "render peak RSS (MiB)",
+        f(v, "/render_peak_rss_mib")
+    );
+    let d = &report["diff"];
+    println!("{:<34} {:>12.2}", "diff cold (s)", f(d, "/cold_s"));
+    println!(
+        "{:<34} {:>12.1}   {RSS_TARGET}",
+        "diff cold peak RSS (MiB)",
+        f(d, "/cold_peak_rss_mib")
+    );
     let stages = &w["edit_stages"];
     println!(
         "\nwhere an edit's time goes ({} of {} edits matched in the log), ms:",
