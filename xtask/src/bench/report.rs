@@ -186,25 +186,23 @@ pub(super) fn print_table(report: &Value) {
         )
     );
     let v = &report["validate_render"];
-    println!("{:<34} {:>12.2}", "validate (s)", f(v, "/validate_s"));
-    println!(
-        "{:<34} {:>12.1}",
-        "validate peak RSS (MiB)",
-        f(v, "/validate_peak_rss_mib")
-    );
-    println!("{:<34} {:>12.2}", "render (s)", f(v, "/render_s"));
-    println!(
-        "{:<34} {:>12.1}   {RSS_TARGET}",
-        "render peak RSS (MiB)",
-        f(v, "/render_peak_rss_mib")
-    );
     let d = &report["diff"];
-    println!("{:<34} {:>12.2}", "diff cold (s)", f(d, "/cold_s"));
-    println!(
-        "{:<34} {:>12.1}   {RSS_TARGET}",
-        "diff cold peak RSS (MiB)",
-        f(d, "/cold_peak_rss_mib")
-    );
+    for (command, measures, seconds, peak, target) in [
+        ("validate", v, "/validate_s", "/validate_peak_rss_mib", ""),
+        ("render", v, "/render_s", "/render_peak_rss_mib", RSS_TARGET),
+        ("diff cold", d, "/cold_s", "/cold_peak_rss_mib", RSS_TARGET),
+    ] {
+        println!(
+            "{:<34} {:>12.2}",
+            format!("{command} (s)"),
+            f(measures, seconds)
+        );
+        println!(
+            "{:<34} {:>12.1}   {target}",
+            format!("{command} peak RSS (MiB)"),
+            f(measures, peak)
+        );
+    }
     let stages = &w["edit_stages"];
     println!(
         "\nwhere an edit's time goes ({} of {} edits matched in the log), ms:",
