@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -74,6 +74,22 @@ impl Measured {
             ),
         }
     }
+}
+
+/// Runs a measured berth command over the generated specs, which must succeed; its errors go
+/// to `log`.
+fn succeeded(command: &str, wrapped: Wrapped, log: &Path) -> Result<Finished> {
+    let finished = wrapped
+        .run()
+        .with_context(|| format!("running berth {command}"))?;
+    if !finished.status.success() {
+        bail!(
+            "berth {command} failed on the generated specs ({}); its errors are in {}",
+            finished.status,
+            log.display()
+        );
+    }
+    Ok(finished)
 }
 
 /// Every run of a one-shot command: its times and peak resident sets.
@@ -142,29 +158,16 @@ impl Bench {
                 .arg(&self.apps)
                 .stdout(Stdio::null())
                 .stderr(fs::File::create(&log)?);
-            let finished = wrapped.run().context("running berth validate")?;
-            if !finished.status.success() {
-                bail!(
-                    "berth validate failed on the generated specs ({}); its errors are in {}",
-                    finished.status,
-                    log.display()
-                );
-            }
-            validate.push(&finished);
+            validate.push(&succeeded("validate", wrapped, &log)?);
+            let log = self.logs.join("render.log");
             let mut wrapped =
                 self.berth_measured(&["render"], None, self.logs.join("render.peak-rss.json"));
             wrapped
                 .command()
                 .arg(&self.apps)
-                .stdout(fs::File::create(self.logs.join("render.yaml"))?);
-            let finished = wrapped.run().context("running berth render")?;
-            if !finished.status.success() {
-                bail!(
-                    "berth render failed on the generated specs ({})",
-                    finished.status
-                );
-            }
-            render.push(&finished);
+                .stdout(fs::File::create(self.logs.join("render.yaml"))?)
+                .stderr(fs::File::create(&log)?);
+            render.push(&succeeded("render", wrapped, &log)?);
         }
         println!(
             "validate {:.2}s, peak RSS {:.1} MiB; render {:.2}s, peak RSS {:.1} MiB (medians of {})",
