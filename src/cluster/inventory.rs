@@ -12,6 +12,7 @@ pub use crate::labels::app_of;
 use crate::labels::{Ownership, SOURCE_ANNOTATION, owner_selector, ownership};
 use crate::spec::AppKey;
 
+mod holds;
 mod page;
 
 /// One owned object, kept as JSON text. A one-shot command over 10,000 apps holds 30,000 of
@@ -57,6 +58,25 @@ impl LiveObject {
             return None;
         }
         self.object().annotations().get(key).cloned()
+    }
+
+    /// Whether the object holds every field of `desired` ([`crate::plan::contained_in`] of
+    /// [`LiveObject::json`]), read from the text without building the object.
+    pub fn holds(&self, desired: &Value) -> bool {
+        holds::contained_in_text(desired, self.kind, &self.json)
+    }
+
+    /// [`LiveObject::json`] of the metadata alone (with apiVersion and kind): what a plan reads
+    /// of an object in sync (its name, labels and annotations). The rest is skipped unbuilt.
+    pub fn metadata_json(&self) -> Value {
+        #[derive(serde::Deserialize)]
+        struct Metadata {
+            #[serde(default)]
+            metadata: Value,
+        }
+        let Metadata { metadata } = serde_json::from_str(&self.json)
+            .expect("berth's own JSON of a parsed object parses again");
+        with_type(self.kind, serde_json::json!({ "metadata": metadata }))
     }
 
     pub fn object(&self) -> DynamicObject {

@@ -10,6 +10,7 @@ use super::app::{in_sync, must_reread, stamp_fingerprint, suspension};
 use super::{PlanOptions, kind_of, name_of};
 use crate::cluster::inventory::{LiveApp, LiveObject};
 use crate::cluster::{Cluster, Kind};
+use crate::labels::{FINGERPRINT_ANNOTATION, REMOVING_ANNOTATION};
 use crate::plan::hold_owned_replicas;
 use crate::render::{RenderContext, render_app};
 use crate::spec::App;
@@ -27,7 +28,8 @@ pub(super) struct Objects {
     /// someone else already holds the live count when `cached` stands for the live objects
     /// (see [`hold_owned_replicas`]).
     pub desired: Vec<(Kind, Value)>,
-    /// The inventory's copy of each desired object, if it has one.
+    /// The inventory's copy of each desired object, if it has one; of an app whose objects are
+    /// all in sync, only their metadata (see [`all_in_sync`]).
     pub cached: Vec<Option<Value>>,
     /// The cached copies may be out of date: the app's objects are read from the server.
     pub reread: bool,
@@ -46,26 +48,46 @@ impl Cluster {
         if let Some(reason) = suspension(app, owned) {
             return Prepared::Suspended(reason);
         }
+        let desired = self.desired(app, options);
+        let live = live_copies(&desired, owned);
+        if all_in_sync(&desired, &live) {
+            // What the rest of this function decides for such an app, decided from the text:
+            // nothing to reread, every object in sync, and of the live copies the plan reads
+            // only their metadata.
+            let cached = live
+                .iter()
+                .map(|l| l.map(LiveObject::metadata_json))
+                .collect();
+            let in_sync = vec![true; desired.len()];
+            return Prepared::Ready(Objects {
+                desired,
+                cached,
+                reread: false,
+                in_sync,
+            });
+        }
+        self.prepare_parsed(desired, &live, options)
+    }
+
+    /// The app's rendered objects, each stamped with its fingerprint.
+    fn desired(&self, app: &App, options: &PlanOptions) -> Vec<(Kind, Value)> {
         let ctx = RenderContext::new(&self.instance, app).with_commit(options.commit.clone());
-        let mut desired: Vec<(Kind, Value)> = render_app(app, &ctx)
+        render_app(app, &ctx)
             .to_values()
             .into_iter()
             .filter_map(|v| kind_of(&v).map(|k| (k, stamp_fingerprint(v))))
-            .collect();
-        // Each live object is parsed once, as JSON: the whole plan reads that form.
-        let cached: Vec<Option<Value>> = desired
-            .iter()
-            .map(|(kind, want)| {
-                let name = name_of(want);
-                owned
-                    .and_then(|o| {
-                        o.objects
-                            .iter()
-                            .find(|live| live.kind == *kind && live.name == name)
-                    })
-                    .map(LiveObject::json)
-            })
-            .collect();
+            .collect()
+    }
+
+    /// [`Cluster::prepare`] of an app that is not plainly in sync: each live object is parsed
+    /// once, as JSON, the form the whole plan reads.
+    fn prepare_parsed(
+        &self,
+        mut desired: Vec<(Kind, Value)>,
+        live: &[Option<&LiveObject>],
+        options: &PlanOptions,
+    ) -> Prepared {
+        let cached: Vec<Option<Value>> = live.iter().map(|l| l.map(LiveObject::json)).collect();
         let reread =
             options.live_from_cache && must_reread(&desired, &cached, options.spec_changed);
         let mut synced = vec![false; desired.len()];
@@ -128,6 +150,42 @@ impl Cluster {
     }
 }
 
+/// The inventory's copy of each desired object (same kind and name), if it has one.
+fn live_copies<'a>(
+    desired: &[(Kind, Value)],
+    owned: Option<&'a LiveApp>,
+) -> Vec<Option<&'a LiveObject>> {
+    desired
+        .iter()
+        .map(|(kind, want)| {
+            let name = name_of(want);
+            owned.and_then(|o| {
+                o.objects
+                    .iter()
+                    .find(|live| live.kind == *kind && live.name == name)
+            })
+        })
+        .collect()
+}
+
+/// True when every desired object has a live copy that holds it whole under the same
+/// fingerprint ([`in_sync`], read from the text), no StatefulSet leaves `replicas` to the live
+/// count ([`hold_owned_replicas`] would change it first), and the StatefulSet is not marked for
+/// removal (cancelling that writes it, so the plan needs its live copy whole).
+fn all_in_sync(desired: &[(Kind, Value)], live: &[Option<&LiveObject>]) -> bool {
+    desired.iter().zip(live).all(|((kind, want), live)| {
+        let Some(live) = live else { return false };
+        let fingerprinted = want
+            .pointer("/metadata/annotations")
+            .and_then(|a| a.get(FINGERPRINT_ANNOTATION))
+            .is_some();
+        let statefulset_settled = *kind != Kind::StatefulSet
+            || (want.pointer("/spec/replicas").is_some()
+                && live.annotation(REMOVING_ANNOTATION).is_none());
+        fingerprinted && statefulset_settled && live.holds(want)
+    })
+}
+
 /// Apps prepared together before their plans go on: enough to share among the cores, few
 /// enough that their rendered objects stay small (and the requests of earlier apps wait only
 /// milliseconds).
@@ -138,6 +196,8 @@ const APPS_PER_THREAD: usize = 32;
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
     use crate::cluster::inventory::Inventory;
     use crate::config::Config;
@@ -217,11 +277,77 @@ mod tests {
         }
     }
 
+    fn cluster() -> Cluster {
+        let config = kube::Config::new("https://127.0.0.1:1".parse().expect("a URL"));
+        Cluster::new(kube::Client::try_from(config).expect("a client"), "test")
+    }
+
+    /// An app whose objects are all in sync is prepared from the live objects' text as from
+    /// their trees, its live copies cut to their metadata; any other app is prepared from the
+    /// trees. The fleet has both, and an app marked for removal keeps its trees.
+    #[tokio::test]
+    async fn an_app_in_sync_is_prepared_from_the_text_as_from_the_trees() {
+        let cluster = cluster();
+        let loaded = fleet();
+        let mut inventory = inventory_of(&cluster, &loaded);
+        // One app in sync, its StatefulSet marked for removal.
+        let marked = loaded.apps[1].key();
+        let app = inventory.apps.get_mut(&marked).expect("app 1 is live");
+        for object in &mut app.objects {
+            if object.kind == Kind::StatefulSet {
+                let mut value = object.json();
+                value["metadata"]["annotations"][REMOVING_ANNOTATION] = "2026-01-01".into();
+                let parsed = serde_json::from_value(value).expect("an object");
+                *object = LiveObject::new(Kind::StatefulSet, &parsed);
+            }
+        }
+        let options = PlanOptions::default();
+        let metadata_only = |v: &Option<Value>| {
+            v.as_ref().map(|v| {
+                json!({"apiVersion": v["apiVersion"], "kind": v["kind"], "metadata": v["metadata"]})
+            })
+        };
+        let (mut from_text, mut from_trees) = (0, 0);
+        for app in &loaded.apps {
+            let owned = inventory.apps.get(&app.key());
+            let prepared = Seen::of(&cluster.prepare(app, owned, &options));
+            if prepared.suspended.is_some() {
+                continue;
+            }
+            let desired = cluster.desired(app, &options);
+            let live = live_copies(&desired, owned);
+            let text = all_in_sync(&desired, &live);
+            let mut parsed = Seen::of(&cluster.prepare_parsed(desired, &live, &options));
+            if text {
+                from_text += 1;
+                assert!(parsed.all_in_sync() && !parsed.reread, "{}", app.name);
+                parsed.cached = parsed.cached.iter().map(metadata_only).collect();
+                assert!(app.key() != marked);
+            } else {
+                from_trees += 1;
+            }
+            assert_eq!(prepared, parsed, "{}", app.name);
+        }
+        assert!(from_text > 0 && from_trees > 0, "{from_text} {from_trees}");
+        // The marked app is in sync, and was still prepared from its trees.
+        let app = loaded.app_of(&marked).expect("app 1");
+        let Prepared::Ready(objects) = cluster.prepare(app, inventory.apps.get(&marked), &options)
+        else {
+            panic!("{} is suspended", app.name);
+        };
+        assert!(objects.in_sync.iter().all(|s| *s));
+        assert!(
+            objects
+                .cached
+                .iter()
+                .flatten()
+                .all(|c| c.get("spec").is_some())
+        );
+    }
+
     #[tokio::test]
     async fn a_batch_prepared_across_threads_is_each_app_prepared_alone_in_order() {
-        let config = kube::Config::new("https://127.0.0.1:1".parse().expect("a URL"));
-        let client = kube::Client::try_from(config).expect("a client");
-        let cluster = Cluster::new(client, "test");
+        let cluster = cluster();
         let loaded = fleet();
         let inventory = inventory_of(&cluster, &loaded);
         let apps: Vec<(&App, Option<&LiveApp>)> = loaded
