@@ -1,8 +1,9 @@
 //! The part of an app's plan that needs no request: render the spec, stamp each object's
-//! fingerprint, parse the inventory's copies of its live objects, and, when those copies are
-//! to be trusted as they are, tell which objects are in sync. It is nearly all of a no-op
-//! plan's CPU, so a plan of many apps does it a batch at a time on every core
-//! ([`prepare_batch`]) while the requests of the apps before wait.
+//! fingerprint, and tell which objects the inventory's copies show in sync. An app whose
+//! objects are all in sync is told from the copies' text ([`LiveObject::holds`]); for any
+//! other app the copies are parsed, and read as in sync only when they are to be trusted as
+//! they are. It is nearly all of a no-op plan's CPU, so a plan of many apps does it a batch at
+//! a time on every core ([`prepare_batch`]) while the requests of the apps before wait.
 
 use serde_json::Value;
 
