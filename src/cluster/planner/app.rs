@@ -388,6 +388,12 @@ pub(super) fn in_sync(live: &Value, want: &Value) -> bool {
     print(live).is_some() && print(live) == print(want) && contained_in(want, live)
 }
 
+/// [`in_sync`] of a live object kept as text, read without parsing it: a desired object
+/// carries its fingerprint, and holding every field of it means holding the same fingerprint.
+pub(super) fn in_sync_text(live: &LiveObject, want: &Value) -> bool {
+    has_annotation(want, FINGERPRINT_ANNOTATION) && live.holds(want)
+}
+
 /// False when some desired object has no cached live copy, or one out of step with it: a cache
 /// is trusted only to say "nothing to do", so such an app is read again from the server.
 fn cache_in_sync(desired: &[(Kind, Value)], cached: &[Option<Value>]) -> bool {

@@ -7,11 +7,11 @@
 
 use serde_json::Value;
 
-use super::app::{in_sync, must_reread, stamp_fingerprint, suspension};
+use super::app::{in_sync, in_sync_text, must_reread, stamp_fingerprint, suspension};
 use super::{PlanOptions, kind_of, name_of};
 use crate::cluster::inventory::{LiveApp, LiveObject};
 use crate::cluster::{Cluster, Kind};
-use crate::labels::{FINGERPRINT_ANNOTATION, REMOVING_ANNOTATION};
+use crate::labels::REMOVING_ANNOTATION;
 use crate::plan::hold_owned_replicas;
 use crate::render::{RenderContext, render_app};
 use crate::spec::App;
@@ -169,21 +169,16 @@ fn live_copies<'a>(
         .collect()
 }
 
-/// True when every desired object has a live copy that holds it whole under the same
-/// fingerprint ([`in_sync`], read from the text), no StatefulSet leaves `replicas` to the live
+/// True when every desired object has a live copy in sync with it ([`in_sync_text`]), no StatefulSet leaves `replicas` to the live
 /// count ([`hold_owned_replicas`] would change it first), and the StatefulSet is not marked for
 /// removal (cancelling that writes it, so the plan needs its live copy whole).
 fn all_in_sync(desired: &[(Kind, Value)], live: &[Option<&LiveObject>]) -> bool {
     desired.iter().zip(live).all(|((kind, want), live)| {
         let Some(live) = live else { return false };
-        let fingerprinted = want
-            .pointer("/metadata/annotations")
-            .and_then(|a| a.get(FINGERPRINT_ANNOTATION))
-            .is_some();
         let statefulset_settled = *kind != Kind::StatefulSet
             || (want.pointer("/spec/replicas").is_some()
                 && live.annotation(REMOVING_ANNOTATION).is_none());
-        fingerprinted && statefulset_settled && live.holds(want)
+        statefulset_settled && in_sync_text(live, want)
     })
 }
 
