@@ -355,13 +355,20 @@ fn component_command(layout: &Layout, bins: &Binaries, component: &str) -> Resul
                 "--use-service-account-credentials=false",
                 // Only what berth's behaviour depends on: the StatefulSet controller, the garbage
                 // collector (pods and revisions go with their StatefulSet), namespace cleanup,
-                // Service endpoints, PodDisruptionBudget status, and the PV controllers that bind
-                // and protect the volumes the harness provisioner creates. node-lifecycle stays
-                // out: it would taint and evict kwok's node whenever a heartbeat lags.
+                // EndpointSlices (a pod's DNS record), PodDisruptionBudget status, and the PV
+                // controllers that bind and protect the volumes the harness provisioner creates.
+                // node-lifecycle stays out: it would taint and evict kwok's node whenever a
+                // heartbeat lags; so do the legacy Endpoints, which nothing here reads.
                 "--controllers=statefulset-controller,garbage-collector-controller,\
                  namespace-controller,serviceaccount-controller,endpointslice-controller,\
-                 endpoints-controller,disruption-controller,persistentvolume-binder-controller,\
+                 disruption-controller,persistentvolume-binder-controller,\
                  persistentvolumeclaim-protection-controller,persistentvolume-protection-controller",
+                // At the default 20 requests a second, the controllers' own writes after a load of
+                // 10,000 apps (a revision and a status per StatefulSet, an EndpointSlice per
+                // Service) trickled on for more than half an hour, and every measurement in that
+                // time shared the machine with them. They now catch up in minutes.
+                "--kube-api-qps=200",
+                "--kube-api-burst=400",
             ]);
             cmd
         }

@@ -33,6 +33,7 @@
 //! - [`namespaces`]: the bench's namespaces, from creation to deletion with their volumes;
 //! - [`peak_rss`]: a one-shot command's exit status, time and peak RSS, through `xtask peak-rss`;
 //! - [`procfs`]: CPU time, resident set and machine facts read from /proc;
+//! - [`quiet`]: waiting for a quiet machine before a CPU-bound phase;
 //! - [`report`]: the machine description, the table on stdout and target/bench/report.json.
 
 mod floor;
@@ -40,6 +41,7 @@ mod namespaces;
 pub mod peak_rss;
 mod phases;
 mod procfs;
+mod quiet;
 mod report;
 mod requests;
 mod scale;

@@ -22,6 +22,7 @@ use serde_json::{Value, json};
 
 use super::peak_rss::{Finished, Wrapped};
 use super::procfs::{cpu_seconds, peak_rss_kib, status_kib};
+use super::quiet::{Quiet, wait_for_quiet};
 use super::report::{median, percentile};
 use super::requests::{RequestCounts, delta, requests_line, writes};
 use super::stages::{Edit, breakdown};
@@ -58,6 +59,9 @@ pub(super) struct Measured {
     pub(super) requests: BTreeMap<String, u64>,
     /// Cluster-wide writes to berth's kinds: (real, dry-run).
     writes_cluster_wide: (u64, u64),
+    /// How long the bench waited for a quiet machine first, and how busy it was then (None for
+    /// the API floor, which runs right after the cold converges).
+    quiet: Option<Quiet>,
 }
 
 impl Measured {
@@ -72,6 +76,7 @@ impl Measured {
                 cluster_wide.get("write").copied().unwrap_or(0),
                 cluster_wide.get("dry-run").copied().unwrap_or(0),
             ),
+            quiet: None,
         }
     }
 }
@@ -147,6 +152,7 @@ impl Bench {
         let mut validate = Runs::default();
         let mut render = Runs::default();
         for _ in 0..self.options.repeat {
+            wait_for_quiet("validate")?;
             let log = self.logs.join("validate.log");
             let mut wrapped = self.berth_measured(
                 &["validate"],
@@ -167,6 +173,7 @@ impl Bench {
                 .arg(&self.apps)
                 .stdout(fs::File::create(self.logs.join("render.yaml"))?)
                 .stderr(fs::File::create(&log)?);
+            wait_for_quiet("render")?;
             render.push(&succeeded("render", wrapped, &log)?);
         }
         println!(
@@ -218,6 +225,7 @@ impl Bench {
             .arg(&self.apps)
             .stdout(fs::File::create(self.logs.join(format!("diff-{ns}.txt")))?)
             .stderr(fs::File::create(&log)?);
+        wait_for_quiet("diff")?;
         let finished = wrapped
             .run()
             .with_context(|| format!("running berth diff; its errors are in {}", log.display()))?;
@@ -308,6 +316,12 @@ impl Bench {
         };
         let seconds = |m: &Measured| Some(m.seconds);
         let peak_rss = |m: &Measured| m.peak_rss_mib;
+        let quiet = |cold: bool, tool: Tool| -> Vec<Value> {
+            runs.iter()
+                .filter_map(|(c, n)| if cold { c } else { n }.get(tool.name()))
+                .filter_map(|m| m.quiet.map(Quiet::to_json))
+                .collect()
+        };
         let summary = |cold: bool| {
             let (b, k) = (
                 pick(cold, Tool::Berth, seconds),
@@ -334,6 +348,8 @@ impl Bench {
                 "berth_runs_s": b, "kubectl_runs_s": k,
                 "berth_peak_rss_mib": median(&b_rss), "kubectl_peak_rss_mib": median(&k_rss),
                 "berth_runs_peak_rss_mib": b_rss, "kubectl_runs_peak_rss_mib": k_rss,
+                "berth_runs_quiet": quiet(cold, Tool::Berth),
+                "kubectl_runs_quiet": quiet(cold, Tool::Kubectl),
                 "berth_requests": requests(Tool::Berth),
                 "kubectl_requests": requests(Tool::Kubectl),
                 "berth_writes": writes(&requests(Tool::Berth)),
@@ -395,6 +411,7 @@ impl Bench {
         };
         let out = fs::File::create(&log)?;
         wrapped.command().stdout(out.try_clone()?).stderr(out);
+        let quiet = wait_for_quiet(&format!("{what} {}", tool.name()))?;
         let before = self.request_counts()?;
         let finished = wrapped.run().with_context(|| {
             format!(
@@ -415,6 +432,7 @@ impl Bench {
         }
         let mut measured = Measured::between(finished.seconds, &before, &after);
         measured.peak_rss_mib = Some(finished.peak_rss_mib());
+        measured.quiet = Some(quiet);
         Ok(measured)
     }
 
@@ -448,6 +466,7 @@ impl Bench {
         let port = free_port()?;
         let log = self.logs.join("watch.log");
         let out = fs::File::create(&log)?;
+        let quiet = wait_for_quiet("berth watch")?;
         let at_start = self.request_counts()?.by_verb;
         let started = Instant::now();
         let mut child = self
@@ -463,7 +482,9 @@ impl Bench {
             .context("starting berth watch")?;
         let result = self.watch_measure(&mut child, port, started, &at_start, ns);
         stop_child(&mut child);
-        result.with_context(|| format!("berth watch log: {}", log.display()))
+        let mut report = result.with_context(|| format!("berth watch log: {}", log.display()))?;
+        report["first_sync_quiet"] = quiet.to_json();
+        Ok(report)
     }
 
     fn watch_measure(
