@@ -108,8 +108,8 @@ mod tests {
         let before = "cpu  100 0 50 800 50 0 0 0 30 0\ncpu0 50 0 25 400 25 0 0 0 15 0\n";
         let after = "cpu  160 0 70 900 70 0 0 0 90 0\ncpu0 80 0 35 450 35 0 0 0 45 0\n";
         let (b, a) = (
-            parse_cpu_line(before).unwrap(),
-            parse_cpu_line(after).unwrap(),
+            parse_cpu_line(before).expect("a cpu line"),
+            parse_cpu_line(after).expect("a cpu line"),
         );
         assert_eq!(b, (150, 1000));
         assert_eq!(a, (230, 1200));
