@@ -1,5 +1,6 @@
-//! What the bench reads from /proc: the CPU time and resident set of `berth watch` (by pid), and
-//! the machine facts the report starts with (memory, CPU model, load).
+//! What the bench reads from /proc: the CPU time and resident set of `berth watch` (by pid), the
+//! machine's busy and total CPU ticks, and the machine facts the report starts with (memory, CPU
+//! model, load).
 //!
 //! Linux only, like the local control plane the bench runs against.
 
@@ -34,6 +35,27 @@ fn clock_ticks() -> f64 {
         .ok()
         .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
         .unwrap_or(100.0)
+}
+
+/// (busy, total) clock ticks of all cores since boot.
+pub(super) fn machine_cpu_ticks() -> Result<(u64, u64)> {
+    let stat = fs::read_to_string("/proc/stat").context("reading /proc/stat")?;
+    parse_cpu_line(&stat).context("no cpu line in /proc/stat")
+}
+
+/// (busy, total) from the text of /proc/stat: idle and iowait are not busy; guest time is
+/// already counted in user time, so it is left out of the total.
+fn parse_cpu_line(stat: &str) -> Option<(u64, u64)> {
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let ticks: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .take(8)
+        .map(|v| v.parse().ok())
+        .collect::<Option<_>>()?;
+    let total: u64 = ticks.iter().sum();
+    let idle = ticks.get(3)? + ticks.get(4)?;
+    Some((total - idle, total))
 }
 
 /// VmHWM: the process's peak resident set, in KiB.
@@ -87,6 +109,17 @@ mod tests {
     fn cpu_ticks_skip_a_command_name_with_spaces_and_parentheses() {
         let stat = "4242 (berth (x) y) S 1 4242 4242 0 -1 4194560 100 0 0 0 37 5 0 0 20 0 4 0";
         assert_eq!(cpu_ticks(stat), 42.0);
+    }
+
+    #[test]
+    fn machine_ticks_leave_out_idle_and_iowait_and_count_guest_time_once() {
+        // user nice system idle iowait irq softirq steal guest guest_nice
+        let before = "cpu  100 0 50 800 50 0 0 0 30 0\ncpu0 50 0 25 400 25 0 0 0 15 0\n";
+        let after = "cpu  160 0 70 900 70 0 0 0 90 0\ncpu0 80 0 35 450 35 0 0 0 45 0\n";
+        assert_eq!(parse_cpu_line(before), Some((150, 1000)));
+        assert_eq!(parse_cpu_line(after), Some((230, 1200)));
+        assert_eq!(parse_cpu_line("cpu  1 2 3\n"), None);
+        assert_eq!(parse_cpu_line("intr 1 2 3\n"), None);
     }
 
     #[test]

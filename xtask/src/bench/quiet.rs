@@ -1,22 +1,23 @@
 //! Waiting for a quiet machine before a timed phase.
 //!
 //! The API server and its controllers share the machine's cores with the measured command, and
-//! they keep working long after a large load or deletion (collecting a deleted namespace's
-//! objects, the volume controller's resyncs). A command timed while they catch up measures
+//! they keep working long after a large load or deletion (the controllers' revisions, statuses
+//! and EndpointSlices, a deleted namespace's objects). A command timed while they catch up measures
 //! their backlog as much as berth, and the same build's figures then swing by half from run to
 //! run. So before each CPU-bound phase the bench waits, up to [`QUIET_WAIT_LIMIT`], until the
 //! whole machine is less than [`QUIET_BUSY_SHARE`] busy over a [`QUIET_WINDOW`], and prints how
 //! long it waited and how busy the machine was when the phase started: the report says in what
 //! conditions each figure was taken, and a phase that starts on a busy machine says so.
 
-use std::fs;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
+
+use super::procfs::machine_cpu_ticks;
 
 /// The share of all cores (0 to 1) under which the machine counts as quiet: on two cores, 30%
 /// of one core.
-pub(super) const QUIET_BUSY_SHARE: f64 = 0.15;
+const QUIET_BUSY_SHARE: f64 = 0.15;
 /// How long the machine is watched for each look.
 const QUIET_WINDOW: Duration = Duration::from_secs(3);
 /// How long the bench waits at most: past this the phase runs anyway, and the log says how busy
@@ -45,9 +46,10 @@ pub(super) fn wait_for_quiet(before: &str) -> Result<Quiet> {
     let started = Instant::now();
     loop {
         let busy_share = busy_share_over(QUIET_WINDOW)?;
-        let waited_s = started.elapsed().as_secs_f64();
+        let waited = started.elapsed();
+        let waited_s = waited.as_secs_f64();
         let quiet = busy_share < QUIET_BUSY_SHARE;
-        if quiet || started.elapsed() >= QUIET_WAIT_LIMIT {
+        if quiet || waited >= QUIET_WAIT_LIMIT {
             eprintln!(
                 "  {}: waited {waited_s:.0}s before {before}; the machine {:.0}% busy",
                 if quiet { "quiet" } else { "still busy" },
@@ -63,33 +65,13 @@ pub(super) fn wait_for_quiet(before: &str) -> Result<Quiet> {
 
 /// The share of all cores busy over `window`, from /proc/stat's first line.
 fn busy_share_over(window: Duration) -> Result<f64> {
-    let before = cpu_times()?;
+    let before = machine_cpu_ticks()?;
     std::thread::sleep(window);
-    let after = cpu_times()?;
+    let after = machine_cpu_ticks()?;
     Ok(busy_share(before, after))
 }
 
-/// (busy, total) clock ticks of all cores since boot.
-fn cpu_times() -> Result<(u64, u64)> {
-    let stat = fs::read_to_string("/proc/stat").context("reading /proc/stat")?;
-    parse_cpu_line(&stat).context("no cpu line in /proc/stat")
-}
-
-/// (busy, total) from the text of /proc/stat: idle and iowait are not busy; guest time is
-/// already counted in user time, so it is left out of the total.
-fn parse_cpu_line(stat: &str) -> Option<(u64, u64)> {
-    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
-    let ticks: Vec<u64> = line
-        .split_whitespace()
-        .skip(1)
-        .take(8)
-        .map(|v| v.parse().ok())
-        .collect::<Option<_>>()?;
-    let total: u64 = ticks.iter().sum();
-    let idle = ticks.get(3)? + ticks.get(4)?;
-    Some((total - idle, total))
-}
-
+/// The share of the ticks between two readings of [`machine_cpu_ticks`] that were busy.
 fn busy_share(before: (u64, u64), after: (u64, u64)) -> f64 {
     let total = after.1.saturating_sub(before.1);
     if total == 0 {
@@ -103,23 +85,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_busy_share_leaves_out_idle_and_iowait() {
-        // user nice system idle iowait irq softirq steal guest guest_nice
-        let before = "cpu  100 0 50 800 50 0 0 0 30 0\ncpu0 50 0 25 400 25 0 0 0 15 0\n";
-        let after = "cpu  160 0 70 900 70 0 0 0 90 0\ncpu0 80 0 35 450 35 0 0 0 45 0\n";
-        let (b, a) = (
-            parse_cpu_line(before).expect("a cpu line"),
-            parse_cpu_line(after).expect("a cpu line"),
-        );
-        assert_eq!(b, (150, 1000));
-        assert_eq!(a, (230, 1200));
-        assert!((busy_share(b, a) - 0.4).abs() < 1e-9);
+    fn the_busy_share_is_busy_ticks_over_all_ticks_between_readings() {
+        assert!((busy_share((150, 1000), (230, 1200)) - 0.4).abs() < 1e-9);
     }
 
     #[test]
-    fn a_window_without_ticks_is_quiet_and_a_short_line_is_no_answer() {
+    fn a_window_without_ticks_is_quiet() {
         assert_eq!(busy_share((5, 10), (5, 10)), 0.0);
-        assert_eq!(parse_cpu_line("cpu  1 2 3\n"), None);
-        assert_eq!(parse_cpu_line("intr 1 2 3\n"), None);
     }
 }
