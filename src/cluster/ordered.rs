@@ -102,6 +102,7 @@ impl Cluster {
             report.retained_pvcs.extend(done.retained_pvcs);
             report.waiting.extend(done.waiting);
             report.not_attempted.extend(done.not_attempted);
+            report.server_unreachable |= done.server_unreachable;
         }
         report.failed.sort();
         Ok(report)

@@ -122,6 +122,9 @@ pub(crate) fn exec(
             report.not_attempted.len(),
             report.not_attempted.join(", ")
         );
+    }
+    // Once, whether or not every app had already started when the server went away.
+    if report.server_unreachable {
         eprintln!("{}", unreachable_hint(context));
     }
     printed?;

@@ -51,6 +51,10 @@ pub struct Report {
     /// Apps not started because the API server had stopped answering: once one app's request
     /// fails in transport, the rest would only each print the same error.
     pub not_attempted: Vec<String>,
+    /// Some app's request failed in transport: the API server stopped answering during the
+    /// run. Set even when every app had already started (and so none is in `not_attempted`),
+    /// so the caller can still name the server once.
+    pub server_unreachable: bool,
 }
 
 /// How one app's work ended (errors aside).
@@ -166,6 +170,7 @@ impl Cluster {
                 }
             }
         }
+        report.server_unreachable = unreachable.load(std::sync::atomic::Ordering::Relaxed);
         report
     }
 
