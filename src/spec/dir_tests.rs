@@ -571,3 +571,44 @@ fn a_large_directory_checked_on_every_core_loads_as_one_checked_file_by_file() {
     assert!(parallel.broken.len() >= 8, "{:?}", parallel.broken);
     assert!(!parallel.apps.iter().any(|a| a.name == "twin"));
 }
+
+#[test]
+fn a_loaded_app_holds_no_spare_room_in_its_lists() {
+    let dir = tempdir();
+    write(
+        dir.path(),
+        "db.toml",
+        "[containers.app]\nimage = \"busybox:1.36\"\nports = { http = 8080, metrics = 9090 }\n\
+         env = { A = \"1\" }\nmounts = { data = \"/data\" }\n\
+         [volumes.data]\nsize = \"1Gi\"\n[service]\nports = { http = 8080 }\n",
+    );
+    let loaded = load(dir.path());
+    let [app] = &loaded.apps[..] else {
+        panic!("one app: {:?}", loaded.diagnostics);
+    };
+    let container = &app.containers[0];
+    let lists = [
+        (
+            "containers",
+            app.containers.len(),
+            app.containers.capacity(),
+        ),
+        ("volumes", app.volumes.len(), app.volumes.capacity()),
+        ("ports", container.ports.len(), container.ports.capacity()),
+        ("env", container.env.len(), container.env.capacity()),
+        (
+            "mounts",
+            container.mounts.len(),
+            container.mounts.capacity(),
+        ),
+        (
+            "service ports",
+            app.service.as_ref().map_or(0, |s| s.ports.len()),
+            app.service.as_ref().map_or(0, |s| s.ports.capacity()),
+        ),
+    ];
+    for (list, len, capacity) in lists {
+        assert!(len > 0, "{list} is read");
+        assert_eq!(capacity, len, "{list}: room for {capacity}, {len} held");
+    }
+}
