@@ -348,6 +348,40 @@ fn yaml_parses_back_to_the_same_objects() {
     );
 }
 
+/// `Rendered::write_yaml` writes an unpatched app's objects from their types, not from their
+/// JSON values; the two must be the same text for every kind of field the fixtures have.
+#[test]
+fn typed_yaml_is_the_yaml_of_the_values() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/valid");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("fixtures")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    files.sort();
+    let mut unpatched = 0;
+    for path in files {
+        let text = std::fs::read_to_string(&path).expect("fixture");
+        let file = Path::new(path.file_name().expect("name"));
+        let app = check_source(&path, file, &text, &Config::fixtures())
+            .app
+            .unwrap_or_else(|| panic!("{} is invalid", path.display()));
+        let rendered = render_app(&app, &ctx(&app));
+        unpatched += usize::from(rendered.patches.is_empty());
+        let from_values: String = rendered
+            .to_values()
+            .iter()
+            .map(|v| format!("---\n{}", to_yaml(v)))
+            .collect();
+        let mut written = String::new();
+        rendered.write_yaml(&mut written);
+        assert_eq!(written, from_values, "{}", path.display());
+    }
+    assert!(
+        unpatched >= 10,
+        "the fixtures are mostly unpatched apps: {unpatched}"
+    );
+}
+
 #[test]
 fn valid_fixture_yaml() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
