@@ -464,8 +464,9 @@ impl Rendered {
     ///
     /// Without `[patches]` each object is written straight from its k8s-openapi type: those
     /// write their fields in the byte order of the field names, which is the order of a
-    /// `serde_json::Value` map, so the text is the same (test `typed_yaml_is_the_yaml_of_the_values`)
-    /// without building a JSON tree of every object first, about half of `berth render`'s work.
+    /// `serde_json::Value` map, so the text is the same (test
+    /// `typed_yaml_is_the_yaml_of_the_values`) without a JSON tree of every object built first
+    /// and dropped: about a third of the CPU time of rendering 10,000 apps.
     pub fn write_yaml(&self, out: &mut String) {
         if !self.patches.is_empty() {
             for value in self.to_values() {
