@@ -491,24 +491,26 @@ impl Rendered {
 /// `---` and one object as a YAML document body, written in place.
 fn write_document<T: serde::Serialize>(out: &mut String, object: &T) {
     out.push_str("---\n");
+    write_body(out, object);
+}
+
+/// One object as a YAML document body (no `---`).
+pub fn to_yaml(value: &serde_json::Value) -> String {
+    let mut text = String::new();
+    write_body(&mut text, value);
+    text
+}
+
+/// One object's YAML appended to `out`, ending in a newline.
+fn write_body<T: serde::Serialize>(out: &mut String, object: &T) {
     let start = out.len();
-    // k8s-openapi types and JSON values serialize infallibly; a failure would leave an empty
-    // document, as `to_yaml` does.
+    // k8s-openapi types and JSON values serialize infallibly; a failure leaves an empty body.
     if serde_saphyr::to_fmt_writer(out, object).is_err() {
         out.truncate(start);
     }
     if !out[start..].ends_with('\n') {
         out.push('\n');
     }
-}
-
-/// One object as a YAML document body (no `---`).
-pub fn to_yaml(value: &serde_json::Value) -> String {
-    let mut text = serde_saphyr::to_string(value).unwrap_or_default();
-    if !text.ends_with('\n') {
-        text.push('\n');
-    }
-    text
 }
 
 #[cfg(test)]
